@@ -8,7 +8,7 @@ import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from annotate.errors import InputFileError
+from generation.errors import InputFileError
 
 
 def paper_round(percent: float) -> str:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from annotate.errors import InputFileError
+from generation.errors import InputFileError
 
 DATASETS = ("esnli", "ecqa", "sbic", "comve")
 SPLITS = ("train", "validation", "test")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from annotate.errors import InputFileError
+from generation.errors import InputFileError
 from generation.data import LABELS, SBIC_NOT_OFFENSIVE, few_shot_split, load_split, read_id_list
 
 
