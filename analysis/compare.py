@@ -13,8 +13,7 @@ from scipy.stats import wilcoxon
 
 from analysis.agreement import BOOTSTRAP_DEFAULT, Interval, bootstrap_types
 from analysis.data import Prepared
-
-DEFAULT_COMPARE = ("full_ft", "att_q+layer_norm")
+from analysis.defaults import DEFAULT_COMPARE
 
 
 @dataclass
@@ -123,7 +122,7 @@ def compare(p: Prepared, a: str = DEFAULT_COMPARE[0], b: str = DEFAULT_COMPARE[1
 
 
 def _answers(p: Prepared, row: int) -> list[dict[str, Any]]:
-    from annotate.scale import RATINGS
+    from annotate.core.scale import RATINGS
 
     out = []
     for i, name in enumerate(p.annotators):
