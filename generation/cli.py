@@ -115,6 +115,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_splits(args: argparse.Namespace) -> int:
+    from generation.prompts import target_explanation
+    from generation.splits import feb_split, split_json, write_split_files
+
+    split = feb_split(args.dataset, args.data_dir, args.seed, args.n_train, args.n_val)
+    if args.out:
+        for path in write_split_files(split, args.out):
+            print(f"wrote {path}")
+    elif args.json:
+        print(json.dumps(split_json(split), ensure_ascii=False, indent=1))
+    else:
+        for name, rows in (("train", split.train), ("validation", split.validation)):
+            print(f"# {args.dataset} seed {args.seed}: {name} ({len(rows)})")
+            for e in rows:
+                print(f"{e.id}\t{e.label}\t{target_explanation(e)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nle-gen", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bertscore-model", help="local encoder model directory for BERTScore (skipped when absent)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("splits", help="the training and validation items FEB's make_splits selects for a seed",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--dataset", required=True, choices=["esnli", "ecqa", "sbic", "comve"])
+    s.add_argument("--data-dir", required=True, help="the dataset's folder (raw release files)")
+    s.add_argument("--seed", type=int, required=True, help="e.g. one of FEB's seeds (7004, 3639, ...)")
+    s.add_argument("--n-train", type=int, default=48, help="training rows in all (FEB: 16/24/24 per label, ECQA 48)")
+    s.add_argument("--n-val", type=int, default=350, help="validation size (per label: int(n_val / labels))")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print {dataset, seed, train, validation} as JSON")
+    out.add_argument("--out", help="write <task>_train_<seed>.json / <task>_validation_<seed>.json (FEB's layout) here")
+    s.set_defaults(func=cmd_splits)
 
     s = sub.add_parser("sweep", help="print (or run) the jobs for datasets x seeds x configurations")
     s.add_argument("--model", required=True)
