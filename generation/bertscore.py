@@ -73,8 +73,10 @@ class BertScorer:
         sentence = sentence.strip()
         if not sentence:  # bert_score: build_inputs_with_special_tokens([]), gone in transformers 5
             return self.tokenizer("", add_special_tokens=True)["input_ids"]
-        return self.tokenizer(sentence, add_special_tokens=True, truncation=True,
-                              max_length=self.tokenizer.model_max_length)["input_ids"]
+        limit = self.tokenizer.model_max_length
+        if limit > 1_000_000:  # "no limit" sentinel of tokenizers saved without one
+            return self.tokenizer(sentence, add_special_tokens=True)["input_ids"]
+        return self.tokenizer(sentence, add_special_tokens=True, truncation=True, max_length=limit)["input_ids"]
 
     @torch.no_grad()
     def embed(self, sentences: Sequence[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -90,10 +90,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from generation.generate import bertscore_scorer, evaluate_run
 
-    scorer = bertscore_scorer(args.bertscore_model) if args.bertscore_model else None
+    scorer = bertscore_scorer(args.bertscore_model, layer=args.bertscore_layer) if args.bertscore_model else None
     m = evaluate_run(args.run, args.out, split=args.split, first=args.first, batch_size=args.batch_size,
                      data_dir=args.data_dir, base_model=args.base_model, scorer=scorer, progress=not args.quiet)
-    extra = f", BERTScore {m['bertscore_normalized']:.3f}" if "bertscore_normalized" in m else ""
+    extra = f", nBERTs {m['nbertscore']:.2f}" if "nbertscore" in m else ""
     print(f"{m['config']}: accuracy {m['accuracy']:.3f} on {m['n']}, {m['no_because']} without 'because'"
           f"{extra}; wrote {m['selected']} NLEs to {args.out}")
     if m["selected"] == 0:
@@ -172,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--data-dir", help="override the run's data directory")
     s.add_argument("--base-model", help="override the run's base model path")
-    s.add_argument("--bertscore-model", help="local encoder model directory for BERTScore (skipped when absent)")
+    s.add_argument("--bertscore-model", help="encoder for nBERTs, FEB: roberta-large (hub name or local path; "
+                   "skipped when not given)")
+    s.add_argument("--bertscore-layer", type=int, default=17, help="hidden layer whose embeddings BERTScore matches "
+                   "(FEB / bert_score for roberta-large: 17)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_generate)
 
