@@ -80,6 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_train=args.n_train, n_val=args.n_val,
         train_ids=read_id_list(args.train_ids) if args.train_ids else None,
         val_ids=read_id_list(args.val_ids) if args.val_ids else None,
+        split_files=args.split_files, llama_format=args.llama_format,
         max_steps=args.max_steps, bf16=args.bf16,
     )
     result = train(cfg, progress=not args.quiet)
@@ -92,7 +93,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     scorer = bertscore_scorer(args.bertscore_model, layer=args.bertscore_layer) if args.bertscore_model else None
     m = evaluate_run(args.run, args.out, split=args.split, first=args.first, batch_size=args.batch_size,
-                     data_dir=args.data_dir, base_model=args.base_model, scorer=scorer, progress=not args.quiet)
+                     data_dir=args.data_dir, base_model=args.base_model, scorer=scorer, progress=not args.quiet,
+                     broken_explanation=args.broken_explanation)
     extra = f", nBERTs {m['nbertscore']:.2f}" if "nbertscore" in m else ""
     print(f"{m['config']}: accuracy {m['accuracy']:.3f} on {m['n']}, {m['no_because']} without 'because'"
           f"{extra}; wrote {m['selected']} NLEs to {args.out}")
@@ -103,9 +105,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from generation.splits import parse_seeds
     from generation.sweep import plan, run_jobs
 
-    jobs = plan(args.model, args.datasets, args.seeds, args.configs, args.data_root, args.out_root,
+    jobs = plan(args.model, args.datasets, parse_seeds(args.seeds), args.configs, args.data_root, args.out_root,
                 train_args=args.train_arg, first=args.first)
     if args.run:
         return 1 if run_jobs(jobs) else 0
@@ -159,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-val", type=int, default=350)
     s.add_argument("--train-ids", help="file with one training id per line (reuse a published split)")
     s.add_argument("--val-ids", help="file with one validation id per line")
+    s.add_argument("--split-files", help="folder with FEB's split files <task>_train_<seed>.json and "
+                   "<task>_validation_<seed>.json (e.g. FEB's feb_data/ or `nle-gen splits --out`)")
+    s.add_argument("--llama-format", choices=["project", "authors"], default="project",
+                   help="decoder-only models: this project's prompt/target encoding or the SparseFit authors' "
+                   "(SanniM3/predicitons_with_explanations; see docs/reproducing.md)")
     s.add_argument("--max-steps", type=int, default=-1)
     s.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -174,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--base-model", help="override the run's base model path")
     s.add_argument("--bertscore-model", help="encoder for nBERTs, FEB: roberta-large (hub name or local path; "
                    "skipped when not given)")
+    s.add_argument("--broken-explanation", choices=["empty", "unk"], default="empty",
+                   help="nBERTs of an output without ' because ': its empty explanation (the paper: 0) or FEB's 'UNK'")
     s.add_argument("--bertscore-layer", type=int, default=17, help="hidden layer whose embeddings BERTScore matches "
                    "(FEB / bert_score for roberta-large: 17)")
     s.add_argument("--quiet", action="store_true")
@@ -194,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="print (or run) the jobs for datasets x seeds x configurations")
     s.add_argument("--model", required=True)
     s.add_argument("--datasets", nargs="+", default=["esnli", "ecqa", "sbic", "comve"])
-    s.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
+    s.add_argument("--seeds", nargs="+", default=["feb"],
+                   help="integers, 'feb' (FEB's 60 seeds, feb_benchmark.py: 7004 3639 ...) or 'feb:N' (the first N)")
     s.add_argument("--configs", nargs="+", default=["all", "full_ft"], help="names, 'all' or 'peft'")
     s.add_argument("--data-root", required=True, help="holds one folder per dataset")
     s.add_argument("--out-root", required=True)

@@ -109,7 +109,7 @@ def metrics_of(scored: list[Scored]) -> dict:
 def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation", first: int = 30,
                  batch_size: int = 16, data_dir: str | None = None, base_model: str | None = None,
                  scorer: Callable[[list[str], list[list[str]]], list[float]] | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, broken_explanation: str = "empty") -> dict:
     """Generate for the run's validation (or another) split; write the NLE JSONL of the first correct
     predictions balanced by class to `out` and metrics.json beside the run; return the metrics."""
     run_dir = Path(run_dir)
@@ -135,7 +135,11 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     if scorer is not None:
         # FEB metrics.py: best BERTScore over the gold explanations, 0 for a wrong prediction, mean over all
         # items (an empty explanation scores 0 by bert_score's rule); nbertscore on FEB's 0-100 scale.
-        raw = scorer([s.parsed.explanation for s in scored], [s.example.explanations for s in scored])
+        # An output without " because ": the paper scores its empty explanation (0); FEB's and the authors'
+        # metrics.py score the string "UNK" instead (broken_explanation="unk").
+        unk = "UNK" if broken_explanation == "unk" else ""
+        raw = scorer([s.parsed.explanation if s.parsed.well_formed else unk for s in scored],
+                     [s.example.explanations for s in scored])
         metrics["nbertscore"] = nbertscore(raw, [s.correct for s in scored])
         metrics["bertscore_normalized"] = metrics["nbertscore"] / 100
     chosen = select_balanced(scored, dataset, first)

@@ -195,3 +195,15 @@ def test_train_split_files_option_reuses_them(fixtures_dir: Path, tmp_path: Path
     write_split_files(split, tmp_path)
     again = few_shot_split("esnli", fixtures_dir / "esnli", 9, n_train=6, n_val=3)
     assert [e.id for e in again.train] == [e.id for e in split.train]
+
+
+def test_sweep_takes_febs_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sweep", "--model", "m", "--datasets", "comve", "--configs", "layer_norm", "--data-root", str(tmp_path),
+            "--out-root", str(tmp_path / "runs")]
+    assert main([*args, "--seeds", "feb:3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("--seed ")[1].split()[0] for line in lines] == ["7004", "3639", "6290"]
+    assert main(args) == 0  # default: all 60
+    assert len(capsys.readouterr().out.splitlines()) == 60
+    assert main([*args, "--seeds", "feb:99"]) == 2
+    assert "feb:N must be 1..60" in capsys.readouterr().err
