@@ -122,7 +122,7 @@ def cmd_splits(args: argparse.Namespace) -> int:
     from generation.prompts import target_explanation
     from generation.splits import feb_split, split_json, write_split_files
 
-    split = feb_split(args.dataset, args.data_dir, args.seed, args.n_train, args.n_val)
+    split = feb_split(args.dataset, args.data_dir, args.seed, args.n_train, args.n_val, args.esnli_shuffle)
     if args.out:
         for path in write_split_files(split, args.out):
             print(f"wrote {path}")
@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, required=True, help="e.g. one of FEB's seeds (7004, 3639, ...)")
     s.add_argument("--n-train", type=int, default=48, help="training rows in all (FEB: 16/24/24 per label, ECQA 48)")
     s.add_argument("--n-val", type=int, default=350, help="validation size (per label: int(n_val / labels))")
+    s.add_argument("--esnli-shuffle", choices=["v2", "v1"], default="v2",
+                   help="e-SNLI: the seedless datasets.shuffle() of datasets >= 2 (v2) or of datasets 1.x (v1); "
+                   "FEB pinned no version (see docs/reproducing.md)")
     out = s.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print {dataset, seed, train, validation} as JSON")
     out.add_argument("--out", help="write <task>_train_<seed>.json / <task>_validation_<seed>.json (FEB's layout) here")
