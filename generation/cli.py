@@ -109,7 +109,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from generation.sweep import plan, run_jobs
 
     jobs = plan(args.model, args.datasets, parse_seeds(args.seeds), args.configs, args.data_root, args.out_root,
-                train_args=args.train_arg, first=args.first)
+                train_args=args.train_arg, first=args.first, generate_args=args.generate_arg)
     if args.run:
         return 1 if run_jobs(jobs) else 0
     for job in jobs:
@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-root", required=True)
     s.add_argument("--first", type=int, default=30)
     s.add_argument("--train-arg", action="append", default=[], help="extra argument passed to train (repeatable)")
+    s.add_argument("--generate-arg", action="append", default=[],
+                   help="extra argument passed to generate (repeatable), e.g. --generate-arg=--bertscore-model "
+                   "--generate-arg=roberta-large for nBERTs")
     s.add_argument("--run", action="store_true", help="run the jobs here, one after another")
     s.set_defaults(func=cmd_sweep)
     return p

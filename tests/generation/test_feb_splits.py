@@ -207,3 +207,11 @@ def test_sweep_takes_febs_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert len(capsys.readouterr().out.splitlines()) == 60
     assert main([*args, "--seeds", "feb:99"]) == 2
     assert "feb:N must be 1..60" in capsys.readouterr().err
+
+
+def test_sweep_passes_generate_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", "--model", "m", "--datasets", "comve", "--configs", "layer_norm", "--seeds", "51",
+                 "--data-root", str(tmp_path), "--out-root", str(tmp_path / "runs"),
+                 "--generate-arg=--bertscore-model", "--generate-arg=roberta-large"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.split(" && ")[1].endswith("--bertscore-model roberta-large")
