@@ -215,3 +215,26 @@ def test_sweep_passes_generate_arguments(tmp_path: Path, capsys: pytest.CaptureF
                  "--generate-arg=--bertscore-model", "--generate-arg=roberta-large"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.split(" && ")[1].endswith("--bertscore-model roberta-large")
+
+
+def test_esnli_split_equals_datasets_library(fixtures_dir: Path) -> None:
+    """FEB's e-SNLI branch run with the real `datasets` library (when installed; not a project dependency)."""
+    datasets = pytest.importorskip("datasets")
+    from transformers import set_seed
+
+    rows = {split: load_split("esnli", fixtures_dir / "esnli", split) for split in ("train", "validation")}
+    labels = ["entailment", "neutral", "contradiction"]
+    for seed in (7004, 3639):
+        set_seed(seed)
+        chosen = {}
+        for split, k in (("train", 2), ("validation", 1)):
+            ds = datasets.Dataset.from_dict({"id": [e.id for e in rows[split]],
+                                             "label": [labels.index(e.label) for e in rows[split]]})
+            parts = []
+            for label_int in range(3):
+                subset = ds.filter(lambda x, li=label_int: x["label"] == li).shuffle()
+                parts.append(subset.select(range(k)))
+            chosen[split] = datasets.concatenate_datasets(parts)["id"]
+        ours = feb_split("esnli", fixtures_dir / "esnli", seed, n_train=6, n_val=3)
+        assert [e.id for e in ours.train] == chosen["train"]
+        assert [e.id for e in ours.validation] == chosen["validation"]
