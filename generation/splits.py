@@ -197,7 +197,11 @@ def _example_from_row(dataset: str, row: dict, path: Path, line: int) -> Example
 
 
 def _input_key(example: Example) -> str:
-    return json.dumps(example.inputs, sort_keys=True)
+    """The example's input with whitespace collapsed (FEB's rows keep the release's spacing, our loaders strip)."""
+    def norm(v):
+        return [" ".join(x.split()) for x in v] if isinstance(v, list) else " ".join(str(v).split())
+
+    return json.dumps({k: norm(v) for k, v in example.inputs.items()}, sort_keys=True)
 
 
 def read_split_files(directory: str | Path, dataset: str, seed: int, data_dir: str | Path | None = None) -> FebSplit:

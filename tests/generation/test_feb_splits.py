@@ -181,8 +181,10 @@ def test_split_files_round_trip(dataset: str, fixtures_dir: Path, tmp_path: Path
 def test_febs_own_files_without_ids_are_matched_to_the_data(fixtures_dir: Path, tmp_path: Path) -> None:
     split = feb_split("comve", fixtures_dir / "comve", 5, n_train=2, n_val=2)
     paths = write_split_files(split, tmp_path / "sensemaking")
-    for path in paths:  # FEB's files carry no id column
+    for path in paths:  # FEB's files carry no id column, and keep the release's spacing
         rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for r in rows:
+            r["sent0"] = f" {r['sent0']}  "
         path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "sample_id"}) + "\n" for r in rows))
     back = read_split_files(tmp_path, "comve", 5, data_dir=fixtures_dir / "comve")
     assert [e.id for e in back.validation] == [e.id for e in split.validation]
@@ -238,3 +240,9 @@ def test_esnli_split_equals_datasets_library(fixtures_dir: Path) -> None:
         ours = feb_split("esnli", fixtures_dir / "esnli", seed, n_train=6, n_val=3)
         assert [e.id for e in ours.train] == chosen["train"]
         assert [e.id for e in ours.validation] == chosen["validation"]
+
+
+def test_splits_command_bad_data_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["splits", "--dataset", "sbic", "--data-dir", str(tmp_path), "--seed", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SBIC.v2.trn.csv" in err[0] and str(tmp_path) in err[0]
