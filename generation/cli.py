@@ -80,6 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_train=args.n_train, n_val=args.n_val,
         train_ids=read_id_list(args.train_ids) if args.train_ids else None,
         val_ids=read_id_list(args.val_ids) if args.val_ids else None,
+        split_files=args.split_files, llama_format=args.llama_format,
         max_steps=args.max_steps, bf16=args.bf16,
     )
     result = train(cfg, progress=not args.quiet)
@@ -90,10 +91,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from generation.generate import bertscore_scorer, evaluate_run
 
-    scorer = bertscore_scorer(args.bertscore_model) if args.bertscore_model else None
+    scorer = bertscore_scorer(args.bertscore_model, layer=args.bertscore_layer) if args.bertscore_model else None
     m = evaluate_run(args.run, args.out, split=args.split, first=args.first, batch_size=args.batch_size,
-                     data_dir=args.data_dir, base_model=args.base_model, scorer=scorer, progress=not args.quiet)
-    extra = f", BERTScore {m['bertscore_normalized']:.3f}" if "bertscore_normalized" in m else ""
+                     data_dir=args.data_dir, base_model=args.base_model, scorer=scorer, progress=not args.quiet,
+                     broken_explanation=args.broken_explanation)
+    extra = f", nBERTs {m['nbertscore']:.2f}" if "nbertscore" in m else ""
     print(f"{m['config']}: accuracy {m['accuracy']:.3f} on {m['n']}, {m['no_because']} without 'because'"
           f"{extra}; wrote {m['selected']} NLEs to {args.out}")
     if m["selected"] == 0:
@@ -103,15 +105,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from generation.splits import parse_seeds
     from generation.sweep import plan, run_jobs
 
-    jobs = plan(args.model, args.datasets, args.seeds, args.configs, args.data_root, args.out_root,
-                train_args=args.train_arg, first=args.first)
+    jobs = plan(args.model, args.datasets, parse_seeds(args.seeds), args.configs, args.data_root, args.out_root,
+                train_args=args.train_arg, first=args.first, generate_args=args.generate_arg)
     if args.run:
         return 1 if run_jobs(jobs) else 0
     for job in jobs:
         print(job.shell)
     print(f"# {len(jobs)} job(s) to run", file=sys.stderr)
+    return 0
+
+
+def cmd_splits(args: argparse.Namespace) -> int:
+    from generation.prompts import target_explanation
+    from generation.splits import feb_split, split_json, write_split_files
+
+    split = feb_split(args.dataset, args.data_dir, args.seed, args.n_train, args.n_val, args.esnli_shuffle)
+    if args.out:
+        for path in write_split_files(split, args.out):
+            print(f"wrote {path}")
+    elif args.json:
+        print(json.dumps(split_json(split), ensure_ascii=False, indent=1))
+    else:
+        for name, rows in (("train", split.train), ("validation", split.validation)):
+            print(f"# {args.dataset} seed {args.seed}: {name} ({len(rows)})")
+            for e in rows:
+                print(f"{e.id}\t{e.label}\t{target_explanation(e)}")
     return 0
 
 
@@ -141,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-val", type=int, default=350)
     s.add_argument("--train-ids", help="file with one training id per line (reuse a published split)")
     s.add_argument("--val-ids", help="file with one validation id per line")
+    s.add_argument("--split-files", help="folder with FEB's split files <task>_train_<seed>.json and "
+                   "<task>_validation_<seed>.json (e.g. FEB's feb_data/ or `nle-gen splits --out`)")
+    s.add_argument("--llama-format", choices=["project", "authors"], default="project",
+                   help="decoder-only models: this project's prompt/target encoding or the SparseFit authors' "
+                   "(SanniM3/predicitons_with_explanations; see docs/reproducing.md)")
     s.add_argument("--max-steps", type=int, default=-1)
     s.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -154,19 +180,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--data-dir", help="override the run's data directory")
     s.add_argument("--base-model", help="override the run's base model path")
-    s.add_argument("--bertscore-model", help="local encoder model directory for BERTScore (skipped when absent)")
+    s.add_argument("--bertscore-model", help="encoder for nBERTs, FEB: roberta-large (hub name or local path; "
+                   "skipped when not given)")
+    s.add_argument("--broken-explanation", choices=["empty", "unk"], default="empty",
+                   help="nBERTs of an output without ' because ': its empty explanation (the paper: 0) or FEB's 'UNK'")
+    s.add_argument("--bertscore-layer", type=int, default=17, help="hidden layer whose embeddings BERTScore matches "
+                   "(FEB / bert_score for roberta-large: 17)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("splits", help="the training and validation items FEB's make_splits selects for a seed",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--dataset", required=True, choices=["esnli", "ecqa", "sbic", "comve"])
+    s.add_argument("--data-dir", required=True, help="the dataset's folder (raw release files)")
+    s.add_argument("--seed", type=int, required=True, help="e.g. one of FEB's seeds (7004, 3639, ...)")
+    s.add_argument("--n-train", type=int, default=48, help="training rows in all (FEB: 16/24/24 per label, ECQA 48)")
+    s.add_argument("--n-val", type=int, default=350, help="validation size (per label: int(n_val / labels))")
+    s.add_argument("--esnli-shuffle", choices=["v2", "v1"], default="v2",
+                   help="e-SNLI: the seedless datasets.shuffle() of datasets >= 2 (v2) or of datasets 1.x (v1); "
+                   "FEB pinned no version (see docs/reproducing.md)")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print {dataset, seed, train, validation} as JSON")
+    out.add_argument("--out", help="write <task>_train_<seed>.json / <task>_validation_<seed>.json (FEB's layout) here")
+    s.set_defaults(func=cmd_splits)
 
     s = sub.add_parser("sweep", help="print (or run) the jobs for datasets x seeds x configurations")
     s.add_argument("--model", required=True)
     s.add_argument("--datasets", nargs="+", default=["esnli", "ecqa", "sbic", "comve"])
-    s.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
+    s.add_argument("--seeds", nargs="+", default=["feb"],
+                   help="integers, 'feb' (FEB's 60 seeds, feb_benchmark.py: 7004 3639 ...) or 'feb:N' (the first N)")
     s.add_argument("--configs", nargs="+", default=["all", "full_ft"], help="names, 'all' or 'peft'")
     s.add_argument("--data-root", required=True, help="holds one folder per dataset")
     s.add_argument("--out-root", required=True)
     s.add_argument("--first", type=int, default=30)
     s.add_argument("--train-arg", action="append", default=[], help="extra argument passed to train (repeatable)")
+    s.add_argument("--generate-arg", action="append", default=[],
+                   help="extra argument passed to generate (repeatable), e.g. --generate-arg=--bertscore-model "
+                   "--generate-arg=roberta-large for nBERTs")
     s.add_argument("--run", action="store_true", help="run the jobs here, one after another")
     s.set_defaults(func=cmd_sweep)
     return p

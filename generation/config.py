@@ -27,6 +27,8 @@ class TrainConfig:
     n_val: int = 350
     train_ids: list[str] | None = None
     val_ids: list[str] | None = None
+    split_files: str | None = None  # a folder with FEB's <task>_train_<seed>.json / <task>_validation_<seed>.json
+    llama_format: str = "project"  # decoder-only models: "project" or "authors" (SanniM3/predicitons_with_explanations)
     max_input_tokens: int = 512
     max_target_tokens: int = 128
     max_steps: int = -1  # > 0 overrides epochs (smoke tests)
@@ -52,6 +54,10 @@ class TrainConfig:
             raise ValueError("n_train and n_val must be >= 1")
         if self.max_input_tokens < 8 or self.max_target_tokens < 4:
             raise ValueError("max_input_tokens must be >= 8 and max_target_tokens >= 4")
+        if self.split_files and (self.train_ids or self.val_ids):
+            raise ValueError("split_files and train_ids/val_ids are alternatives; give one")
+        if self.llama_format not in ("project", "authors"):
+            raise ValueError("llama_format must be 'project' or 'authors'")
         if self.bf16 not in ("auto", "yes", "no"):
             raise ValueError("bf16 must be auto, yes or no")
 

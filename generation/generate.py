@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from generation.bertscore import FEB_LAYER, BertScorer, nbertscore
 from generation.data import LABELS, Example, load_split
 from generation.prompts import Parsed, is_correct, parse, prompt
 from generation.train import SPLIT_FILE, load_run
@@ -85,7 +86,7 @@ def score_examples(examples: list[Example], outputs: list[str]) -> list[Scored]:
     scored = []
     for ex, text in zip(examples, outputs, strict=True):
         p = parse(text)
-        scored.append(Scored(ex, prompt(ex), text, p, is_correct(p, ex.label)))
+        scored.append(Scored(ex, prompt(ex), text, p, is_correct(p, ex.label, ex.dataset)))
     return scored
 
 
@@ -108,7 +109,7 @@ def metrics_of(scored: list[Scored]) -> dict:
 def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation", first: int = 30,
                  batch_size: int = 16, data_dir: str | None = None, base_model: str | None = None,
                  scorer: Callable[[list[str], list[list[str]]], list[float]] | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, broken_explanation: str = "empty") -> dict:
     """Generate for the run's validation (or another) split; write the NLE JSONL of the first correct
     predictions balanced by class to `out` and metrics.json beside the run; return the metrics."""
     run_dir = Path(run_dir)
@@ -132,10 +133,15 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     scored = score_examples(examples, outputs)
     metrics = metrics_of(scored)
     if scorer is not None:
-        # Normalized BERTScore: 0 for a wrong prediction or an empty explanation.
-        raw = scorer([s.parsed.explanation for s in scored], [s.example.explanations for s in scored])
-        metrics["bertscore_normalized"] = sum(
-            r if s.correct and s.parsed.explanation else 0.0 for r, s in zip(raw, scored, strict=True)) / max(len(scored), 1)
+        # FEB metrics.py: best BERTScore over the gold explanations, 0 for a wrong prediction, mean over all
+        # items (an empty explanation scores 0 by bert_score's rule); nbertscore on FEB's 0-100 scale.
+        # An output without " because ": the paper scores its empty explanation (0); FEB's and the authors'
+        # metrics.py score the string "UNK" instead (broken_explanation="unk").
+        unk = "UNK" if broken_explanation == "unk" else ""
+        raw = scorer([s.parsed.explanation if s.parsed.well_formed else unk for s in scored],
+                     [s.example.explanations for s in scored])
+        metrics["nbertscore"] = nbertscore(raw, [s.correct for s in scored])
+        metrics["bertscore_normalized"] = metrics["nbertscore"] / 100
     chosen = select_balanced(scored, dataset, first)
     model_name = info["base_model"]
     out = Path(out)
@@ -152,38 +158,7 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     return metrics
 
 
-def bertscore_scorer(model_path: str, layer: int | None = None, batch_size: int = 32) -> Callable:
-    """BERTScore F1 (greedy cosine matching of contextual token embeddings, best over the gold
-    explanations) with a local encoder model; no rescaling."""
-    from transformers import AutoModel, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-    enc = AutoModel.from_pretrained(model_path, local_files_only=True).eval()
-
-    @torch.no_grad()
-    def embed(texts: list[str]) -> list[torch.Tensor]:
-        vecs = []
-        for i in range(0, len(texts), batch_size):
-            b = tok(texts[i:i + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=256)
-            out = enc(**b, output_hidden_states=True)
-            h = out.hidden_states[layer] if layer is not None else out.last_hidden_state
-            h = torch.nn.functional.normalize(h, dim=-1)
-            for row, mask in zip(h, b["attention_mask"], strict=True):
-                vecs.append(row[mask.bool()])
-        return vecs
-
-    def f1(a: torch.Tensor, b: torch.Tensor) -> float:
-        sim = a @ b.T
-        p, r = sim.max(dim=1).values.mean(), sim.max(dim=0).values.mean()
-        return float(2 * p * r / (p + r)) if (p + r) > 0 else 0.0
-
-    def score(candidates: list[str], references: list[list[str]]) -> list[float]:
-        flat = [r for refs in references for r in refs]
-        cand_v, ref_v = embed([c or " " for c in candidates]), embed(flat)
-        scores, k = [], 0
-        for c, refs in zip(cand_v, references, strict=True):
-            scores.append(max((f1(c, ref_v[k + j]) for j in range(len(refs))), default=0.0))
-            k += len(refs)
-        return scores
-
-    return score
+def bertscore_scorer(model_path: str, layer: int = FEB_LAYER, batch_size: int = 32) -> Callable:
+    """BERTScore F1 as FEB computes it (generation.bertscore): best over the gold explanations, lowercased,
+    idf off, no rescaling, hidden states of `layer` (FEB: roberta-large, 17)."""
+    return BertScorer(model_path, layer=layer, batch_size=batch_size)

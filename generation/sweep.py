@@ -49,7 +49,7 @@ def is_complete(run_dir: Path) -> bool:
 
 def plan(model: str, datasets: list[str], seeds: list[int], configs: list[str], data_root: str | Path,
          out_root: str | Path, train_args: list[str] | None = None, first: int = 30,
-         include_complete: bool = False) -> list[Job]:
+         include_complete: bool = False, generate_args: list[str] | None = None) -> list[Job]:
     """Jobs in a stable order; data for dataset D is read from data_root/D, runs go to out_root/D/CONFIG/seed-S."""
     for d in datasets:
         if d not in DATASETS:
@@ -64,7 +64,7 @@ def plan(model: str, datasets: list[str], seeds: list[int], configs: list[str], 
                 train = ("nle-gen", "train", "--model", model, "--dataset", d, "--data-dir", str(Path(data_root) / d),
                          "--seed", str(seed), "--config", c, "--out", str(run_dir), *(train_args or []))
                 gen = ("nle-gen", "generate", "--run", str(run_dir), "--out", str(run_dir / "nles.jsonl"),
-                       "--first", str(first))
+                       "--first", str(first), *(generate_args or []))
                 # A job whose training finished but whose generation did not only re-runs generation.
                 trained = (run_dir / RUN_FILE).is_file()
                 jobs.append(Job(d, seed, c, run_dir, (gen,) if trained else (train, gen)))

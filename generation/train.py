@@ -31,7 +31,7 @@ from generation.components import FULL_FT, PEFT_BASELINES, ParamCounts, family, 
 from generation.config import TrainConfig
 from generation.data import Example, few_shot_split
 from generation.presets import model_class
-from generation.prompts import prompt, target
+from generation.prompts import prompt, target, target_explanation
 
 RUN_FILE, SPLIT_FILE, SPARSE_FILE = "run.json", "split.json", "trainable.safetensors"
 
@@ -53,9 +53,38 @@ def is_decoder_only(model: torch.nn.Module) -> bool:
     return not getattr(model.config, "is_encoder_decoder", False)
 
 
+AUTHORS_PAD = "[PAD]"
+
+
+def add_authors_pad_token(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
+    """The SparseFit authors' Llama set-up: a new "[PAD]" token and the embeddings resized to it. The new rows
+    are the mean of the old ones (not random) so that training and reloading build the same model."""
+    if tokenizer.convert_tokens_to_ids(AUTHORS_PAD) in (None, tokenizer.unk_token_id):
+        tokenizer.add_special_tokens({"pad_token": AUTHORS_PAD})
+    tokenizer.pad_token = AUTHORS_PAD
+    old = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > old:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())
+                        if e is not None}.values():
+                emb.weight[old:] = emb.weight[:old].mean(dim=0)
+
+
 def encode(example: Example, tokenizer: PreTrainedTokenizerBase, decoder_only: bool,
-           max_input: int = 512, max_target: int = 128) -> dict[str, list[int]]:
-    """Token ids of prompt and target; decoder-only: prompt + target with the prompt masked to -100 in labels."""
+           max_input: int = 512, max_target: int = 128, llama_format: str = "project") -> dict[str, list[int]]:
+    """Token ids of prompt and target; decoder-only: prompt + target with the prompt masked to -100 in labels.
+
+    llama_format="authors" (decoder-only; SanniM3/predicitons_with_explanations input_to_label_and_rationale.py
+    `process_data_split`): input = tokens of the prompt + tokens of the target, each with the tokenizer's BOS,
+    no EOS; labels = the pad token id at every prompt position (so they are trained on, as the authors did)
+    followed by the target tokens."""
+    if decoder_only and llama_format == "authors":
+        source = tokenizer(prompt(example), truncation=True, max_length=max_input)["input_ids"]
+        tgt = tokenizer(target(example), truncation=True, max_length=max_target)["input_ids"]
+        ids = source + tgt
+        return {"input_ids": ids, "attention_mask": [1] * len(ids),
+                "labels": [tokenizer.pad_token_id] * len(source) + tgt}
     source = tokenizer(prompt(example), truncation=True, max_length=max_input)["input_ids"]
     tgt_text = (" " if decoder_only else "") + target(example)
     tgt = tokenizer(tgt_text, add_special_tokens=not decoder_only, truncation=True, max_length=max_target)["input_ids"]
@@ -165,14 +194,24 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_FILE).unlink(missing_ok=True)  # an interrupted re-run must not look complete
-    split = few_shot_split(cfg.dataset, cfg.data_dir, cfg.seed, cfg.n_train, cfg.n_val, cfg.train_ids, cfg.val_ids)
+    if cfg.split_files:
+        from generation.splits import read_split_files
+
+        split = read_split_files(cfg.split_files, cfg.dataset, cfg.seed, cfg.data_dir)
+    else:
+        split = few_shot_split(cfg.dataset, cfg.data_dir, cfg.seed, cfg.n_train, cfg.n_val, cfg.train_ids, cfg.val_ids)
     _write_json(run_dir / SPLIT_FILE, {"dataset": cfg.dataset, "seed": cfg.seed,
                                        "train": [e.id for e in split.train],
+                                       # ComVE trains on each pair three times, once per explanation
+                                       "train_explanations": [target_explanation(e) for e in split.train],
                                        "validation": [e.id for e in split.validation]})
     set_seed(cfg.seed)
     model, tokenizer = load_base(cfg.model)
     decoder_only = is_decoder_only(model)
-    features = [encode(e, tokenizer, decoder_only, cfg.max_input_tokens, cfg.max_target_tokens) for e in split.train]
+    if decoder_only and cfg.llama_format == "authors":
+        add_authors_pad_token(model, tokenizer)
+    features = [encode(e, tokenizer, decoder_only, cfg.max_input_tokens, cfg.max_target_tokens, cfg.llama_format)
+                for e in split.train]
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
 
@@ -282,6 +321,8 @@ def load_run(run_dir: str | Path, base_model: str | None = None) -> tuple[torch.
         model = model_class(config).from_pretrained(run_dir / "model", dtype=torch.float32)
     else:
         model, _ = load_base(base)
+        if info["train_config"].get("llama_format") == "authors" and is_decoder_only(model):
+            add_authors_pad_token(model, tokenizer)  # the run's tokenizer already holds "[PAD]"
         if info["kind"] == "peft":
             from peft import PeftModel
 

@@ -42,7 +42,8 @@ def _all_texts() -> list[str]:
     for name in DATASETS:
         for split in ("train", "validation"):
             for ex in load_split(name, FIXTURES / name, split):
-                texts += [prompt(ex), target(ex), *ex.explanations]
+                # FEB's UnifiedQA inputs end in "</s>" glued to the last word; the special token splits it off.
+                texts += [prompt(ex).replace("</s>", " </s>"), target(ex), *ex.explanations]
     return texts
 
 
