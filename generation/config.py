@@ -32,6 +32,8 @@ class TrainConfig:
     max_steps: int = -1  # > 0 overrides epochs (smoke tests)
     bf16: str = "auto"  # auto = on a CUDA GPU that supports it
     logging_steps: int = 5
+    lora_r: int = 128  # rank of the `lora` baseline (the paper's Table 8 sweeps it)
+    resize_embeddings: bool = True  # T5: resize to len(tokenizer) = 32,100 rows, as FEB does
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -40,6 +42,8 @@ class TrainConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
         if self.config not in PEFT_BASELINES:
             parse_configuration(self.config)
+        if self.lora_r != 128 and self.config != "lora":
+            raise ValueError(f"lora_r applies to the 'lora' baseline only, not to {self.config!r}")
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -52,6 +56,8 @@ class TrainConfig:
             raise ValueError("n_train and n_val must be >= 1")
         if self.max_input_tokens < 8 or self.max_target_tokens < 4:
             raise ValueError("max_input_tokens must be >= 8 and max_target_tokens >= 4")
+        if self.lora_r < 1:
+            raise ValueError("lora_r must be >= 1")
         if self.bf16 not in ("auto", "yes", "no"):
             raise ValueError("bf16 must be auto, yes or no")
 
