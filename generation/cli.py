@@ -155,7 +155,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.quiet:
         _quiet_libraries()
     _threads(args.threads)
-    from generation.generate import bertscore_scorer, evaluate_run, metrics_file, selection_warnings
+    from generation.generate import bertscore_scorer, evaluate_run, selection_warnings
+    from generation.layout import metrics_file
 
     scorer = bertscore_scorer(args.bertscore_model) if args.bertscore_model else None
     m = evaluate_run(args.run, args.out, split=args.split, first=args.first, batch_size=args.batch_size,
@@ -196,7 +197,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     from generation.results import write_results  # pandas/plotly/scipy stay out of train and generate
 
-    summary = write_results(args.runs_dir, args.out, split=args.split, alpha=args.alpha, ddof=args.ddof)
+    summary = write_results(args.runs_dir, args.out, split=args.split, alpha=args.alpha, ddof=args.ddof,
+                            test=args.test)
     print(summary)
     return 0
 
@@ -295,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--alpha", type=float, default=0.01, help="significance level of the ▽ mark (the paper's)")
     s.add_argument("--ddof", type=int, default=0, choices=[0, 1],
                    help="std over seeds: 0 = population std as FEB's exp.py (np.std), 1 = sample std")
+    s.add_argument("--test", choices=["paired", "welch"], default="paired",
+                   help="t-test of per-seed values against the baseline: paired over common seeds (same seed = "
+                        "same split) or Welch's")
     s.set_defaults(func=cmd_results)
     return p
 

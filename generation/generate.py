@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from generation.data import LABELS, Example, load_split
+from generation.layout import generations_file, metrics_file
 from generation.prompts import Parsed, is_correct, parse, prompt
 from generation.train import SPLIT_FILE, load_run
 
@@ -103,16 +104,6 @@ def metrics_of(scored: list[Scored]) -> dict:
         "no_because": sum(not s.parsed.well_formed for s in scored),
         "per_label_accuracy": {k: c / t for k, (c, t) in sorted(per_label.items())},
     }
-
-
-def metrics_file(split: str) -> str:
-    """metrics.json for the validation split (what the sweep and `results` read), metrics-<split>.json else,
-    so a test evaluation never overwrites the validation metrics."""
-    return "metrics.json" if split == "validation" else f"metrics-{split}.json"
-
-
-def generations_file(split: str) -> str:
-    return "generations.jsonl" if split == "validation" else f"generations-{split}.jsonl"
 
 
 def selection_warnings(metrics: dict) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from generation.components import FULL_FT, PEFT_BASELINES, all_configurations, parse_configuration
 from generation.data import DATASETS
+from generation.layout import metrics_file, nles_file
 from generation.train import RUN_FILE, read_run
 
 
@@ -54,14 +55,8 @@ def resolve_configs(names: list[str]) -> list[str]:
     return out
 
 
-def nles_file(split: str) -> str:
-    return "nles.jsonl" if split == "validation" else f"nles-{split}.jsonl"
-
-
 def is_complete(run_dir: Path, split: str = "validation") -> bool:
     """Trained (run.json complete) and generated for `split` (its metrics file and NLE file present)."""
-    from generation.generate import metrics_file
-
     try:
         read_run(run_dir)
     except (ValueError, OSError):

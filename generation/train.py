@@ -30,11 +30,10 @@ from transformers import (
 from generation.components import FULL_FT, PEFT_BASELINES, ParamCounts, family, select_trainable_parameters
 from generation.config import TrainConfig
 from generation.data import Example, few_shot_split
+from generation.flops import FORMULA, forward_flops, stack_sizes, train_step_flops
+from generation.layout import RUN_FILE, SPARSE_FILE, SPLIT_FILE
 from generation.presets import model_class
 from generation.prompts import prompt, target
-
-RUN_FILE, SPLIT_FILE, SPARSE_FILE = "run.json", "split.json", "trainable.safetensors"
-
 
 # --- model, tokenizer, features -------------------------------------------------------------------
 
@@ -275,6 +274,7 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
 
+    sizes = stack_sizes(model)  # before any adapter wraps the model
     callbacks = []
     if cfg.kind == "peft":
         model, counts = wrap_and_count(model, cfg.config, total_steps, cfg.lora_r)
@@ -331,6 +331,11 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
     model.eval()
 
     save_weights(model, cfg, counts, tokenizer, run_dir)
+    if decoder_only:  # input_ids hold prompt + target; labels mark the target
+        per_example = [forward_flops(sizes, len(f["input_ids"]), 0, True) for f in features]
+    else:
+        per_example = [forward_flops(sizes, len(f["input_ids"]), len(f["labels"]), False) for f in features]
+    mean_forward = sum(per_example) / len(per_example)
     ended = dt.datetime.now(dt.timezone.utc)
     env = environment_info()
     _write_json(run_dir / RUN_FILE, {
@@ -349,6 +354,9 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         "ended": ended.isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - t0, 3),
         "bf16_used": bool(args.bf16),
+        "forward_flops_per_example": mean_forward,
+        "train_flops_per_step": train_step_flops(mean_forward, cfg.batch_size, counts.trainable, counts.total),
+        "flops_formula": FORMULA,
         "embedding_rows": model.get_input_embeddings().weight.shape[0],
         **env,
         "transformers": transformers.__version__,
