@@ -196,8 +196,12 @@ def missing_runs(runs: list[Run], incomplete: list[dict], root: Path) -> list[st
 # --- aggregation ----------------------------------------------------------------------------------
 
 
-def _mark(p: float | None, alpha: float) -> str:
-    return "▽" if p is not None and p < alpha else ""
+def _mark(p: float | None, alpha: float, mean: float, baseline_mean: float) -> str:
+    """▽ (the paper's mark) for significantly below the baseline; △ for significantly above, so that an
+    improvement is never shown with the paper's downward mark."""
+    if p is None or p >= alpha:
+        return ""
+    return "▽" if mean < baseline_mean else "△"
 
 
 def aggregate(runs: list[Run], ddof: int = 0, alpha: float = 0.01, test: Test = "paired") -> list[Row]:
@@ -232,7 +236,9 @@ def aggregate(runs: list[Run], ddof: int = 0, alpha: float = 0.01, test: Test = 
             theirs = {int(s): v[metric] for s, v in base.per_seed.items() if v[metric] is not None}
             p = t_test(mine, theirs, test) if mine and theirs else None
             setattr(row, f"p_{metric}", p)
-            setattr(row, f"mark_{metric}", _mark(p, alpha))
+            if p is not None:
+                setattr(row, f"mark_{metric}", _mark(p, alpha, getattr(row, f"{metric}_mean"),
+                                                     getattr(base, f"{metric}_mean")))
     order = {"full": 0, "sparse": 1}
     return sorted(rows.values(), key=lambda r: (r.dataset, r.model, r.table != "sparsefit",
                                                 order.get(r.kind, 2), r.config))
@@ -251,12 +257,22 @@ def fmt(x: float | None, spec: str = ".2f") -> str:
     return DASH if x is None else format(x, spec)
 
 
+def table_rows(rows: list[Row]) -> list[tuple[tuple[str, str, str], list[Row]]]:
+    """Rows per table (dataset, model, kind of table); a PEFT table starts with its baseline row."""
+    out = []
+    for key in dict.fromkeys((r.dataset, r.model, r.table) for r in rows):
+        mine = [r for r in rows if (r.dataset, r.model, r.table) == key]
+        if key[2] == "peft":
+            base = [r for r in rows if (r.dataset, r.model, r.config) == (key[0], key[1], PEFT_BASELINE)]
+            mine = base + mine
+        out.append((key, mine))
+    return out
+
+
 def table_lines(rows: list[Row]) -> list[str]:
     """Markdown tables, one per dataset x model x table."""
     out = []
-    keys = list(dict.fromkeys((r.dataset, r.model, r.table) for r in rows))
-    for dataset, model, table in keys:
-        mine = [r for r in rows if (r.dataset, r.model, r.table) == (dataset, model, table)]
+    for (dataset, model, table), mine in table_rows(rows):
         base = SPARSE_BASELINE if table == "sparsefit" else PEFT_BASELINE
         title = "SparseFit configurations vs full fine-tuning" if table == "sparsefit" else f"PEFT methods vs {base}"
         out += [f"### {dataset} · {model} · {title}", "",
@@ -329,15 +345,12 @@ def write_html(rows: list[Row], runs: list[Run], incomplete: list[dict], missing
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}</style>",
              "</head><body><h1>Results</h1>", f"<p>{e(note)}</p>"]
-    keys = list(dict.fromkeys((r.dataset, r.model, r.table) for r in rows))
-    for dataset, model, table in keys:
+    for (dataset, model, table), mine in table_rows(rows):
         base = SPARSE_BASELINE if table == "sparsefit" else PEFT_BASELINE
         parts.append(f"<h2>{e(dataset)} · {e(model)} · {'vs ' + e(base)}</h2><table><tr><th>configuration</th>"
                      "<th>seeds</th><th>accuracy</th><th>nBERTs</th><th>% params</th><th>trade-off</th>"
                      "<th>FLOPs/step</th></tr>")
-        for r in rows:
-            if (r.dataset, r.model, r.table) != (dataset, model, table):
-                continue
+        for r in mine:
             cells = [r.config, str(len(r.seeds)), fmt_pm(r.accuracy_mean, r.accuracy_std) + r.mark_accuracy,
                      fmt_pm(r.nberts_mean, r.nberts_std) + r.mark_nberts, fmt(r.percent), fmt(r.tradeoff),
                      fmt(r.flops_per_step, ".3g")]
@@ -353,8 +366,8 @@ def write_html(rows: list[Row], runs: list[Run], incomplete: list[dict], missing
 
 def note_text(alpha: float, ddof: int, test: Test) -> str:
     return (f"mean ± std over seeds ({'population std, ddof 0, as FEB exp.py np.std' if ddof == 0 else 'sample std, ddof 1'}); "
-            f"accuracy and nBERTs in percent; ▽: p < {alpha:g}, {TEST_NAMES[test]}, against full_ft "
-            f"(SparseFit tables) or {PEFT_BASELINE} (PEFT tables); trade-off = (1 - %params/100) x nBERTs; "
+            f"accuracy and nBERTs in percent; ▽ / △: significantly below / above the baseline, p < {alpha:g}, "
+            f"{TEST_NAMES[test]}, against full_ft (SparseFit tables) or {PEFT_BASELINE} (PEFT tables); trade-off = (1 - %params/100) x nBERTs; "
             f"FLOPs/step from run.json train_flops_per_step (see generation/flops.py); {DASH} = not available "
             "(e.g. a label-only method has no nBERTs)")
 
