@@ -133,6 +133,8 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     predictions balanced by class to `out` and metrics.json beside the run; return the metrics."""
     if first < 1:
         raise ValueError(f"--first must be >= 1 (got {first})")
+    if Path(out).is_dir():
+        raise ValueError(f"--out {out}: is a directory; give the NLE file's path")
     run_dir = Path(run_dir)
     model, tokenizer, info = load_run(run_dir, base_model)
     if torch.cuda.is_available():

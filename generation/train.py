@@ -266,6 +266,11 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_FILE).unlink(missing_ok=True)  # an interrupted re-run must not look complete
+    # Metrics and generations of an earlier training would describe another model: a retrained run must be
+    # generated again before the sweep or `results` count it.
+    for pattern in ("metrics*.json", "generations*.jsonl", "nles*.jsonl"):
+        for stale in run_dir.glob(pattern):
+            stale.unlink()
     _write_json(run_dir / SPLIT_FILE, {"dataset": cfg.dataset, "seed": cfg.seed,
                                        "train": [e.id for e in split.train],
                                        "validation": [e.id for e in split.validation]})

@@ -114,6 +114,11 @@ def test_bad_config_lists_every_valid_name_and_writes_nothing(bad: str, tiny_t5:
     assert not (tmp_path / "run").exists()
 
 
+def test_generate_out_must_be_a_file_path(tiny_t5: Path, esnli_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["generate", "--run", str(tmp_path), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
 def test_first_must_be_positive(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["generate", "--run", "r", "--out", "o", "--first", "0"])

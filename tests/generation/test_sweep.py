@@ -122,6 +122,16 @@ def test_sweep_skips_complete_reports_mismatched_and_checks_each_split(tiny_t5: 
     assert main(["sweep", *common, "--split", "test"]) == 0
     assert "att_q/seed-0" not in capsys.readouterr().out
 
+    # retraining removes the old metrics, so the run is not complete for any split until generated again
+    assert main(["train", "--model", str(tiny_t5), "--dataset", "esnli", "--data-dir", str(esnli_dir), "--seed", "0",
+                 "--config", "att_q", "--out", str(run), "--n-train", "6", "--n-val", "3", "--max-steps", "2",
+                 "--quiet"]) == 0
+    assert not list(run.glob("metrics*.json")) and not list(run.glob("nles*.jsonl"))
+    capsys.readouterr()
+    assert main(["sweep", *common, "--split", "test"]) == 0
+    job = next(line for line in capsys.readouterr().out.splitlines() if "att_q/seed-0" in line)
+    assert job.startswith("nle-gen generate")
+
 
 def test_train_cli_rejects_bad_data_dir(tiny_t5: Path, tmp_path: Path, capsys) -> None:
     code = main(["train", "--model", str(tiny_t5), "--dataset", "esnli", "--data-dir", str(tmp_path / "none"),
