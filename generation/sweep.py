@@ -127,7 +127,9 @@ def requested_config(train_argv: tuple[str, ...]):
     """The TrainConfig that a job's `nle-gen train ...` line asks for (parsed as `train` would)."""
     from generation.cli import build_parser, train_config_from_args
 
-    args = build_parser().parse_args(list(train_argv[1:]))
+    args, unknown = build_parser().parse_known_args(list(train_argv[1:]))
+    if unknown:
+        raise ValueError(f"--train-arg: train does not know {' '.join(unknown)}")
     return train_config_from_args(args)
 
 
@@ -163,6 +165,8 @@ def plan_sweep(model: str | None, datasets: list[str], seeds: list[int], configs
                          *(train_args or []))
                 gen = ("nle-gen", "generate", "--run", str(run_dir), "--out", str(run_dir / nles_file(split)),
                        "--first", str(first), *(("--split", split) if split != "validation" else ()))
+                if seed == seeds[0] and c == names[0]:
+                    requested_config(train)  # a bad --train-arg fails here, before any job is printed
                 trained = True
                 try:
                     read_run(run_dir)

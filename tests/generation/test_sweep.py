@@ -58,6 +58,13 @@ def test_sweep_cli_protocol(tmp_path: Path, capsys) -> None:
     assert "--protocol none needs --model" in capsys.readouterr().err
 
 
+def test_sweep_rejects_a_bad_train_arg_before_printing_jobs(tmp_path: Path, capsys) -> None:
+    assert main(["sweep", "--data-root", str(tmp_path), "--out-root", str(tmp_path / "r"), "--seeds", "0",
+                 "--configs", "att_q", "--train-arg=--no-such-flag", "--train-arg=3"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "train does not know --no-such-flag 3" in err
+
+
 def test_sweep_help_states_defaults_and_job_count(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["sweep", "--help"])
