@@ -232,3 +232,27 @@ def test_select_freezes_everything_else(tiny_t5) -> None:
     assert trainable == counts.trainable_names
     assert all(".SelfAttention.q." in n or "layer_norm" in n for n in trainable)
     assert counts.trainable + counts.frozen == sum(p.numel() for p in model.parameters())
+
+
+def test_forward_flops_hand_worked_on_t5_large(t5_large) -> None:
+    from generation.flops import forward_flops, stack_sizes, train_step_flops
+
+    sizes = stack_sizes(t5_large)
+    assert sizes == {"encoder": 302_040_576, "decoder": 402_728_448, "lm_head": 32_100 * 1024}
+    forward = forward_flops(sizes, input_tokens=60, target_tokens=20, decoder_only=False)
+    assert forward == 2 * (302_040_576 * 60 + (402_728_448 + 32_870_400) * 20)
+    step = train_step_flops(forward, batch_size=4, trainable=50_456_576, total=737_639_424)
+    assert step == pytest.approx(4 * forward * (2 + 50_456_576 / 737_639_424))
+
+
+def test_full_ft_step_flops_equal_transformers_estimate_on_llama(tiny_llama) -> None:
+    """Decoder-only, full fine-tuning: 3 x forward = 6 x tokens x transformers' non-embedding parameter count
+    (the estimate transformers 4's floating_point_ops made)."""
+    from transformers import AutoModelForCausalLM
+
+    from generation.flops import forward_flops, stack_sizes, train_step_flops
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    n = sum(p.numel() for p in model.parameters())
+    forward = forward_flops(stack_sizes(model), input_tokens=17, target_tokens=0, decoder_only=True)
+    assert train_step_flops(forward, 1, n, n) == 6 * 17 * model.num_parameters(exclude_embeddings=True)
