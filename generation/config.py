@@ -34,6 +34,8 @@ class TrainConfig:
     max_steps: int = -1  # > 0 overrides epochs (smoke tests)
     bf16: str = "auto"  # auto = on a CUDA GPU that supports it
     logging_steps: int = 5
+    lora_r: int = 128  # rank of the `lora` baseline (the paper's Table 8 sweeps it)
+    resize_embeddings: bool = True  # T5: resize to len(tokenizer) = 32,100 rows, as FEB does
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -42,6 +44,8 @@ class TrainConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
         if self.config not in PEFT_BASELINES:
             parse_configuration(self.config)
+        if self.lora_r != 128 and self.config != "lora":
+            raise ValueError(f"lora_r applies to the 'lora' baseline only, not to {self.config!r}")
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -58,6 +62,8 @@ class TrainConfig:
             raise ValueError("split_files and train_ids/val_ids are alternatives; give one")
         if self.llama_format not in ("project", "authors"):
             raise ValueError("llama_format must be 'project' or 'authors'")
+        if self.lora_r < 1:
+            raise ValueError("lora_r must be >= 1")
         if self.bf16 not in ("auto", "yes", "no"):
             raise ValueError("bf16 must be auto, yes or no")
 

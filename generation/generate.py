@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from generation.bertscore import FEB_LAYER, BertScorer, nbertscore
 from generation.data import LABELS, Example, load_split
+from generation.layout import generations_file, metrics_file
 from generation.prompts import Parsed, is_correct, parse, prompt
 from generation.train import SPLIT_FILE, load_run
 
@@ -106,12 +107,35 @@ def metrics_of(scored: list[Scored]) -> dict:
     }
 
 
+def selection_warnings(metrics: dict) -> list[str]:
+    """Why the NLE file is smaller or narrower than asked: fewer than `first`, or a single class."""
+    per_label = metrics.get("selected_per_label", {})
+    correct = metrics.get("correct_per_label", {})
+    counts = ", ".join(f"{lab}: {per_label.get(lab, 0)} written of {correct.get(lab, 0)} correct"
+                       for lab in sorted(set(per_label) | set(correct)))
+    out = []
+    n_correct = sum(correct.values())
+    if metrics["selected"] == 0 and n_correct == 0:
+        out.append(f"no correct prediction among {metrics['n']}, so the NLE file is empty "
+                   "(nle-annotate import will reject it)")
+    elif metrics["selected"] < metrics["first"]:
+        out.append(f"wrote {metrics['selected']} NLEs, fewer than --first {metrics['first']} ({counts})")
+    labels = metrics.get("labels")
+    if labels and metrics["selected"] > 0 and sum(1 for v in per_label.values() if v) == 1:
+        out.append(f"the NLEs cover only one class ({counts})")
+    return out
+
+
 def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation", first: int = 30,
                  batch_size: int = 16, data_dir: str | None = None, base_model: str | None = None,
                  scorer: Callable[[list[str], list[list[str]]], list[float]] | None = None,
                  progress: bool = True, broken_explanation: str = "empty") -> dict:
     """Generate for the run's validation (or another) split; write the NLE JSONL of the first correct
     predictions balanced by class to `out` and metrics.json beside the run; return the metrics."""
+    if first < 1:
+        raise ValueError(f"--first must be >= 1 (got {first})")
+    if Path(out).is_dir():
+        raise ValueError(f"--out {out}: is a directory; give the NLE file's path")
     run_dir = Path(run_dir)
     model, tokenizer, info = load_run(run_dir, base_model)
     if torch.cuda.is_available():
@@ -149,10 +173,19 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     with out.open("w", encoding="utf-8") as f:
         for s in chosen:
             f.write(json.dumps(nle_record(s, info["config"], model_name, seed), ensure_ascii=False) + "\n")
+    correct_per_label: dict[str, int] = {}
+    for s in scored:
+        if s.correct:
+            correct_per_label[s.example.label] = correct_per_label.get(s.example.label, 0) + 1
+    selected_per_label: dict[str, int] = dict.fromkeys(LABELS.get(dataset) or (), 0)
+    for s in chosen:
+        selected_per_label[s.example.label] = selected_per_label.get(s.example.label, 0) + 1
     metrics.update({"config": info["config"], "model": model_name, "dataset": dataset, "split": split,
-                    "split_seed": seed, "selected": len(chosen), "first": first, "nles": str(out)})
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    with (run_dir / "generations.jsonl").open("w", encoding="utf-8") as f:
+                    "split_seed": seed, "selected": len(chosen), "first": first, "nles": str(out.resolve()),
+                    "labels": list(LABELS.get(dataset) or ()), "correct_per_label": correct_per_label,
+                    "selected_per_label": selected_per_label})
+    (run_dir / metrics_file(split)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with (run_dir / generations_file(split)).open("w", encoding="utf-8") as f:
         for s in scored:
             f.write(json.dumps({"sample_id": s.example.id, "output": s.output, "correct": s.correct}) + "\n")
     return metrics

@@ -30,22 +30,33 @@ from transformers import (
 from generation.components import FULL_FT, PEFT_BASELINES, ParamCounts, family, select_trainable_parameters
 from generation.config import TrainConfig
 from generation.data import Example, few_shot_split
+from generation.flops import FORMULA, forward_flops, stack_sizes, train_step_flops
+from generation.layout import RUN_FILE, SPARSE_FILE, SPLIT_FILE
 from generation.presets import model_class
 from generation.prompts import prompt, target, target_explanation
-
-RUN_FILE, SPLIT_FILE, SPARSE_FILE = "run.json", "split.json", "trainable.safetensors"
-
 
 # --- model, tokenizer, features -------------------------------------------------------------------
 
 
-def load_base(name_or_path: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
-    """The pretrained model (seq2seq or causal, from its config) and its tokenizer, with a pad token."""
-    config = AutoConfig.from_pretrained(name_or_path)
-    model = model_class(config).from_pretrained(name_or_path, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+def load_base(name_or_path: str, resize_embeddings: bool = True) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """The pretrained model (seq2seq or causal, from its config) and its tokenizer, with a pad token.
+
+    T5 embeddings are resized to the tokenizer's length (32,100 rows for T5/UnifiedQA instead of the
+    checkpoint's 32,128) as FEB does (allenai/feb scripts/input_to_label_and_rationale.py)."""
+    from generation.hub import resolve_model
+
+    name, local_only = resolve_model(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(name, local_files_only=local_only)
+        model = model_class(config).from_pretrained(name, dtype=torch.float32, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
+    except OSError as exc:  # e.g. a directory with config.json but no weights, or a hub id that does not exist
+        raise ValueError(f"model {name_or_path}: cannot be loaded ({str(exc).splitlines()[0]})") from None
     if tokenizer.pad_token is None:  # Llama tokenizers ship without one
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows or (resize_embeddings and config.model_type == "t5" and len(tokenizer) != rows):
+        model.resize_token_embeddings(len(tokenizer))
     return model, tokenizer
 
 
@@ -114,14 +125,20 @@ class FeatureDataset(torch.utils.data.Dataset):
 
 def _linear_names(fam: str) -> dict[str, list[str]]:
     if fam == "t5":
-        return {"qv": ["q", "v"], "qkvo": ["q", "k", "v", "o"], "ff": ["wi", "wi_0", "wi_1", "wo"], "ff_in": ["wo"]}
-    return {"qv": ["q_proj", "v_proj"], "qkvo": ["q_proj", "k_proj", "v_proj", "o_proj"],
-            "ff": ["gate_proj", "up_proj", "down_proj"], "ff_in": ["down_proj"]}
+        return {"qv": ["q", "v"], "qkvo": ["q", "k", "v", "o"], "kv": ["k", "v"],
+                "ff": ["wi", "wi_0", "wi_1", "wo"], "ff_out": ["wo"]}
+    return {"qv": ["q_proj", "v_proj"], "qkvo": ["q_proj", "k_proj", "v_proj", "o_proj"], "kv": ["k_proj", "v_proj"],
+            "ff": ["gate_proj", "up_proj", "down_proj"], "ff_out": ["down_proj"]}
 
 
-def apply_peft(model: torch.nn.Module, name: str, total_steps: int) -> torch.nn.Module:
-    """Wrap the model with a PEFT baseline: lora (q,v r=128), lora_qkvo_r4, adalora, ia3 (all linear layers)."""
-    from peft import AdaLoraConfig, IA3Config, LoraConfig, TaskType, get_peft_model
+def peft_config(model: torch.nn.Module, name: str, total_steps: int, lora_r: int = 128):
+    """The paper's PEFT baselines as peft configs (see docs/generation.md, "PEFT baselines").
+
+    lora: q, v, r = `lora_r` (128), alpha = r. lora_qkvo_r4: q, k, v, o, r 4. adalora: q, k, v, o and the
+    feed-forward (T5 wi, wo; Llama gate, up, down) with r 8 as the paper, and the authors' other settings
+    (SanniM3/predicitons_with_explanations scripts/input_to_label_and_rationale.py: init_r 8 -> target_r 4,
+    alpha 32, dropout 0.1, deltaT 10, orth_reg_weight 0.1). ia3: k, v and the feed-forward (wo's input scaled)."""
+    from peft import AdaLoraConfig, IA3Config, LoraConfig, TaskType
 
     fam = family(model)
     names = _linear_names(fam)
@@ -129,18 +146,28 @@ def apply_peft(model: torch.nn.Module, name: str, total_steps: int) -> torch.nn.
     present = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     ff = [n for n in names["ff"] if n in present]
     if name == "lora":
-        cfg = LoraConfig(task_type=task, r=128, lora_alpha=128, lora_dropout=0.0, target_modules=names["qv"])
-    elif name == "lora_qkvo_r4":
-        cfg = LoraConfig(task_type=task, r=4, lora_alpha=4, lora_dropout=0.0, target_modules=names["qkvo"])
-    elif name == "adalora":
-        cfg = AdaLoraConfig(task_type=task, init_r=12, target_r=8, target_modules=names["qkvo"],
-                            total_step=max(total_steps, 1), tinit=total_steps // 10, tfinal=total_steps // 5)
-    elif name == "ia3":
-        cfg = IA3Config(task_type=task, target_modules=names["qkvo"] + ff,
-                        feedforward_modules=[n for n in names["ff_in"] if n in present])
-    else:
-        raise ValueError(f"unknown PEFT baseline {name!r}; known: {', '.join(PEFT_BASELINES)}")
-    return get_peft_model(model, cfg)
+        return LoraConfig(task_type=task, r=lora_r, lora_alpha=lora_r, lora_dropout=0.0, target_modules=names["qv"])
+    if name == "lora_qkvo_r4":
+        return LoraConfig(task_type=task, r=4, lora_alpha=4, lora_dropout=0.0, target_modules=names["qkvo"])
+    if name == "adalora":
+        # AdaLoRA's budget schedule needs tinit + tfinal < total_step; the authors' 500/1000 of 1600 steps
+        # is kept as a proportion of the run's length.
+        total = max(total_steps, 10)
+        common = dict(task_type=task, target_modules=names["qkvo"] + ff, total_step=total,
+                      tinit=total * 5 // 16, tfinal=total * 10 // 16)
+        return AdaLoraConfig(init_r=8, target_r=4, lora_alpha=32, lora_dropout=0.1, deltaT=10, orth_reg_weight=0.1,
+                             **common)
+    if name == "ia3":
+        return IA3Config(task_type=task, target_modules=names["kv"] + ff,
+                         feedforward_modules=[n for n in names["ff_out"] if n in present])
+    raise ValueError(f"unknown PEFT baseline {name!r}; known: {', '.join(PEFT_BASELINES)}")
+
+
+def apply_peft(model: torch.nn.Module, name: str, total_steps: int, lora_r: int = 128) -> torch.nn.Module:
+    """Wrap the model with a PEFT baseline (`peft_config`)."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, peft_config(model, name, total_steps, lora_r))
 
 
 class _AdaLoraBudget(TrainerCallback):
@@ -153,13 +180,30 @@ class _AdaLoraBudget(TrainerCallback):
         self.model.base_model.update_and_allocate(state.global_step)
 
 
-def count_unique(model: torch.nn.Module) -> ParamCounts:
-    """Trainable/total over distinct tensors (for full_ft and PEFT-wrapped models)."""
+def count_unique(model: torch.nn.Module, base_total: int | None = None) -> ParamCounts:
+    """Trainable/total over distinct tensors (for full_ft and PEFT-wrapped models). For an adapter, pass the
+    base model's size: `total` then counts base + adapter, PEFT's print_trainable_parameters convention."""
     seen: dict[int, torch.nn.Parameter] = {id(p): p for p in model.parameters()}
     total = sum(p.numel() for p in seen.values())
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in seen.values() if p.requires_grad)
-    return ParamCounts("", total, trainable, names)
+    return ParamCounts("", total, trainable, names, base_total=base_total)
+
+
+def wrap_and_count(model: torch.nn.Module, name: str, total_steps: int = 100,
+                   lora_r: int = 128) -> tuple[torch.nn.Module, ParamCounts]:
+    """Wrap `model` (meta or real) with a PEFT baseline and count it: the one count behind params, train and
+    run.json."""
+    base_total = count_unique(model).total
+    wrapped = apply_peft(model, name, total_steps, lora_r)
+    counts = count_unique(wrapped, base_total=base_total)
+    counts.config = name
+    return wrapped, counts
+
+
+def peft_counts(model: torch.nn.Module, name: str, total_steps: int = 100, lora_r: int = 128) -> ParamCounts:
+    """Counts of a PEFT baseline on `model` (wraps it in place)."""
+    return wrap_and_count(model, name, total_steps, lora_r)[1]
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -189,24 +233,83 @@ def use_bf16(setting: str) -> bool:
     return setting == "yes" or (setting == "auto" and gpu_ok)
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
-    """Run one configuration end to end and save it to cfg.out; returns the trained model too."""
+def _git_commit() -> str | None:
+    """The project's git commit when run from a checkout (None otherwise)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                              text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def environment_info() -> dict:
+    """Package versions, git commit and device, recorded in run.json."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers", "huggingface_hub",
+                "nle-humaneval"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
+    return {"versions": versions, "python": platform.python_version(), "git_commit": _git_commit(),
+            "device": device, "torch_threads": torch.get_num_threads()}
+
+
+def counts_record(counts: ParamCounts) -> dict:
+    """The parameter counts as run.json and `params --json` write them (one convention, labelled)."""
+    adapter = counts.base_total is not None
+    return {
+        "trainable": counts.trainable,
+        "total": counts.total,
+        "percent": round(counts.percent, 4),
+        "percent_convention": ("trainable / (base + adapter), PEFT's print_trainable_parameters" if adapter
+                               else "trainable / model parameters (distinct tensors)"),
+        "base_total": counts.base_total if adapter else counts.total,
+        "percent_of_base": round(counts.percent_of_base, 4),
+    }
+
+
+def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunResult:
+    """Run one configuration end to end and save it to cfg.out; returns the trained model too.
+
+    Everything that can fail on bad input (data files, split ids, the model) is checked before the run
+    directory is created or touched."""
+    import datetime as dt
+    import time
+
+    say = print if verbose else (lambda *a, **k: None)
     run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_FILE).unlink(missing_ok=True)  # an interrupted re-run must not look complete
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir}: exists and is not a directory")
     if cfg.split_files:
         from generation.splits import read_split_files
 
         split = read_split_files(cfg.split_files, cfg.dataset, cfg.seed, cfg.data_dir)
     else:
         split = few_shot_split(cfg.dataset, cfg.data_dir, cfg.seed, cfg.n_train, cfg.n_val, cfg.train_ids, cfg.val_ids)
+    started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+    set_seed(cfg.seed)
+    model, tokenizer = load_base(cfg.model, resize_embeddings=cfg.resize_embeddings)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_FILE).unlink(missing_ok=True)  # an interrupted re-run must not look complete
+    # Metrics and generations of an earlier training would describe another model: a retrained run must be
+    # generated again before the sweep or `results` count it.
+    for pattern in ("metrics*.json", "generations*.jsonl", "nles*.jsonl"):
+        for stale in run_dir.glob(pattern):
+            stale.unlink()
     _write_json(run_dir / SPLIT_FILE, {"dataset": cfg.dataset, "seed": cfg.seed,
                                        "train": [e.id for e in split.train],
                                        # ComVE trains on each pair three times, once per explanation
                                        "train_explanations": [target_explanation(e) for e in split.train],
                                        "validation": [e.id for e in split.validation]})
-    set_seed(cfg.seed)
-    model, tokenizer = load_base(cfg.model)
     decoder_only = is_decoder_only(model)
     if decoder_only and cfg.llama_format == "authors":
         add_authors_pad_token(model, tokenizer)
@@ -215,10 +318,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
 
+    sizes = stack_sizes(model)  # before any adapter wraps the model
     callbacks = []
     if cfg.kind == "peft":
-        model = apply_peft(model, cfg.config, total_steps)
-        counts = count_unique(model)
+        model, counts = wrap_and_count(model, cfg.config, total_steps, cfg.lora_r)
         if cfg.config == "adalora":
             callbacks.append(_AdaLoraBudget(model))
     elif cfg.kind == "full":
@@ -228,10 +331,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     else:
         counts = select_trainable_parameters(model, cfg.config)
     counts.config = cfg.config
-    print(f"[nle-gen] {cfg.config}: trainable {counts.trainable:,} / frozen {counts.frozen:,} "
-          f"({100 * counts.trainable / counts.total:.2f} % of {counts.total:,})")
+    extra = (f"; {counts.percent_of_base:.2f} % of the base model's {counts.base_total:,}"
+             if counts.base_total is not None else "")
+    say(f"[nle-gen] {cfg.config}: trainable {counts.trainable:,} / frozen {counts.frozen:,} "
+        f"({counts.percent:.2f} % of {counts.total:,}{extra})")
     for note in counts.notes:
-        print(f"[nle-gen] note: {note}")
+        say(f"[nle-gen] note: {note}")
 
     args = TrainingArguments(
         output_dir=str(run_dir / "trainer"),
@@ -257,6 +362,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True)
     trainer = Trainer(model=model, args=args, train_dataset=FeatureDataset(features), data_collator=collator,
                       processing_class=tokenizer, callbacks=callbacks)
+    if not verbose:  # without tqdm the Trainer prints every logged metrics dict
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     output = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     trainer_dir = run_dir / "trainer"
@@ -266,19 +375,34 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     model.eval()
 
     save_weights(model, cfg, counts, tokenizer, run_dir)
+    if decoder_only:  # input_ids hold prompt + target; labels mark the target
+        per_example = [forward_flops(sizes, len(f["input_ids"]), 0, True) for f in features]
+    else:
+        per_example = [forward_flops(sizes, len(f["input_ids"]), len(f["labels"]), False) for f in features]
+    mean_forward = sum(per_example) / len(per_example)
+    ended = dt.datetime.now(dt.timezone.utc)
+    env = environment_info()
     _write_json(run_dir / RUN_FILE, {
         "complete": True,
         "base_model": cfg.model,
         "kind": cfg.kind,
         "config": cfg.config,
         "train_config": cfg.to_dict(),
-        "trainable": counts.trainable,
-        "total": counts.total,
-        "percent": round(100 * counts.trainable / counts.total, 4),
+        **counts_record(counts),
         "notes": counts.notes,
         "train_loss": output.training_loss,
         "losses": losses,
         "steps": trainer.state.global_step,
+        "run_dir": str(run_dir.resolve()),
+        "started": started.isoformat(timespec="seconds"),
+        "ended": ended.isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - t0, 3),
+        "bf16_used": bool(args.bf16),
+        "forward_flops_per_example": mean_forward,
+        "train_flops_per_step": train_step_flops(mean_forward, cfg.batch_size, counts.trainable, counts.total),
+        "flops_formula": FORMULA,
+        "embedding_rows": model.get_input_embeddings().weight.shape[0],
+        **env,
         "transformers": transformers.__version__,
         "torch": torch.__version__,
     })
@@ -310,17 +434,29 @@ def read_run(run_dir: str | Path) -> dict:
     return info
 
 
+WEIGHTS = {"sparse": SPARSE_FILE, "full": "model/config.json", "peft": "adapter/adapter_config.json"}
+
+
+def check_weights(run_dir: Path, kind: str) -> None:
+    """ValueError (one line) when a completed run lacks its tokenizer or weights."""
+    for rel in (WEIGHTS[kind], "tokenizer"):
+        if not (run_dir / rel).exists():
+            raise ValueError(f"{run_dir}: run.json says complete but {rel} is missing (the weights were moved or "
+                             "deleted; train again)")
+
+
 def load_run(run_dir: str | Path, base_model: str | None = None) -> tuple[torch.nn.Module, PreTrainedTokenizerBase, dict]:
     """Rebuild a trained model: base + saved tensors (sparse), the saved model (full_ft) or base + adapter."""
     run_dir = Path(run_dir)
     info = read_run(run_dir)
     base = base_model or info["base_model"]
+    check_weights(run_dir, info["kind"])
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     if info["kind"] == "full":
         config = AutoConfig.from_pretrained(run_dir / "model")
         model = model_class(config).from_pretrained(run_dir / "model", dtype=torch.float32)
     else:
-        model, _ = load_base(base)
+        model, _ = load_base(base, resize_embeddings=info["train_config"].get("resize_embeddings", True))
         if info["train_config"].get("llama_format") == "authors" and is_decoder_only(model):
             add_authors_pad_token(model, tokenizer)  # the run's tokenizer already holds "[PAD]"
         if info["kind"] == "peft":
