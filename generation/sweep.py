@@ -11,7 +11,7 @@ from pathlib import Path
 from generation.components import FULL_FT, PEFT_BASELINES, all_configurations, parse_configuration
 from generation.data import DATASETS
 from generation.layout import metrics_file, nles_file
-from generation.train import RUN_FILE, read_run
+from generation.train import read_run
 
 
 @dataclass(frozen=True)
