@@ -8,6 +8,7 @@ import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from generation.engines import add_engine_arguments
 from generation.errors import InputFileError
 
 
@@ -80,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_train=args.n_train, n_val=args.n_val,
         train_ids=read_id_list(args.train_ids) if args.train_ids else None,
         val_ids=read_id_list(args.val_ids) if args.val_ids else None,
-        max_steps=args.max_steps, bf16=args.bf16,
+        max_steps=args.max_steps, bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing,
     )
     result = train(cfg, progress=not args.quiet)
     print(f"saved {cfg.config} run to {result.run_dir} (mean training loss {result.train_loss:.4f})")
@@ -103,12 +104,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from generation.sweep import plan, run_jobs
+    from generation.sweep import plan
 
+    if args.run:  # the old flag: the local engine
+        args.engine = args.engine or "local"
     jobs = plan(args.model, args.datasets, args.seeds, args.configs, args.data_root, args.out_root,
-                train_args=args.train_arg, first=args.first)
-    if args.run:
-        return 1 if run_jobs(jobs) else 0
+                train_args=args.train_arg, first=args.first, include_complete=args.plan)
+    if args.plan or args.engine:
+        from generation.engines import dispatch
+
+        return dispatch(args, jobs)
     for job in jobs:
         print(job.shell)
     print(f"# {len(jobs)} job(s) to run", file=sys.stderr)
@@ -143,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val-ids", help="file with one validation id per line")
     s.add_argument("--max-steps", type=int, default=-1)
     s.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto")
+    s.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations: less GPU memory")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_train)
 
@@ -168,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--first", type=int, default=30)
     s.add_argument("--train-arg", action="append", default=[], help="extra argument passed to train (repeatable)")
     s.add_argument("--run", action="store_true", help="run the jobs here, one after another")
+    add_engine_arguments(s)
     s.set_defaults(func=cmd_sweep)
     return p
 
