@@ -4,6 +4,7 @@ script (slurm); `--plan` counts runs and estimates GPU-hours. Ray is imported on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import math
 import os
@@ -14,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,29 +103,83 @@ def _die_with_parent() -> None:
         pass  # not Linux: Ctrl-C still reaches the child through its process group
 
 
-def _commands(job: Job) -> list[list[str]]:
-    """The job's commands as `python -m generation.cli ... --quiet` (the same interpreter, no PATH lookup)."""
-    return [[sys.executable, "-m", "generation.cli", *argv[1:], "--quiet"] for argv in job.argv]
+def _subprocess_runner(log, env: dict[str, str]):
+    """Run a command in a child process with its output appended to the log (the local engine)."""
+
+    def run(argv: list[str]) -> int:
+        cmd = [sys.executable, "-m", "generation.cli", *argv]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                preexec_fn=_die_with_parent)
+        try:
+            return proc.wait()
+        except BaseException:  # Ctrl-C: stop the child too
+            proc.kill()
+            proc.wait()
+            raise
+
+    return run
 
 
-def execute_job(job: Job, attempt: int, cpus_per_run: float | None = None) -> dict:
-    """Run a job's commands with stdout/stderr appended to RUN_DIR/log.txt; {'rc', 'seconds', 'step'}.
+@contextlib.contextmanager
+def _output_to(log):
+    """Python's and C's stdout/stderr into the log while a job runs in this process (a Ray worker)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _in_process_runner(log):
+    """Run a command by calling the CLI in this process: a Ray worker imports torch once for many runs."""
+    from generation.cli import main
+
+    def run(argv: list[str]) -> int:
+        with _output_to(log):
+            try:
+                return main(argv)
+            except SystemExit as exc:
+                return exc.code if isinstance(exc.code, int) else 1
+            except Exception:
+                traceback.print_exc()
+                return 1
+
+    return run
+
+
+def execute_job(job: Job, attempt: int, cpus_per_run: float | None = None, in_process: bool = False) -> dict:
+    """Run a job's commands with their output appended to RUN_DIR/log.txt; {'rc', 'seconds', 'step'}.
 
     Training that completed in an earlier attempt is not repeated. Torch threads follow cpus_per_run."""
     from generation.train import read_run
 
     run_dir = Path(job.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    threads = max(1, int(cpus_per_run)) if cpus_per_run else None
     env = dict(os.environ)
-    if cpus_per_run:
-        threads = str(max(1, int(cpus_per_run)))
-        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if in_process:
+            import torch
+
+            torch.set_num_threads(threads)
     start = time.monotonic()
-    with (run_dir / LOG_FILE).open("a", encoding="utf-8") as log:
-        log.write(f"=== attempt {attempt}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {socket.gethostname()}, "
-                  f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', '')!s} ===\n")
-        for cmd in _commands(job):
-            step = cmd[3]
+    with (run_dir / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
+        run = _in_process_runner(log) if in_process else _subprocess_runner(log, env)
+        log.write(f"=== attempt {attempt}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {socket.gethostname()}, pid "
+                  f"{os.getpid()}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')} ===\n")
+        for argv in job.argv:
+            step = argv[1]
             if step == "train":
                 try:
                     read_run(run_dir)
@@ -131,15 +187,11 @@ def execute_job(job: Job, attempt: int, cpus_per_run: float | None = None) -> di
                     continue
                 except (ValueError, OSError):
                     pass
-            log.write("$ " + shlex.join(["nle-gen", *cmd[3:]]) + "\n")
+            log.write("$ " + shlex.join([*argv, "--quiet"]) + "\n")
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    preexec_fn=_die_with_parent)
             try:
-                rc = proc.wait()
-            except BaseException:  # Ctrl-C or a cancelled Ray task: stop the child too
-                proc.kill()
-                proc.wait()
+                rc = run([*argv[1:], "--quiet"])
+            except BaseException:
                 log.write(f"# interrupted during {step}; the run is partial (no complete run.json/metrics.json)\n")
                 raise
             if rc != 0:
@@ -261,8 +313,14 @@ def run_local(jobs: list[Job], cpus_per_run: float | None = None, max_retries: i
 
 
 def _ray_task(job: Job, attempt: int, cpus_per_run: float) -> dict:
-    """What a Ray worker runs: one attempt of one job."""
-    return execute_job(job, attempt, cpus_per_run)
+    """What a Ray worker runs: one attempt of one job, in the worker's own process."""
+    try:
+        return execute_job(job, attempt, cpus_per_run, in_process=True)
+    finally:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # a fractional-GPU neighbour may need the memory
 
 
 def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
@@ -301,7 +359,9 @@ def run_ray(jobs: list[Job], address: str | None = None, num_cpus: int | None = 
                 raise ValueError(f"each run asks for {want:g} {name} but this machine's Ray has "
                                  f"{resources.get(name, 0):g}")
         # Our own retries (not Ray's): each attempt is logged and counted the same way as on the local engine.
-        task = ray.remote(_ray_task).options(num_cpus=cpus_per_run, num_gpus=gpus, max_retries=0)
+        # CPU workers are reused (torch and transformers imported once per worker); a GPU worker serves one run,
+        # so each run starts with its own CUDA context on the GPU Ray assigned it.
+        task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus, max_retries=0, max_calls=1 if gpus else 0)(_ray_task)
         return _drive(ray, task, jobs, cpus_per_run, max_retries, progress, startup)
     finally:
         ray.shutdown()

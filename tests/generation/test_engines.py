@@ -39,8 +39,8 @@ def test_ray_runs_eight_jobs_once(tiny_t5: Path, tmp_path: Path, capsys, ray_shu
     runs = tmp_path / "runs"
     grid = ["--datasets", "esnli", "ecqa", "--seeds", "0", "1", "--configs", "att_q", "layer_norm"]
     code = main(_sweep(tiny_t5, runs, *grid, "--engine", "ray", "--num-cpus", "2", "--cpus-per-run", "1"))
-    out = capsys.readouterr().out
-    assert code == 0, out
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
     dirs = _run_dirs(runs)
     assert len(dirs) == 8 and all(is_complete(d) for d in dirs)
     assert "8 done, 0 failed, 0 cancelled" in out
