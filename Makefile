@@ -24,5 +24,5 @@ $(VENV)/.installed-app: pyproject.toml
 $(VENV)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,generation]'
+	$(PIP) install -q -e '.[dev,generation,cluster]'
 	touch $@ $(VENV)/.installed-app

@@ -7,6 +7,7 @@ configuration (only the trained tensors), model/ for full_ft, adapter/ for a PEF
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -222,6 +223,14 @@ def enable_tf32() -> bool:
     return True
 
 
+def _checkpointing_args(on: bool) -> dict:
+    """Gradient (activation) checkpointing under the TrainingArguments name of this transformers version."""
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    prefix = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    # non-reentrant checkpointing needs no input that requires grad (sparse configs freeze the embeddings)
+    return {prefix: on, f"{prefix}_kwargs": {"use_reentrant": False} if on else None}
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     """Run one configuration end to end and save it to cfg.out; returns the trained model too."""
     bf16 = use_bf16(cfg.bf16)  # before any file is written: an impossible setting changes nothing
@@ -271,9 +280,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
         optim="adamw_torch",
         weight_decay=0.0,
         bf16=bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        # non-reentrant checkpointing needs no input that requires grad (sparse configs freeze the embeddings)
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        **_checkpointing_args(cfg.gradient_checkpointing),
         use_cpu=not torch.cuda.is_available(),
         seed=cfg.seed,
         save_strategy="no",
