@@ -38,8 +38,9 @@ def add_engine_arguments(s: argparse.ArgumentParser) -> None:
                    help="Ray cluster to join (default: $RAY_ADDRESS; none: start Ray on this machine)")
     s.add_argument("--num-cpus", type=int, help="CPUs of the Ray started on this machine (default: all)")
     s.add_argument("--num-gpus", type=int, help="GPUs of the Ray started on this machine (default: all)")
-    s.add_argument("--cpus-per-run", type=float, default=1.0,
-                   help="CPUs per run (Ray resource, Slurm --cpus-per-task, torch threads); default 1")
+    s.add_argument("--cpus-per-run", type=float,
+                   help="CPUs per run: Ray resource, Slurm --cpus-per-task and torch threads (default 1; "
+                        "local: torch's own default)")
     s.add_argument("--gpus-per-run", type=float,
                    help="GPUs per run, fractions allowed on Ray (default: 1 when there are GPUs, else 0)")
     s.add_argument("--max-retries", type=int, default=1, help="attempts after a failed one (default 1)")
@@ -51,7 +52,7 @@ def add_engine_arguments(s: argparse.ArgumentParser) -> None:
 
 def validate(args: argparse.Namespace) -> None:
     """Impossible combinations, before anything runs or is written."""
-    if args.cpus_per_run <= 0:
+    if args.cpus_per_run is not None and args.cpus_per_run <= 0:
         raise ValueError("--cpus-per-run must be > 0")
     if args.gpus_per_run is not None and args.gpus_per_run < 0:
         raise ValueError("--gpus-per-run must be >= 0")
@@ -73,7 +74,7 @@ def dispatch(args: argparse.Namespace, jobs: list[Job]) -> int:
         print(plan_report(jobs, args.gpus_per_run if args.gpus_per_run is not None else 1.0))
         return 0
     if args.engine == "slurm":
-        script, joblist = write_slurm_array(jobs, args.slurm_array, cpus_per_run=args.cpus_per_run,
+        script, joblist = write_slurm_array(jobs, args.slurm_array, cpus_per_run=args.cpus_per_run or 1.0,
                                             gpus_per_run=int(args.gpus_per_run if args.gpus_per_run is not None else 1),
                                             options=args.slurm_option)
         print(f"wrote {script} ({len(jobs)} array tasks) and {joblist}; submit with: sbatch {shlex.quote(str(script))}")
@@ -83,7 +84,7 @@ def dispatch(args: argparse.Namespace, jobs: list[Job]) -> int:
         return 0
     if args.engine == "ray":
         report = run_ray(jobs, address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
-                         cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                         cpus_per_run=args.cpus_per_run or 1.0, gpus_per_run=args.gpus_per_run,
                          max_retries=args.max_retries, progress=not args.no_progress)
     else:
         report = run_local(jobs, cpus_per_run=args.cpus_per_run, max_retries=args.max_retries,
@@ -242,6 +243,8 @@ class Report:
                          f"{o.seconds / 60:.1f}", str(o.job.run_dir)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        if self.startup_seconds:
+            lines.append(f"Ray start-up: {self.startup_seconds:.1f} s")
         lines.append(f"{self.count('done')} done, {self.count('failed')} failed, {self.count('cancelled')} cancelled"
                      + (" (interrupted: cancelled runs without a complete run.json are partial and run "
                         "again next time)" if self.interrupted else ""))
