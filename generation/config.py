@@ -32,7 +32,7 @@ class TrainConfig:
     max_steps: int = -1  # > 0 overrides epochs (smoke tests)
     bf16: str = "auto"  # auto = on a CUDA GPU that supports it
     logging_steps: int = 5
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30 % slower
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, one more forward
 
     def __post_init__(self) -> None:
         if not self.model:
