@@ -263,12 +263,15 @@ class _Progress:
 
         self.bar = tqdm(total=total, unit="run", desc="sweep", disable=not enabled, file=sys.stderr)
         self.done = self.failed = self.running = 0
+        self.shown = ""
         self.update(0)
 
     def update(self, finished: int) -> None:
-        self.bar.set_postfix_str(f"done {self.done}, failed {self.failed}, running {self.running}", refresh=False)
+        text = f"done {self.done}, failed {self.failed}, running {self.running}"
+        if text != self.shown:  # redraw on change only (a log file gets a line per change, not per second)
+            self.shown = text
+            self.bar.set_postfix_str(text, refresh=not finished)
         self.bar.update(finished)
-        self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()

@@ -155,3 +155,25 @@ def test_plan_estimates_gpu_hours_from_measured_steps(tmp_path: Path, capsys) ->
     # full_ft: 2 x 300 x 6 s = 3600 s; 4800 s = 1.33 h of runs at 0.5 GPU each = 0.67 GPU-hours
     assert "estimate: 1,200 training steps to run = 0.67 GPU-hours at 0.5 GPU per run (1.33 h of runs" in out
     assert "on NVIDIA H200" in out
+
+
+def test_summary_and_exit_status(tmp_path: Path) -> None:
+    from generation.engines import Outcome, Report
+    from generation.sweep import Job
+
+    def job(seed: int) -> Job:
+        run = tmp_path / "esnli" / "att_q" / f"seed-{seed}"
+        run.mkdir(parents=True)
+        (run / "log.txt").write_text("".join(f"line {k}\n" for k in range(30)))
+        return Job("esnli", seed, "att_q", run, (("nle-gen", "train"),))
+
+    ok, bad, stopped = job(0), job(1), job(2)
+    assert Report([Outcome(ok, "done", 1, 60.0)]).exit_status() == 0
+    report = Report([Outcome(ok, "done", 1, 60.0), Outcome(bad, "failed", 2, 90.0, "train exited with status 1")])
+    assert report.exit_status() == 1
+    text = report.summary()
+    assert text.splitlines()[1].split() == ["done", "esnli", "att_q", "0", "1", "1.0", str(ok.run_dir)]
+    assert f"FAILED {bad.run_dir} after 2 attempt(s): train exited with status 1" in text
+    assert text.endswith("\n".join(f"line {k}" for k in range(15, 30)))  # the last 15 lines of its log
+    interrupted = Report([Outcome(ok, "done", 1, 60.0), Outcome(stopped, "cancelled", 0, 0.0)], interrupted=True)
+    assert interrupted.exit_status() == 130 and "1 done, 0 failed, 1 cancelled (interrupted" in interrupted.summary()
