@@ -318,9 +318,11 @@ def run_local(jobs: list[Job], cpus_per_run: float | None = None, max_retries: i
 # --- Ray -------------------------------------------------------------------------------------------
 
 
-def _ray_task(job: Job, attempt: int, cpus_per_run: float) -> dict:
-    """What a Ray worker runs: one attempt of one job, in the worker's own process."""
+def _ray_task(job: Job, attempt: int, cpus_per_run: float, cwd: str) -> dict:
+    """What a Ray worker runs: one attempt of one job, in the worker's own process, from the driver's directory
+    (relative --data-root/--out-root then mean the same on every node of a shared file system)."""
     try:
+        os.chdir(cwd)
         return execute_job(job, attempt, cpus_per_run, in_process=True)
     finally:
         import torch
@@ -375,7 +377,8 @@ def run_ray(jobs: list[Job], address: str | None = None, num_cpus: int | None = 
 
 def _drive(ray, task, jobs: list[Job], cpus_per_run: float, max_retries: int, progress: bool,
            startup: float) -> Report:
-    pending = {task.remote(job, 1, cpus_per_run): (job, 1) for job in jobs}
+    cwd = str(Path.cwd())
+    pending = {task.remote(job, 1, cpus_per_run, cwd): (job, 1) for job in jobs}
     spent: dict[int, float] = {}
     outcomes: dict[int, Outcome] = {}
     bar = _Progress(len(jobs), progress)
@@ -391,7 +394,7 @@ def _drive(ray, task, jobs: list[Job], cpus_per_run: float, max_retries: int, pr
                     result = {"rc": -1, "seconds": 0.0, "step": f"Ray task ({type(exc).__name__})"}
                 spent[id(job)] = spent.get(id(job), 0.0) + result["seconds"]
                 if result["rc"] != 0 and attempt <= max_retries:
-                    pending[task.remote(job, attempt + 1, cpus_per_run)] = (job, attempt + 1)
+                    pending[task.remote(job, attempt + 1, cpus_per_run, cwd)] = (job, attempt + 1)
                     continue
                 ok = result["rc"] == 0
                 outcomes[id(job)] = Outcome(job, "done" if ok else "failed", attempt, spent[id(job)],

@@ -64,7 +64,8 @@ def test_ray_runs_eight_jobs_once(tiny_t5: Path, tmp_path: Path, capsys, ray_shu
 @pytest.mark.slow
 def test_ray_retries_a_failed_attempt_and_reports_a_failing_run(tiny_t5: Path, tmp_path: Path, capsys,
                                                                  monkeypatch, ray_shut_down) -> None:
-    runs = tmp_path / "runs"
+    monkeypatch.chdir(tmp_path)  # relative --out-root: Ray workers run from the driver's directory
+    runs = Path("runs")
     monkeypatch.setenv("NLE_GEN_INJECT_FAILURE", "once:att_q/seed-0,always:att_q/seed-1")
     code = main(_sweep(tiny_t5, runs, "--datasets", "esnli", "--seeds", "0", "1", "--configs", "att_q",
                        "--engine", "ray", "--num-cpus", "2", "--max-retries", "1"))
