@@ -387,11 +387,12 @@ def _drive(ray, task, jobs: list[Job], cpus_per_run: float, max_retries: int, pr
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             bar.running = min(len(pending), _running_slots(ray, cpus_per_run))
             for ref in ready:
-                job, attempt = pending.pop(ref)
+                job, attempt = pending[ref]
                 try:
                     result = ray.get(ref)
                 except Exception as exc:  # the worker died (killed, out of memory): a failed attempt
                     result = {"rc": -1, "seconds": 0.0, "step": f"Ray task ({type(exc).__name__})"}
+                del pending[ref]  # only now: Ctrl-C during ray.get leaves it for the handler below
                 spent[id(job)] = spent.get(id(job), 0.0) + result["seconds"]
                 if result["rc"] != 0 and attempt <= max_retries:
                     pending[task.remote(job, attempt + 1, cpus_per_run, cwd)] = (job, attempt + 1)
@@ -407,7 +408,15 @@ def _drive(ray, task, jobs: list[Job], cpus_per_run: float, max_retries: int, pr
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref)  # not forced: a running task gets KeyboardInterrupt and stops its child process
-        ray.wait(list(pending), num_returns=len(pending), timeout=10.0)
+        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=10.0)
+        for ref in ready:  # a task that finished just before Ctrl-C still counts as done
+            job, attempt = pending[ref]
+            try:
+                result = ray.get(ref)
+            except Exception:  # cancelled
+                continue
+            if result["rc"] == 0:
+                outcomes[id(job)] = Outcome(job, "done", attempt, spent.get(id(job), 0.0) + result["seconds"])
         return Report([outcomes.get(id(j)) or Outcome(j, "cancelled", 0, spent.get(id(j), 0.0)) for j in jobs],
                       interrupted=True, startup_seconds=startup)
     finally:

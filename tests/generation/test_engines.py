@@ -178,3 +178,35 @@ def test_summary_and_exit_status(tmp_path: Path) -> None:
     assert text.endswith("\n".join(f"line {k}" for k in range(15, 30)))  # the last 15 lines of its log
     interrupted = Report([Outcome(ok, "done", 1, 60.0), Outcome(stopped, "cancelled", 0, 0.0)], interrupted=True)
     assert interrupted.exit_status() == 130 and "1 done, 0 failed, 1 cancelled (interrupted" in interrupted.summary()
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_what_has_not_finished(tiny_t5: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the cluster extra (ray) is not installed")
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    args = [sys.executable, "-m", "generation.cli", *_sweep(tiny_t5, runs, "--datasets", "esnli", "--seeds", "0", "1",
+                                                             "2", "--configs", "att_q")]
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    # one CPU: the runs go one at a time, so some are still to do when the first is complete
+    proc = subprocess.Popen([*args, "--engine", "ray", "--num-cpus", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while not list(runs.glob("esnli/att_q/seed-*/nles.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    done = [d for d in sorted(runs.glob("esnli/att_q/seed-*")) if is_complete(d)]
+    assert 1 <= len(done) < 3
+    assert "0 failed" in out and "cancelled (interrupted" in out
+    lines = [ln.split() for ln in out.splitlines() if ln.startswith(("done ", "cancelled "))]
+    assert sorted(Path(w[-1]) for w in lines if w[0] == "done") == done
+    plan = subprocess.run([*args, "--plan"], capture_output=True, text=True, env=env).stdout
+    assert f"complete: {len(done)}," in plan and f"to run: {3 - len(done)}" in plan
