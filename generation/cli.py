@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-root", required=True)
     s.add_argument("--first", type=int, default=30)
     s.add_argument("--train-arg", action="append", default=[], help="extra argument passed to train (repeatable)")
-    s.add_argument("--run", action="store_true", help="run the jobs here, one after another")
+    s.add_argument("--run", action="store_true", help="run the jobs here, one after another (= --engine local)")
     add_engine_arguments(s)
     s.set_defaults(func=cmd_sweep)
     return p
