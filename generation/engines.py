@@ -341,7 +341,10 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None):
     if address:
         if num_cpus is not None or num_gpus is not None:
             raise ValueError("--num-cpus/--num-gpus are for the Ray started here; a cluster has its own resources")
-        ray.init(address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
+        # Ship this package's code with the job (Ray's py_modules), so every node runs the driver's version of
+        # it; torch, transformers and peft must be installed on the nodes.
+        ray.init(address=address, runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]},
+                 **{k: v for k, v in quiet.items() if k != "include_dashboard"})
     else:
         # Workers must import this very copy of the package (a checkout may shadow an installed one).
         root = str(Path(__file__).resolve().parents[1])
@@ -390,7 +393,8 @@ def _drive(ray, task, jobs: list[Job], cpus_per_run: float, max_retries: int, pr
                 job, attempt = pending[ref]
                 try:
                     result = ray.get(ref)
-                except Exception as exc:  # the worker died (killed, out of memory): a failed attempt
+                except Exception as exc:  # the worker died (killed, out of memory) or the task could not start
+                    _log_ray_error(job, attempt, exc)
                     result = {"rc": -1, "seconds": 0.0, "step": f"Ray task ({type(exc).__name__})"}
                 del pending[ref]  # only now: Ctrl-C during ray.get leaves it for the handler below
                 spent[id(job)] = spent.get(id(job), 0.0) + result["seconds"]
@@ -422,6 +426,16 @@ def _drive(ray, task, jobs: list[Job], cpus_per_run: float, max_retries: int, pr
     finally:
         bar.close()
     return Report([outcomes[id(j)] for j in jobs], startup_seconds=startup)
+
+
+def _log_ray_error(job: Job, attempt: int, exc: Exception) -> None:
+    """What Ray reports about a task that failed outside our code goes to the run's log too (its tail is shown)."""
+    try:
+        Path(job.run_dir).mkdir(parents=True, exist_ok=True)
+        with (Path(job.run_dir) / LOG_FILE).open("a", encoding="utf-8") as log:
+            log.write(f"# attempt {attempt}: the Ray task failed: {exc}\n")
+    except OSError:
+        pass  # the driver may not see the workers' file system; the summary still names the error
 
 
 def _running_slots(ray, cpus_per_run: float) -> int:

@@ -210,3 +210,26 @@ def test_ctrl_c_cancels_what_has_not_finished(tiny_t5: Path, tmp_path: Path) -> 
     assert sorted(Path(w[-1]) for w in lines if w[0] == "done") == done
     plan = subprocess.run([*args, "--plan"], capture_output=True, text=True, env=env).stdout
     assert f"complete: {len(done)}," in plan and f"to run: {3 - len(done)}" in plan
+
+
+@pytest.mark.slow
+def test_ray_joins_an_existing_cluster(tiny_t5: Path, tmp_path: Path, monkeypatch, ray_shut_down) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import ray
+
+    root = str(Path(__file__).resolve().parents[2])
+    # The "cluster": a Ray started here (2 CPUs) whose workers do not have this checkout on their path, so the
+    # sweep must ship its code to them (py_modules); the sweep is another process that joins via RAY_ADDRESS.
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    address = ray.init(address="local", num_cpus=2, include_dashboard=False).address_info["gcs_address"]
+    env = {**os.environ, "RAY_ADDRESS": address, "PYTHONPATH": root}
+    out = subprocess.run([sys.executable, "-m", "generation.cli",
+                          *_sweep(tiny_t5, Path("runs"), "--datasets", "esnli", "--seeds", "0", "1", "--configs",
+                                  "att_q"), "--engine", "ray"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 done, 0 failed" in out.stdout
+    assert all(is_complete(tmp_path / "runs" / "esnli" / "att_q" / f"seed-{s}") for s in (0, 1))
