@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from generation.engines import add_engine_arguments
 from generation.errors import InputFileError
 
 DEFAULT_SWEEP_JOBS = 1  # `sweep --run` runs one job at a time on this machine
@@ -128,6 +129,7 @@ def train_config_from_args(args: argparse.Namespace):
         split_files=args.split_files, llama_format=args.llama_format,
         max_steps=args.max_steps, bf16=args.bf16, lora_r=args.lora_r,
         resize_embeddings=args.resize_embeddings == "tokenizer",
+        gradient_checkpointing=args.gradient_checkpointing,
     )
 
 
@@ -198,17 +200,27 @@ def cmd_splits(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from generation.splits import parse_seeds
-    from generation.sweep import plan_sweep, run_jobs
+    from generation.sweep import plan_sweep
 
     if args.protocol == "none" and not args.model:
         raise ValueError("--protocol none needs --model")
+    if args.run:  # the old flag: the local engine
+        args.engine = args.engine or "local"
+    if args.plan or args.engine:
+        from generation.engines import validate
+
+        validate(args)  # impossible engine options fail before any planning
     report = plan_sweep(args.model, args.datasets, parse_seeds(args.seeds), args.configs, args.data_root,
                         args.out_root, train_args=args.train_arg, first=args.first, protocol=args.protocol,
-                        split=args.split, rerun_mismatched=args.rerun_mismatched, generate_args=args.generate_arg)
+                        split=args.split, rerun_mismatched=args.rerun_mismatched, generate_args=args.generate_arg,
+                        include_complete=args.plan)
     for line in report.messages():
         print(f"nle-gen: {line}", file=sys.stderr)
-    if args.run:
-        return 1 if run_jobs(report.jobs) else (3 if report.mismatched else 0)
+    mismatch_status = 3 if report.mismatched else 0
+    if args.plan or args.engine:
+        from generation.engines import dispatch
+
+        return dispatch(args, report.jobs, split=args.split) or mismatch_status
     for job in report.jobs:
         print(job.shell)
     print(f"# {len(report.jobs)} job(s) to run", file=sys.stderr)
@@ -274,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(SanniM3/predicitons_with_explanations; see docs/reproducing.md)")
     s.add_argument("--max-steps", type=int, default=-1, help="> 0: stop after this many steps (overrides epochs)")
     s.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto", help="bf16 mixed precision")
+    s.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations: less GPU memory")
     s.add_argument("--lora-r", type=_positive, default=128, help="rank of the lora baseline (Table 8 sweeps it)")
     s.add_argument("--resize-embeddings", choices=["tokenizer", "none"], default="tokenizer",
                    help="T5: resize embeddings to the tokenizer's 32,100 rows as FEB does, or keep the checkpoint's")
@@ -339,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rerun-mismatched", action="store_true",
                    help="retrain runs whose run.json settings differ from the requested ones")
     s.add_argument("--run", action="store_true",
-                   help=f"run the jobs here, {DEFAULT_SWEEP_JOBS} at a time (one after another)")
+                   help=f"run the jobs here, {DEFAULT_SWEEP_JOBS} at a time, one after another (= --engine local)")
+    add_engine_arguments(s)
     s.set_defaults(func=cmd_sweep)
 
     s = add("results", "the paper's tables (mean ± std over seeds, % params, trade-off, FLOPs, significance), "

@@ -36,6 +36,7 @@ class TrainConfig:
     logging_steps: int = 5
     lora_r: int = 128  # rank of the `lora` baseline (the paper's Table 8 sweeps it)
     resize_embeddings: bool = True  # T5: resize to len(tokenizer) = 32,100 rows, as FEB does
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, one more forward
 
     def __post_init__(self) -> None:
         if not self.model:

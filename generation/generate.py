@@ -37,7 +37,7 @@ def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, p
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
                             max_length=max_input_tokens).to(device)
             ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                 pad_token_id=tokenizer.pad_token_id)
+                                 use_cache=True, pad_token_id=tokenizer.pad_token_id)
             if decoder_only:
                 ids = ids[:, enc["input_ids"].shape[1]:]  # strip the prompt
             for i, text in zip(idx, tokenizer.batch_decode(ids, skip_special_tokens=True), strict=True):
@@ -140,6 +140,8 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     model, tokenizer, info = load_run(run_dir, base_model)
     if torch.cuda.is_available():
         model.to("cuda")
+    # generate as the run trained: bf16 autocast when training used it (and the GPU supports it)
+    bf16 = bool(info.get("bf16_used")) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     tc = info["train_config"]
     dataset, seed = tc["dataset"], tc["seed"]
     pool = load_split(dataset, data_dir or tc["data_dir"], split)
@@ -152,8 +154,9 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     else:
         examples = pool
     prompts = [prompt(e) for e in examples]
-    outputs = generate_texts(model, tokenizer, prompts, batch_size=batch_size,
-                             max_input_tokens=tc.get("max_input_tokens", 512), progress=progress)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        outputs = generate_texts(model, tokenizer, prompts, batch_size=batch_size,
+                                 max_input_tokens=tc.get("max_input_tokens", 512), progress=progress)
     scored = score_examples(examples, outputs)
     metrics = metrics_of(scored)
     if scorer is not None:

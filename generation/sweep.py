@@ -4,7 +4,6 @@ for the requested split and settings; runs trained with other settings are repor
 from __future__ import annotations
 
 import shlex
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,18 +61,6 @@ def is_complete(run_dir: Path, split: str = "validation") -> bool:
     except (ValueError, OSError):
         return False
     return (run_dir / metrics_file(split)).is_file() and (run_dir / nles_file(split)).is_file()
-
-
-def run_jobs(jobs: list[Job]) -> int:
-    """Run jobs one after another; returns the number that failed."""
-    failed = 0
-    for k, job in enumerate(jobs, 1):
-        print(f"[{k}/{len(jobs)}] {job.shell}", flush=True)
-        for argv in job.argv:
-            if subprocess.run(list(argv)).returncode != 0:
-                failed += 1
-                break
-    return failed
 
 
 # --- the sweep with its report: protocol models, per-split completeness, settings mismatches -------------

@@ -7,15 +7,19 @@ configuration (only the trained tensors), model/ for full_ft, adapter/ for a PEF
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import transformers
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from transformers import (
     AutoConfig,
     AutoTokenizer,
@@ -170,6 +174,53 @@ def apply_peft(model: torch.nn.Module, name: str, total_steps: int, lora_r: int 
     return get_peft_model(model, peft_config(model, name, total_steps, lora_r))
 
 
+class _StepTimer(TrainerCallback):
+    """Wall time of each optimizer step, recorded in run.json so `sweep --plan` can estimate a sweep's cost."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._t0 = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # kernels are asynchronous: count the step's own work
+        self.seconds.append(time.perf_counter() - self._t0)
+
+    def typical(self) -> float | None:
+        """Median step, leaving out the first (allocations, kernel selection) when there are more."""
+        steps = self.seconds[1:] or self.seconds
+        return statistics.median(steps) if steps else None
+
+
+FAIL_ENV = "NLE_GEN_INJECT_FAILURE"
+
+
+class _InjectedFailure(TrainerCallback):
+    """Test hook for sweep retries: NLE_GEN_INJECT_FAILURE=once:TEXT or always:TEXT (comma-separated) makes
+    the first training step of every run whose directory contains TEXT raise (once: only on the first attempt)."""
+
+    def __init__(self, run_dir: Path, once: bool) -> None:
+        self.marker = run_dir / ".injected-failure" if once else None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.marker is not None:
+            if self.marker.exists():
+                return
+            self.marker.touch()
+        raise RuntimeError(f"injected failure ({FAIL_ENV})")
+
+
+def _injected_failure(run_dir: Path) -> _InjectedFailure | None:
+    for spec in filter(None, os.environ.get(FAIL_ENV, "").split(",")):
+        mode, _, text = spec.partition(":")
+        if mode in ("once", "always") and text and text in str(run_dir):
+            return _InjectedFailure(run_dir, once=mode == "once")
+    return None
+
+
 class _AdaLoraBudget(TrainerCallback):
     """AdaLoRA reallocates ranks after each optimizer step, before gradients are zeroed."""
 
@@ -215,6 +266,7 @@ class RunResult:
     counts: ParamCounts
     train_loss: float  # mean over the run
     losses: list[float]  # logged every logging_steps
+    optimizer_numel: int  # elements of the tensors the optimizer updates (and holds state for)
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerBase
 
@@ -226,10 +278,12 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def use_bf16(setting: str) -> bool:
-    """bf16 only on a CUDA GPU that supports it (auto), or when forced."""
+    """bf16 autocast only on a CUDA GPU that supports it (auto), or when forced; fp32 otherwise, as FEB
+    (allenai/feb deepspeed_config.json has no fp16/bf16 section: FEB trains in fp32)."""
     gpu_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if setting == "yes" and not gpu_ok:
-        raise ValueError("bf16=yes needs a CUDA GPU with bf16 support")
+        found = f"GPU {torch.cuda.get_device_name()} has none" if torch.cuda.is_available() else "no CUDA GPU found"
+        raise ValueError(f"--bf16 yes needs a CUDA GPU with bf16 support ({found}); use --bf16 auto or no")
     return setting == "yes" or (setting == "auto" and gpu_ok)
 
 
@@ -276,15 +330,33 @@ def counts_record(counts: ParamCounts) -> dict:
     }
 
 
+def enable_tf32() -> bool:
+    """TF32 matmuls and convolutions on CUDA (Ampere and later use them; fp32 accumulation either way)."""
+    if not torch.cuda.is_available():
+        return False
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return True
+
+
+def _checkpointing_args(on: bool) -> dict:
+    """Gradient (activation) checkpointing under the TrainingArguments name of this transformers version."""
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    prefix = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    # non-reentrant checkpointing needs no input that requires grad (sparse configs freeze the embeddings)
+    return {prefix: on, f"{prefix}_kwargs": {"use_reentrant": False} if on else None}
+
+
 def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunResult:
     """Run one configuration end to end and save it to cfg.out; returns the trained model too.
 
     Everything that can fail on bad input (data files, split ids, the model) is checked before the run
     directory is created or touched."""
     import datetime as dt
-    import time
 
     say = print if verbose else (lambda *a, **k: None)
+    bf16 = use_bf16(cfg.bf16)  # before any file is written: an impossible setting changes nothing
+    tf32 = enable_tf32()
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--out {run_dir}: exists and is not a directory")
@@ -319,7 +391,10 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
 
     sizes = stack_sizes(model)  # before any adapter wraps the model
-    callbacks = []
+    timer = _StepTimer()
+    callbacks: list[TrainerCallback] = [timer]
+    if (fail := _injected_failure(run_dir)) is not None:
+        callbacks.append(fail)
     if cfg.kind == "peft":
         model, counts = wrap_and_count(model, cfg.config, total_steps, cfg.lora_r)
         if cfg.config == "adalora":
@@ -347,7 +422,8 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         lr_scheduler_type="constant",
         optim="adamw_torch",
         weight_decay=0.0,
-        bf16=use_bf16(cfg.bf16),
+        bf16=bf16,
+        **_checkpointing_args(cfg.gradient_checkpointing),
         use_cpu=not torch.cuda.is_available(),
         seed=cfg.seed,
         save_strategy="no",
@@ -368,6 +444,7 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         trainer.remove_callback(PrinterCallback)
     output = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    optimizer_numel = sum(p.numel() for g in trainer.optimizer.param_groups for p in g["params"])
     trainer_dir = run_dir / "trainer"
     if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
         trainer_dir.rmdir()  # checkpoints are off; don't leave an empty folder behind
@@ -397,16 +474,17 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         "started": started.isoformat(timespec="seconds"),
         "ended": ended.isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - t0, 3),
-        "bf16_used": bool(args.bf16),
+        "train_seconds": output.metrics.get("train_runtime"),
+        "step_seconds": timer.typical(),
+        "bf16_used": bf16,
+        "tf32_used": tf32,
         "forward_flops_per_example": mean_forward,
         "train_flops_per_step": train_step_flops(mean_forward, cfg.batch_size, counts.trainable, counts.total),
         "flops_formula": FORMULA,
         "embedding_rows": model.get_input_embeddings().weight.shape[0],
         **env,
-        "transformers": transformers.__version__,
-        "torch": torch.__version__,
     })
-    return RunResult(run_dir, counts, output.training_loss, losses, model, tokenizer)
+    return RunResult(run_dir, counts, output.training_loss, losses, optimizer_numel, model, tokenizer)
 
 
 def save_weights(model: torch.nn.Module, cfg: TrainConfig, counts: ParamCounts,
@@ -421,6 +499,18 @@ def save_weights(model: torch.nn.Module, cfg: TrainConfig, counts: ParamCounts,
         model.save_pretrained(run_dir / "model")
     else:
         model.save_pretrained(run_dir / "adapter")
+
+
+def load_sparse(model: torch.nn.Module, path: Path, base: str) -> None:
+    """Copy the saved tensors into the base model's own storage one at a time, so at most one saved
+    tensor is held besides the model (never a second copy of the model or of the whole checkpoint)."""
+    params = dict(model.named_parameters())
+    with safe_open(path, framework="pt", device="cpu") as f, torch.no_grad():
+        for name in f.keys():
+            shape = tuple(f.get_slice(name).get_shape())
+            if name not in params or tuple(params[name].shape) != shape:
+                raise ValueError(f"{path}: tensor {name} does not fit base model {base}")
+            params[name].copy_(f.get_tensor(name))
 
 
 def read_run(run_dir: str | Path) -> dict:
@@ -464,13 +554,7 @@ def load_run(run_dir: str | Path, base_model: str | None = None) -> tuple[torch.
 
             model = PeftModel.from_pretrained(model, run_dir / "adapter")
         else:
-            tensors = load_file(run_dir / SPARSE_FILE)
-            params = dict(model.named_parameters())
-            with torch.no_grad():
-                for name, value in tensors.items():
-                    if name not in params or params[name].shape != value.shape:
-                        raise ValueError(f"{run_dir / SPARSE_FILE}: tensor {name} does not fit base model {base}")
-                    params[name].copy_(value)
+            load_sparse(model, run_dir / SPARSE_FILE, base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model.eval()
