@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import transformers
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import (
