@@ -8,6 +8,7 @@ import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from generation.baselines import add_baseline_arguments
 from generation.errors import InputFileError
 
 
@@ -34,17 +35,21 @@ def _peft_counts(config, name: str):
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    from generation.components import PEFT_BASELINES, all_configurations, count_parameters
+    from generation.baselines import baseline_counts
+    from generation.components import OTHER_BASELINES, PEFT_BASELINES, all_configurations, count_parameters
     from generation.presets import build_meta_model, load_config, preset_config
 
     config = preset_config(args.arch) if args.arch else load_config(args.model)
     model = build_meta_model(config)
-    names = args.config or [*all_configurations(), "full_ft", *PEFT_BASELINES]
+    names = args.config or [*all_configurations(), "full_ft", *PEFT_BASELINES, *OTHER_BASELINES]
     rows = {}
     notes: list[str] = []
     for name in names:
         try:
-            counts = _peft_counts(config, name) if name in PEFT_BASELINES else count_parameters(model, name)
+            if name in OTHER_BASELINES:
+                counts = baseline_counts(config, name)
+            else:
+                counts = _peft_counts(config, name) if name in PEFT_BASELINES else count_parameters(model, name)
         except ValueError as exc:
             if args.config:
                 raise
@@ -68,6 +73,7 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from generation.baselines import baseline_kwargs
     from generation.config import TrainConfig
     from generation.data import read_id_list
     from generation.train import train
@@ -80,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_train=args.n_train, n_val=args.n_val,
         train_ids=read_id_list(args.train_ids) if args.train_ids else None,
         val_ids=read_id_list(args.val_ids) if args.val_ids else None,
-        max_steps=args.max_steps, bf16=args.bf16,
+        max_steps=args.max_steps, bf16=args.bf16, **baseline_kwargs(args),
     )
     result = train(cfg, progress=not args.quiet)
     print(f"saved {cfg.config} run to {result.run_dir} (mean training loss {result.train_loss:.4f})")
@@ -93,6 +99,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     scorer = bertscore_scorer(args.bertscore_model) if args.bertscore_model else None
     m = evaluate_run(args.run, args.out, split=args.split, first=args.first, batch_size=args.batch_size,
                      data_dir=args.data_dir, base_model=args.base_model, scorer=scorer, progress=not args.quiet)
+    if m.get("nle", "") is None:  # label-only baseline (DecT)
+        print(f"{m['config']}: accuracy {m['accuracy']:.3f} on {m['n']} (zero-shot prior {m['prior_accuracy']:.3f})")
+        print(f"nle-gen: {m['nle_note']}; nothing written to {args.out}", file=sys.stderr)
+        return 0
     extra = f", BERTScore {m['bertscore_normalized']:.3f}" if "bertscore_normalized" in m else ""
     print(f"{m['config']}: accuracy {m['accuracy']:.3f} on {m['n']}, {m['no_because']} without 'because'"
           f"{extra}; wrote {m['selected']} NLEs to {args.out}")
@@ -144,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-steps", type=int, default=-1)
     s.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_baseline_arguments(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("generate", help="generate NLEs for a run's validation split")

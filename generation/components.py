@@ -17,6 +17,8 @@ import torch
 
 FULL_FT = "full_ft"
 PEFT_BASELINES = ("lora", "lora_qkvo_r4", "adalora", "ia3")
+# Issue 14: LoReFT (generation/reft.py) and DecT (generation/dect.py, label-only).
+OTHER_BASELINES = ("loreft", "dect")
 COMPONENTS = (
     "encoder", "decoder", "lm_head", "att_q", "att_k", "att_v", "att_o", "self_attention",
     "dense_wi", "dense_wo", "layer_norm",
@@ -71,7 +73,7 @@ def parse_configuration(config: str) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in config.split("+"))
     for p in parts:
         if p not in COMPONENTS:
-            hint = " (full_ft and PEFT baselines cannot be combined with components)" if p in PEFT_BASELINES or p == FULL_FT else ""
+            hint = " (full_ft and PEFT baselines cannot be combined with components)" if p in PEFT_BASELINES or p in OTHER_BASELINES or p == FULL_FT else ""
             raise ValueError(f"unknown component {p!r} in configuration {config!r}{hint}; "
                              f"known: {', '.join(COMPONENTS)}")
     if len(set(parts)) != len(parts):

@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from generation.data import LABELS, Example, load_split
 from generation.prompts import Parsed, is_correct, parse, prompt
-from generation.train import SPLIT_FILE, load_run
+from generation.train import SPLIT_FILE, load_run, read_run
 
 
 @torch.no_grad()
@@ -112,6 +112,10 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     """Generate for the run's validation (or another) split; write the NLE JSONL of the first correct
     predictions balanced by class to `out` and metrics.json beside the run; return the metrics."""
     run_dir = Path(run_dir)
+    if read_run(run_dir)["kind"] == "dect":  # label-only: accuracy, "nle": null, no NLE file
+        from generation.dect import evaluate_dect
+
+        return evaluate_dect(run_dir, split, batch_size, data_dir, base_model, progress)
     model, tokenizer, info = load_run(run_dir, base_model)
     if torch.cuda.is_available():
         model.to("cuda")

@@ -7,7 +7,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from generation.components import FULL_FT, PEFT_BASELINES, all_configurations, parse_configuration
+from generation.components import (
+    FULL_FT,
+    OTHER_BASELINES,
+    PEFT_BASELINES,
+    all_configurations,
+    parse_configuration,
+)
 from generation.data import DATASETS
 from generation.train import RUN_FILE, read_run
 
@@ -28,10 +34,10 @@ class Job:
 def resolve_configs(names: list[str]) -> list[str]:
     """Expand 'all' (every single and pair), 'peft' (the four baselines); validate the rest."""
     out: list[str] = []
-    for name in names:
+    for name in (n for raw in names for n in raw.split(",") if n):  # --configs loreft,dect
         expanded = all_configurations() if name == "all" else list(PEFT_BASELINES) if name == "peft" else [name]
         for c in expanded:
-            if c not in PEFT_BASELINES and c != FULL_FT:
+            if c not in PEFT_BASELINES and c not in OTHER_BASELINES and c != FULL_FT:
                 parse_configuration(c)
             if c not in out:
                 out.append(c)
@@ -41,10 +47,11 @@ def resolve_configs(names: list[str]) -> list[str]:
 def is_complete(run_dir: Path) -> bool:
     """Trained (run.json complete) and generated (metrics.json and nles.jsonl present)."""
     try:
-        read_run(run_dir)
+        info = read_run(run_dir)
     except (ValueError, OSError):
         return False
-    return (run_dir / "metrics.json").is_file() and (run_dir / "nles.jsonl").is_file()
+    label_only = info.get("kind") == "dect"  # DecT writes no NLE file
+    return (run_dir / "metrics.json").is_file() and (label_only or (run_dir / "nles.jsonl").is_file())
 
 
 def plan(model: str, datasets: list[str], seeds: list[int], configs: list[str], data_root: str | Path,

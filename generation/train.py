@@ -162,6 +162,10 @@ def use_bf16(setting: str) -> bool:
 
 def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     """Run one configuration end to end and save it to cfg.out; returns the trained model too."""
+    if cfg.kind == "dect":  # label-only, no gradient into the model: its own short loop
+        from generation.dect import train_dect
+
+        return train_dect(cfg, progress)
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_FILE).unlink(missing_ok=True)  # an interrupted re-run must not look complete
@@ -182,6 +186,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
         counts = count_unique(model)
         if cfg.config == "adalora":
             callbacks.append(_AdaLoraBudget(model))
+    elif cfg.kind == "reft":
+        from generation.reft import wrap
+
+        model, counts = wrap(model, cfg)
     elif cfg.kind == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -254,6 +262,8 @@ def save_weights(model: torch.nn.Module, cfg: TrainConfig, counts: ParamCounts,
         params = dict(model.named_parameters())
         save_file({n: params[n].detach().to("cpu", torch.float32).contiguous() for n in counts.trainable_names},
                   run_dir / SPARSE_FILE, metadata={"base_model": cfg.model, "config": cfg.config})
+    elif cfg.kind == "reft":
+        model.save(run_dir, cfg.model)  # only R, W, b
     elif cfg.kind == "full":
         model.save_pretrained(run_dir / "model")
     else:
@@ -282,7 +292,11 @@ def load_run(run_dir: str | Path, base_model: str | None = None) -> tuple[torch.
         model = model_class(config).from_pretrained(run_dir / "model", dtype=torch.float32)
     else:
         model, _ = load_base(base)
-        if info["kind"] == "peft":
+        if info["kind"] == "reft":
+            from generation.reft import load_reft
+
+            model = load_reft(model, run_dir, info["train_config"])
+        elif info["kind"] == "peft":
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, run_dir / "adapter")
