@@ -200,7 +200,7 @@ def fit(hidden: torch.Tensor, prior: torch.Tensor, gold: torch.Tensor, settings:
         loss = F.cross_entropy(net(hidden, prior), gold)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     net.eval()
     return net, losses
 
