@@ -115,7 +115,8 @@ def test_params_cli_reads_local_config(tiny_t5, capsys) -> None:
     assert main(["params", "--model", str(tiny_t5 / "config.json"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["configs"]["full_ft"]["percent"] == 100.0
-    assert set(data["configs"]) == {*all_configurations(), "full_ft", "lora", "lora_qkvo_r4", "adalora", "ia3"}
+    assert set(data["configs"]) == {*all_configurations(), "full_ft", "lora", "lora_qkvo_r4", "adalora", "ia3",
+                                    "loreft", "dect"}
     assert data["configs"]["lora"]["trainable"] > data["configs"]["lora_qkvo_r4"]["trainable"] > 0
 
 
