@@ -30,9 +30,11 @@ _POSITIONS = re.compile(r"^(?:f(\d+))?\+?(?:l(\d+))?$")
 def parse_positions(spec: str) -> tuple[int, int]:
     """'f1+l1' -> (1, 1); 'f3' -> (3, 0); 'l2' -> (0, 2), as pyreft's parse_positions."""
     m = _POSITIONS.match(spec.strip()) if isinstance(spec, str) else None
-    if not m or (m.group(1) is None and m.group(2) is None) or spec.strip().startswith("+") or spec.strip().endswith("+"):
+    if not m or (m.group(1) is None and m.group(2) is None):
         raise ValueError(f"reft positions {spec!r}: expected f<n>+l<m>, f<n> or l<m> (e.g. f1+l1)")
     first, last = int(m.group(1) or 0), int(m.group(2) or 0)
+    if (m.group(1) is None or m.group(2) is None) == ("+" in spec):  # '+' exactly when both sides are given
+        raise ValueError(f"reft positions {spec!r}: expected f<n>+l<m>, f<n> or l<m> (e.g. f1+l1)")
     if first + last == 0:
         raise ValueError(f"reft positions {spec!r}: intervene on at least one position")
     return first, last
@@ -163,6 +165,11 @@ class ReftModel(torch.nn.Module):
 
     def n_parameters(self) -> int:
         return sum(m.n_parameters() for m in self.interventions.values())
+
+    def gradient_checkpointing_enable(self, **kwargs) -> None:
+        """Checkpoint the frozen base; its embeddings' output must require grad for gradients to reach R, W, b."""
+        self.base.gradient_checkpointing_enable(**kwargs)
+        self.base.enable_input_require_grads()
 
     def _hook(self, layer: int):
         def hook(module, args, output):

@@ -81,7 +81,7 @@ def test_parse_positions(spec, expected) -> None:
     assert parse_positions(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["", "f", "1+1", "f1+", "+l1", "l1+f1", "f0+l0", "first"])
+@pytest.mark.parametrize("spec", ["", "f", "1+1", "f1+", "+l1", "l1+f1", "f1l1", "f0+l0", "first"])
 def test_parse_positions_rejects(spec) -> None:
     with pytest.raises(ValueError, match="reft positions"):
         parse_positions(spec)
@@ -224,8 +224,7 @@ def test_only_r_w_b_receive_gradients(tiny_model: Path, esnli_dir: Path) -> None
 
 
 def test_generation_intervenes_at_prompt_positions_only(tiny_llama: Path) -> None:
-    """Decoding steps after the prompt see no edit: the first generated token's hidden states differ from the
-    base model's only through the edited prompt (checked by editing a layer whose output is ignored)."""
+    """The hook edits the prompt pass (prefill) once; the one-token decoding steps after it pass untouched."""
     base, tok = load_base(str(tiny_llama))
     model = ReftModel(base, ReftSettings(rank=2, layers="1", positions="l1"))
     seen: list[int] = []
@@ -243,3 +242,20 @@ def test_generation_intervenes_at_prompt_positions_only(tiny_llama: Path) -> Non
     enc = tok(["explain nli hypothesis: A man plays. premise: A man makes music."], return_tensors="pt")
     model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
     assert seen == [enc["input_ids"].shape[1]]  # edited once, on the prompt pass; never on a generated token
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model: Path, esnli_dir: Path) -> None:
+    base, tok = load_base(str(tiny_model))
+    decoder_only = not base.config.is_encoder_decoder
+    examples = few_shot_split("esnli", esnli_dir, 1, 6, 6).train
+    batch = DataCollatorForSeq2Seq(tok, label_pad_token_id=-100)([encode(e, tok, decoder_only) for e in examples])
+    grads = []
+    for checkpointing in (False, True):
+        model = ReftModel(load_base(str(tiny_model))[0], ReftSettings(rank=2), seed=3)
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model.train()
+        model(**batch).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
