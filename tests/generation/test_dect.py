@@ -201,3 +201,29 @@ def test_content_free_example_keeps_ids_apart() -> None:
     ex = Example("x1", "esnli", {"premise": "p", "hypothesis": "h"}, "neutral", ["e"])
     cf = content_free(ex)
     assert cf.id != ex.id and cf.inputs == {"premise": "", "hypothesis": ""}
+
+
+def test_train_mean_calibration_evens_out_the_training_prior(tiny_t5: Path, fixtures_dir: Path) -> None:
+    from generation.dect import priors
+
+    model, tok = load_base(str(tiny_t5))
+    examples = load_split("esnli", fixtures_dir / "esnli", "train")
+    _, prior, reference = priors(model, tok, examples, DectSettings(calibration="train_mean"), None, 4, 512, False)
+    col = prior.mean(0)  # p / (m / mean(m)) averages to mean(m) in every column
+    assert torch.allclose(col, torch.full_like(col, float(reference.mean())), atol=1e-6)
+    _, raw, none = priors(model, tok, examples, DectSettings(calibration="none"), None, 4, 512, False)
+    assert none is None and torch.allclose(raw.sum(-1), torch.ones(len(examples)), atol=1e-6)
+
+
+def test_ecqa_run_predicts_one_of_each_questions_choices(tiny_model: Path, fixtures_dir: Path,
+                                                         tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(TrainConfig(model=str(tiny_model), dataset="ecqa", data_dir=str(fixtures_dir / "ecqa"), seed=0,
+                      config="dect", out=str(run), n_train=4, n_val=2, dect_epochs=5), progress=False)
+    metrics = evaluate_run(run, tmp_path / "nles.jsonl", progress=False)
+    assert metrics["n"] == 2 and metrics["nle"] is None
+    pool = {e.id: e for e in load_split("ecqa", fixtures_dir / "ecqa", "validation")}
+    for line in (run / "generations.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        assert row["output"] in pool[row["sample_id"]].inputs["choices"]
+        assert row["correct"] == (row["output"] == pool[row["sample_id"]].label)
