@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True, choices=["esnli", "ecqa", "sbic", "comve"])
     s.add_argument("--data-dir", required=True)
     s.add_argument("--seed", type=int, required=True)
-    s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, ia3")
+    s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, ia3, loreft, dect")
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--epochs", type=float, default=25)
     s.add_argument("--batch-size", type=int, default=4)
