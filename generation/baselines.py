@@ -40,7 +40,14 @@ def validate(cfg) -> None:
     from generation import dect, reft
 
     if cfg.config == "loreft":
-        reft.settings_of(cfg)
+        settings = reft.settings_of(cfg)
+        try:  # a local model's config tells whether rank and layers fit, before anything is written
+            from transformers import AutoConfig
+
+            model_config = AutoConfig.from_pretrained(cfg.model, local_files_only=True)
+        except (OSError, ValueError):
+            return
+        reft.count_loreft(model_config, settings)
     else:
         dect.settings_of(cfg)
 

@@ -242,6 +242,8 @@ def count_loreft(config, settings: ReftSettings) -> int:
     dim = config.d_model if fam == "t5" else config.hidden_size
     n_layers = config.num_layers if fam == "t5" else config.num_hidden_layers
     layers = parse_layers(settings.layers, n_layers)
+    if settings.rank > dim:
+        raise ValueError(f"reft rank {settings.rank} exceeds the hidden size {dim}")
     return len(layers) * len(settings.groups) * (2 * settings.rank * dim + settings.rank)
 
 

@@ -59,6 +59,11 @@ def test_loreft_rank_larger_than_the_model_is_refused(tiny_t5: Path, esnli_dir: 
                  "--config", "loreft", "--reft-rank", "64", "--out", str(tmp_path / "run"), "--n-train", "6",
                  "--n-val", "3", "--quiet"]) == 2
     assert "reft rank 64 exceeds the hidden size 32" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+    assert main(["train", "--model", str(tiny_t5), "--dataset", "esnli", "--data-dir", str(esnli_dir), "--seed", "0",
+                 "--config", "loreft", "--reft-layers", "0,2", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "the model has layers 0..1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_sweep_runs_loreft_and_dect_and_then_skips_them(tiny_t5: Path, esnli_dir: Path, tmp_path: Path,
