@@ -168,8 +168,11 @@ class ReftModel(torch.nn.Module):
 
     def gradient_checkpointing_enable(self, **kwargs) -> None:
         """Checkpoint the frozen base; its embeddings' output must require grad for gradients to reach R, W, b."""
-        self.base.gradient_checkpointing_enable(**kwargs)
+        enable = getattr(self.base, "activation_checkpointing_enable", None) or self.base.gradient_checkpointing_enable
+        enable(**kwargs)  # transformers 5.x renamed it; 4.x has only the old name
         self.base.enable_input_require_grads()
+
+    activation_checkpointing_enable = gradient_checkpointing_enable
 
     def _hook(self, layer: int):
         def hook(module, args, output):
