@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from generation.baselines import add_baseline_arguments
 from generation.engines import add_engine_arguments
 from generation.errors import InputFileError
 
@@ -53,14 +54,15 @@ def _positive(text: str) -> int:
 def cmd_params(args: argparse.Namespace) -> int:
     import torch
 
-    from generation.components import PEFT_BASELINES, all_configurations, count_parameters, family
+    from generation.baselines import baseline_counts
+    from generation.components import OTHER_BASELINES, PEFT_BASELINES, all_configurations, count_parameters, family
     from generation.presets import build_meta_model, load_config, preset_config
     from generation.train import counts_record, wrap_and_count
 
     config = preset_config(args.arch) if args.arch else load_config(args.model)
     model = build_meta_model(config)
     total = count_parameters(model, "full_ft").total
-    names = args.config or [*all_configurations(family(model)), "full_ft", *PEFT_BASELINES]
+    names = args.config or [*all_configurations(family(model)), "full_ft", *PEFT_BASELINES, *OTHER_BASELINES]
     rows: dict[str, dict] = {}
     notes: list[str] = []
     for name in names:
@@ -68,6 +70,8 @@ def cmd_params(args: argparse.Namespace) -> int:
             if name in PEFT_BASELINES:
                 with torch.device("meta"):
                     _, counts = wrap_and_count(build_meta_model(config), name, lora_r=args.lora_r)
+            elif name in OTHER_BASELINES:
+                counts = baseline_counts(config, name)
             else:
                 counts = count_parameters(model, name)
         except ValueError as exc:
@@ -116,6 +120,7 @@ def model_family_warning(model: str, dataset: str) -> str | None:
 
 def train_config_from_args(args: argparse.Namespace):
     """The TrainConfig a `train` command line asks for (validated; nothing is read or written)."""
+    from generation.baselines import baseline_kwargs
     from generation.config import TrainConfig
     from generation.data import read_id_list
 
@@ -129,7 +134,7 @@ def train_config_from_args(args: argparse.Namespace):
         split_files=args.split_files, llama_format=args.llama_format,
         max_steps=args.max_steps, bf16=args.bf16, lora_r=args.lora_r,
         resize_embeddings=args.resize_embeddings == "tokenizer",
-        gradient_checkpointing=args.gradient_checkpointing,
+        gradient_checkpointing=args.gradient_checkpointing, **baseline_kwargs(args),
     )
 
 
@@ -165,6 +170,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     m = evaluate_run(args.run, args.out, split=args.split, first=args.first, batch_size=args.batch_size,
                      data_dir=args.data_dir, base_model=args.base_model, scorer=scorer, progress=not args.quiet,
                      broken_explanation=args.broken_explanation)
+    if m.get("nle", "") is None:  # label-only baseline (DecT)
+        print(f"{m['config']}: {args.split} accuracy {m['accuracy']:.3f} on {m['n']} (zero-shot prior "
+              f"{m['prior_accuracy']:.3f}); metrics in {Path(args.run) / metrics_file(args.split)}")
+        print(f"nle-gen: {m['nle_note']}; nothing written to {args.out}", file=sys.stderr)
+        return 0
     extra = f", nBERTs {m['nbertscore']:.2f}" if "nbertscore" in m else ""
     print(f"{m['config']}: {args.split} accuracy {m['accuracy']:.3f} on {m['n']}, {m['no_because']} without "
           f"'because'{extra}; wrote {m['selected']} NLEs to {args.out}; metrics in "
@@ -270,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True, choices=list(DATASETS), help="which dataset")
     s.add_argument("--data-dir", required=True, help="the dataset's folder (raw release files)")
     s.add_argument("--seed", type=int, required=True, help="split and training seed")
-    s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, ia3")
+    s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, ia3, "
+                   "loreft, dect")
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--epochs", type=float, default=25, help="training epochs (the paper's)")
     s.add_argument("--batch-size", type=_positive, default=4, help="training batch size")
@@ -292,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="T5: resize embeddings to the tokenizer's 32,100 rows as FEB does, or keep the checkpoint's")
     s.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch (default: torch's choice)")
     s.add_argument("--quiet", action="store_true", help="no progress bars, metrics dicts or library warnings")
+    add_baseline_arguments(s)
     s.set_defaults(func=cmd_train)
 
     s = add("generate", "generate NLEs for a run's validation (or test) split")

@@ -18,6 +18,8 @@ import torch
 
 FULL_FT = "full_ft"
 PEFT_BASELINES = ("lora", "lora_qkvo_r4", "adalora", "ia3")
+# Issue 14: LoReFT (generation/reft.py) and DecT (generation/dect.py, label-only).
+OTHER_BASELINES = ("loreft", "dect")
 COMPONENTS = (
     "encoder", "decoder", "lm_head", "att_q", "att_k", "att_v", "att_o", "self_attention",
     "dense_wi", "dense_wo", "layer_norm",
@@ -101,12 +103,14 @@ def parse_configuration(config: str) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in config.split("+"))
     for p in parts:
         if p not in COMPONENTS:
-            hint = " (full_ft and PEFT baselines cannot be combined with components)" if p in PEFT_BASELINES or p == FULL_FT else ""
-            close = difflib.get_close_matches(config, [FULL_FT, *PEFT_BASELINES, *COMPONENTS], n=1)
+            hint = (" (full_ft and the baselines cannot be combined with components)"
+                    if p in PEFT_BASELINES or p in OTHER_BASELINES or p == FULL_FT else "")
+            close = difflib.get_close_matches(config, [FULL_FT, *PEFT_BASELINES, *OTHER_BASELINES, *COMPONENTS], n=1)
             if close and not hint:
                 hint = f" (did you mean {close[0]!r}?)"
             raise ValueError(f"unknown component {p!r} in configuration {config!r}{hint}; valid configurations: "
-                             f"{FULL_FT}, the PEFT baselines {', '.join(PEFT_BASELINES)}, or components joined "
+                             f"{FULL_FT}, the PEFT baselines {', '.join(PEFT_BASELINES)}, the baselines "
+                             f"{', '.join(OTHER_BASELINES)}, or components joined "
                              f"by '+' from {', '.join(COMPONENTS)} (nle-gen params lists all "
                              f"{len(all_configurations())} of the paper's)")
     if len(set(parts)) != len(parts):

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from generation.components import FULL_FT, PEFT_BASELINES, parse_configuration
+from generation.components import FULL_FT, OTHER_BASELINES, PEFT_BASELINES, parse_configuration
 from generation.data import DATASETS
 
 
@@ -37,16 +37,31 @@ class TrainConfig:
     lora_r: int = 128  # rank of the `lora` baseline (the paper's Table 8 sweeps it)
     resize_embeddings: bool = True  # T5: resize to len(tokenizer) = 32,100 rows, as FEB does
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, one more forward
+    # LoReFT and DecT options (generation/reft.py, generation/dect.py); ignored by other configurations
+    reft_rank: int = 4
+    reft_layers: str = "all"
+    reft_positions: str = "f1+l1"
+    reft_share_weights: bool = False
+    dect_lambda: float = 1.0
+    dect_proto_dim: int = 128
+    dect_epochs: int = 30
+    dect_lr: float = 0.01
+    dect_calibration: str = "empty"
+    dect_train_prototypes: bool = False
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError("model must be a hub name or a local path")
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
-        if self.config not in PEFT_BASELINES:
+        if self.config not in PEFT_BASELINES and self.config not in OTHER_BASELINES:
             parse_configuration(self.config)
         if self.lora_r != 128 and self.config != "lora":
             raise ValueError(f"lora_r applies to the 'lora' baseline only, not to {self.config!r}")
+        if self.config in OTHER_BASELINES:
+            from generation.baselines import validate
+
+            validate(self)
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -70,7 +85,9 @@ class TrainConfig:
 
     @property
     def kind(self) -> str:
-        """'full', 'peft' or 'sparse'."""
+        """'full', 'peft', 'reft', 'dect' or 'sparse'."""
+        if self.config in OTHER_BASELINES:
+            return "reft" if self.config == "loreft" else "dect"
         return "full" if self.config == FULL_FT else "peft" if self.config in PEFT_BASELINES else "sparse"
 
     def to_dict(self) -> dict:

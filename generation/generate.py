@@ -15,7 +15,7 @@ from generation.bertscore import FEB_LAYER, BertScorer, nbertscore
 from generation.data import LABELS, Example, load_split
 from generation.layout import generations_file, metrics_file
 from generation.prompts import Parsed, is_correct, parse, prompt
-from generation.train import SPLIT_FILE, load_run
+from generation.train import SPLIT_FILE, load_run, read_run
 
 
 @torch.no_grad()
@@ -137,6 +137,10 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     if Path(out).is_dir():
         raise ValueError(f"--out {out}: is a directory; give the NLE file's path")
     run_dir = Path(run_dir)
+    if read_run(run_dir)["kind"] == "dect":  # label-only: accuracy, "nle": null, no NLE file
+        from generation.dect import evaluate_dect
+
+        return evaluate_dect(run_dir, split, batch_size, data_dir, base_model, progress)
     model, tokenizer, info = load_run(run_dir, base_model)
     if torch.cuda.is_available():
         model.to("cuda")

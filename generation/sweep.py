@@ -7,7 +7,13 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generation.components import FULL_FT, PEFT_BASELINES, all_configurations, parse_configuration
+from generation.components import (
+    FULL_FT,
+    OTHER_BASELINES,
+    PEFT_BASELINES,
+    all_configurations,
+    parse_configuration,
+)
 from generation.data import DATASETS
 from generation.layout import metrics_file, nles_file
 from generation.train import read_run
@@ -44,10 +50,10 @@ def model_for(dataset: str, protocol: str = "sparsefit", model: str | None = Non
 def resolve_configs(names: list[str]) -> list[str]:
     """Expand 'all' (every single and pair), 'peft' (the four baselines); validate the rest."""
     out: list[str] = []
-    for name in names:
+    for name in (n for raw in names for n in raw.split(",") if n):  # --configs loreft,dect
         expanded = all_configurations() if name == "all" else list(PEFT_BASELINES) if name == "peft" else [name]
         for c in expanded:
-            if c not in PEFT_BASELINES and c != FULL_FT:
+            if c not in PEFT_BASELINES and c not in OTHER_BASELINES and c != FULL_FT:
                 parse_configuration(c)
             if c not in out:
                 out.append(c)
@@ -57,10 +63,11 @@ def resolve_configs(names: list[str]) -> list[str]:
 def is_complete(run_dir: Path, split: str = "validation") -> bool:
     """Trained (run.json complete) and generated for `split` (its metrics file and NLE file present)."""
     try:
-        read_run(run_dir)
+        info = read_run(run_dir)
     except (ValueError, OSError):
         return False
-    return (run_dir / metrics_file(split)).is_file() and (run_dir / nles_file(split)).is_file()
+    label_only = info.get("kind") == "dect"  # DecT writes no NLE file
+    return (run_dir / metrics_file(split)).is_file() and (label_only or (run_dir / nles_file(split)).is_file())
 
 
 # --- the sweep with its report: protocol models, per-split completeness, settings mismatches -------------

@@ -353,6 +353,10 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
     directory is created or touched."""
     import datetime as dt
 
+    if cfg.kind == "dect":  # label-only, no gradient into the model: its own short loop
+        from generation.dect import train_dect
+
+        return train_dect(cfg, progress, verbose)
     say = print if verbose else (lambda *a, **k: None)
     bf16 = use_bf16(cfg.bf16)  # before any file is written: an impossible setting changes nothing
     tf32 = enable_tf32()
@@ -398,6 +402,10 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         model, counts = wrap_and_count(model, cfg.config, total_steps, cfg.lora_r)
         if cfg.config == "adalora":
             callbacks.append(_AdaLoraBudget(model))
+    elif cfg.kind == "reft":
+        from generation.reft import wrap
+
+        model, counts = wrap(model, cfg)
     elif cfg.kind == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -494,6 +502,8 @@ def save_weights(model: torch.nn.Module, cfg: TrainConfig, counts: ParamCounts,
         params = dict(model.named_parameters())
         save_file({n: params[n].detach().to("cpu", torch.float32).contiguous() for n in counts.trainable_names},
                   run_dir / SPARSE_FILE, metadata={"base_model": cfg.model, "config": cfg.config})
+    elif cfg.kind == "reft":
+        model.save(run_dir, cfg.model)  # only R, W, b
     elif cfg.kind == "full":
         model.save_pretrained(run_dir / "model")
     else:
@@ -548,7 +558,11 @@ def load_run(run_dir: str | Path, base_model: str | None = None) -> tuple[torch.
         model, _ = load_base(base, resize_embeddings=info["train_config"].get("resize_embeddings", True))
         if info["train_config"].get("llama_format") == "authors" and is_decoder_only(model):
             add_authors_pad_token(model, tokenizer)  # the run's tokenizer already holds "[PAD]"
-        if info["kind"] == "peft":
+        if info["kind"] == "reft":
+            from generation.reft import load_reft
+
+            model = load_reft(model, run_dir, info["train_config"])
+        elif info["kind"] == "peft":
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, run_dir / "adapter")

@@ -9,6 +9,7 @@ import pytest
 from generation.cli import main
 from generation.components import (
     COMPONENTS,
+    OTHER_BASELINES,
     PEFT_BASELINES,
     all_configurations,
     component_matches,
@@ -171,7 +172,8 @@ def test_params_cli_reads_local_config(tiny_t5, capsys) -> None:
     assert main(["params", "--model", str(tiny_t5 / "config.json"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["configs"]["full_ft"]["percent"] == 100.0
-    assert set(data["configs"]) == {*all_configurations(), "full_ft", *PEFT_BASELINES}
+    assert set(data["configs"]) == {*all_configurations(), "full_ft", *PEFT_BASELINES, *OTHER_BASELINES}
+    assert set(PEFT_BASELINES) | set(OTHER_BASELINES) == {"lora", "lora_qkvo_r4", "adalora", "ia3", "loreft", "dect"}
     assert data["configs"]["lora"]["trainable"] > data["configs"]["lora_qkvo_r4"]["trainable"] > 0
 
 
@@ -213,7 +215,7 @@ def test_unknown_configuration_lists_every_valid_name(name: str) -> None:
         parse_configuration(name)
     message = str(err.value)
     assert "\n" not in message
-    for valid in ("full_ft", *PEFT_BASELINES, *COMPONENTS):
+    for valid in ("full_ft", *PEFT_BASELINES, *OTHER_BASELINES, *COMPONENTS):
         assert valid in message
 
 
