@@ -55,7 +55,13 @@ def cmd_params(args: argparse.Namespace) -> int:
     import torch
 
     from generation.baselines import baseline_counts
-    from generation.components import OTHER_BASELINES, PEFT_BASELINES, all_configurations, count_parameters, family
+    from generation.components import (
+        OTHER_BASELINES,
+        PEFT_BASELINES,
+        all_configurations,
+        count_parameters,
+        family,
+    )
     from generation.presets import build_meta_model, load_config, preset_config
     from generation.train import counts_record, wrap_and_count
 
@@ -285,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--epochs", type=float, default=25, help="training epochs (the paper's)")
     s.add_argument("--batch-size", type=_positive, default=4, help="training batch size")
-    s.add_argument("--lr", type=float, default=3e-5, help="AdamW learning rate (constant)")
+    s.add_argument("--lr", type=float, default=None,
+                   help="AdamW learning rate (constant); default: 3e-5 (the paper's), loreft 9e-4 (the ReFT "
+                        "paper's commonsense recipe; --lr 3e-5 gives it the shared budget)")
     s.add_argument("--n-train", type=_positive, default=48, help="training examples")
     s.add_argument("--n-val", type=_positive, default=350, help="validation examples")
     s.add_argument("--train-ids", help="file with one training id per line (reuse a published split)")

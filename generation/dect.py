@@ -25,13 +25,13 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-import transformers
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from generation.components import ParamCounts, count_parameters
-from generation.data import LABELS, Example, few_shot_split, load_split
+from generation.data import LABELS, Example
+from generation.layout import generations_file, metrics_file
 from generation.prompts import normalize_label, prompt
 
 DECT_FILE = "dect.safetensors"
@@ -235,24 +235,16 @@ def count_dect(config, settings: DectSettings, n_classes: int) -> int:
     return dim * settings.proto_dim + n_classes * (1 + (settings.proto_dim if settings.train_prototypes else 0))
 
 
-def train_dect(cfg, progress: bool = True):
+def train_dect(cfg, progress: bool = True, verbose: bool = True):
     """Query the frozen model on the few-shot split, fit the prototype network, save the run (seconds)."""
-    from generation.train import RUN_FILE, SPLIT_FILE, RunResult, _write_json, load_base
+    from generation.train import RUN_FILE, RunResult, _write_json, counts_record, prepare_run, provenance
 
     settings = settings_of(cfg)
-    run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_FILE).unlink(missing_ok=True)
-    split = few_shot_split(cfg.dataset, cfg.data_dir, cfg.seed, cfg.n_train, cfg.n_val, cfg.train_ids, cfg.val_ids)
-    _write_json(run_dir / SPLIT_FILE, {"dataset": cfg.dataset, "seed": cfg.seed,
-                                       "train": [e.id for e in split.train],
-                                       "validation": [e.id for e in split.validation]})
-    set_seed(cfg.seed)
-    model, tokenizer = load_base(cfg.model)
+    run_dir, split, model, tokenizer, started = prepare_run(cfg)
     model.eval()
     if torch.cuda.is_available():
         model.to("cuda")
-    started = time.perf_counter()
+    fit_start = time.perf_counter()
     hidden, prior, reference = priors(model, tokenizer, split.train, settings, None, cfg.batch_size,
                                       cfg.max_input_tokens, progress)
     gold = torch.tensor([gold_index(e) for e in split.train])
@@ -260,8 +252,9 @@ def train_dect(cfg, progress: bool = True):
     total = count_parameters(model, "full_ft").total
     counts = ParamCounts("dect", total, net.n_trainable(), ["head.weight", "radius"] + (
         ["proto"] if settings.train_prototypes else []))
-    print(f"[nle-gen] dect: trainable {counts.trainable:,} (prototype network) / frozen {total:,} "
-          f"({100 * counts.trainable / total:.4f} % of {total:,}); fitted in {time.perf_counter() - started:.1f} s")
+    if verbose:
+        print(f"[nle-gen] dect: trainable {counts.trainable:,} (prototype network) / frozen {total:,} "
+              f"({counts.percent:.4f} % of {total:,}); fitted in {time.perf_counter() - fit_start:.1f} s")
     tensors = {"head.weight": net.head.weight.detach().contiguous(), "proto": net.proto.detach().contiguous(),
                "radius": net.radius.detach().contiguous()}
     if reference is not None:
@@ -270,12 +263,13 @@ def train_dect(cfg, progress: bool = True):
     tokenizer.save_pretrained(run_dir / "tokenizer")
     _write_json(run_dir / RUN_FILE, {
         "complete": True, "base_model": cfg.model, "kind": "dect", "config": "dect", "train_config": cfg.to_dict(),
-        "trainable": counts.trainable, "total": total, "percent": round(100 * counts.trainable / total, 4),
+        **counts_record(counts),
         "notes": ["DecT trains a prototype network on the frozen model's outputs; the model is unchanged"],
         "train_loss": sum(losses) / len(losses), "losses": losses, "steps": len(losses),
-        "transformers": transformers.__version__, "torch": torch.__version__,
+        "train_seconds": round(time.perf_counter() - fit_start, 3),
+        **provenance(run_dir, started),
     })
-    return RunResult(run_dir, counts, sum(losses) / len(losses), losses, model, tokenizer)
+    return RunResult(run_dir, counts, sum(losses) / len(losses), losses, net.n_trainable(), model, tokenizer)
 
 
 def load_head(run_dir: Path, settings: DectSettings) -> tuple[DectHead, torch.Tensor | None]:
@@ -294,13 +288,14 @@ def evaluate_dect(run_dir: str | Path, split: str = "validation", batch_size: in
                   base_model: str | None = None, progress: bool = True) -> dict:
     """Accuracy of a DecT run (and of its calibrated zero-shot prior) on the run's validation split; writes
     metrics.json with "nle": null and generations.jsonl; never an NLE file (DecT writes no explanation)."""
-    from generation.train import SPLIT_FILE, load_base, read_run
+    from generation.generate import run_examples
+    from generation.train import load_base, read_run
 
     run_dir = Path(run_dir)
     info = read_run(run_dir)
     tc = info["train_config"]
     settings = settings_of(tc)
-    model, _ = load_base(base_model or info["base_model"])
+    model, _ = load_base(base_model or info["base_model"], resize_embeddings=tc.get("resize_embeddings", True))
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -308,15 +303,7 @@ def evaluate_dect(run_dir: str | Path, split: str = "validation", batch_size: in
     if torch.cuda.is_available():
         model.to("cuda")
     dataset, seed = tc["dataset"], tc["seed"]
-    pool = load_split(dataset, data_dir or tc["data_dir"], split)
-    if split == "validation":
-        ids = json.loads((run_dir / SPLIT_FILE).read_text())["validation"]
-        index = {e.id: e for e in pool}
-        examples = [index[i] for i in ids if i in index]
-        if len(examples) != len(ids):
-            raise ValueError(f"{run_dir / SPLIT_FILE}: {len(ids) - len(examples)} validation ids not in the data")
-    else:
-        examples = pool
+    examples = run_examples(run_dir, tc, split, data_dir)
     net, reference = load_head(run_dir, settings)
     hidden, prior, _ = priors(model, tokenizer, examples, settings, reference, batch_size,
                               tc.get("max_input_tokens", 512), progress)
@@ -338,8 +325,8 @@ def evaluate_dect(run_dir: str | Path, split: str = "validation", batch_size: in
         "config": info["config"], "model": info["base_model"], "dataset": dataset, "split": split,
         "split_seed": seed, "selected": 0, "nles": None,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    with (run_dir / "generations.jsonl").open("w", encoding="utf-8") as f:
+    (run_dir / metrics_file(split)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with (run_dir / generations_file(split)).open("w", encoding="utf-8") as f:
         for ex, p, g in zip(examples, pred, gold, strict=True):
             f.write(json.dumps({"sample_id": ex.id, "output": label_words(ex)[p], "correct": p == g},
                                ensure_ascii=False) + "\n")

@@ -126,6 +126,19 @@ def selection_warnings(metrics: dict) -> list[str]:
     return out
 
 
+def run_examples(run_dir: Path, train_config: dict, split: str, data_dir: str | None = None) -> list[Example]:
+    """The examples a run is evaluated on: its own validation items (split.json), or the whole other split."""
+    pool = load_split(train_config["dataset"], data_dir or train_config["data_dir"], split)
+    if split != "validation":
+        return pool
+    ids = json.loads((run_dir / SPLIT_FILE).read_text())["validation"]
+    index = {e.id: e for e in pool}
+    examples = [index[i] for i in ids if i in index]
+    if len(examples) != len(ids):
+        raise ValueError(f"{run_dir / SPLIT_FILE}: {len(ids) - len(examples)} validation ids not in the data")
+    return examples
+
+
 def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation", first: int = 30,
                  batch_size: int = 16, data_dir: str | None = None, base_model: str | None = None,
                  scorer: Callable[[list[str], list[list[str]]], list[float]] | None = None,
@@ -148,15 +161,7 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     bf16 = bool(info.get("bf16_used")) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     tc = info["train_config"]
     dataset, seed = tc["dataset"], tc["seed"]
-    pool = load_split(dataset, data_dir or tc["data_dir"], split)
-    if split == "validation":
-        ids = json.loads((run_dir / SPLIT_FILE).read_text())["validation"]
-        index = {e.id: e for e in pool}
-        examples = [index[i] for i in ids if i in index]
-        if len(examples) != len(ids):
-            raise ValueError(f"{run_dir / SPLIT_FILE}: {len(ids) - len(examples)} validation ids not in the data")
-    else:
-        examples = pool
+    examples = run_examples(run_dir, tc, split, data_dir)
     prompts = [prompt(e) for e in examples]
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
         outputs = generate_texts(model, tokenizer, prompts, batch_size=batch_size,

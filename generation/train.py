@@ -8,6 +8,7 @@ configuration (only the trained tensors), model/ for full_ft, adapter/ for a PEF
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 import os
@@ -32,7 +33,7 @@ from transformers import (
 
 from generation.components import FULL_FT, PEFT_BASELINES, ParamCounts, family, select_trainable_parameters
 from generation.config import TrainConfig
-from generation.data import Example, few_shot_split
+from generation.data import Example, FewShotSplit, few_shot_split
 from generation.flops import FORMULA, forward_flops, stack_sizes, train_step_flops
 from generation.layout import RUN_FILE, SPARSE_FILE, SPLIT_FILE
 from generation.presets import model_class
@@ -346,20 +347,17 @@ def _checkpointing_args(on: bool) -> dict:
     return {prefix: on, f"{prefix}_kwargs": {"use_reentrant": False} if on else None}
 
 
-def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunResult:
-    """Run one configuration end to end and save it to cfg.out; returns the trained model too.
+@dataclass
+class Started:
+    """When a run began (UTC clock and a monotonic one for its wall time)."""
 
-    Everything that can fail on bad input (data files, split ids, the model) is checked before the run
-    directory is created or touched."""
-    import datetime as dt
+    utc: dt.datetime
+    clock: float
 
-    if cfg.kind == "dect":  # label-only, no gradient into the model: its own short loop
-        from generation.dect import train_dect
 
-        return train_dect(cfg, progress, verbose)
-    say = print if verbose else (lambda *a, **k: None)
-    bf16 = use_bf16(cfg.bf16)  # before any file is written: an impossible setting changes nothing
-    tf32 = enable_tf32()
+def prepare_run(cfg: TrainConfig) -> tuple[Path, FewShotSplit, torch.nn.Module, PreTrainedTokenizerBase, Started]:
+    """The split and base model of a run, then its run directory (emptied of an earlier run's results) with
+    split.json: everything that can fail on bad input fails before the directory is touched."""
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--out {run_dir}: exists and is not a directory")
@@ -369,7 +367,7 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         split = read_split_files(cfg.split_files, cfg.dataset, cfg.seed, cfg.data_dir)
     else:
         split = few_shot_split(cfg.dataset, cfg.data_dir, cfg.seed, cfg.n_train, cfg.n_val, cfg.train_ids, cfg.val_ids)
-    started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+    started = Started(dt.datetime.now(dt.timezone.utc), time.perf_counter())
     set_seed(cfg.seed)
     model, tokenizer = load_base(cfg.model, resize_embeddings=cfg.resize_embeddings)
 
@@ -385,6 +383,31 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
                                        # ComVE trains on each pair three times, once per explanation
                                        "train_explanations": [target_explanation(e) for e in split.train],
                                        "validation": [e.id for e in split.validation]})
+    return run_dir, split, model, tokenizer, started
+
+
+def provenance(run_dir: Path, started: Started) -> dict:
+    """run.json's record of where, when and with what a run was made (docs/generation.md, "run.json")."""
+    return {"run_dir": str(run_dir.resolve()),
+            "started": started.utc.isoformat(timespec="seconds"),
+            "ended": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": round(time.perf_counter() - started.clock, 3),
+            **environment_info()}
+
+
+def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunResult:
+    """Run one configuration end to end and save it to cfg.out; returns the trained model too.
+
+    Everything that can fail on bad input (data files, split ids, the model) is checked before the run
+    directory is created or touched."""
+    if cfg.kind == "dect":  # label-only, no gradient into the model: its own short loop
+        from generation.dect import train_dect
+
+        return train_dect(cfg, progress, verbose)
+    say = print if verbose else (lambda *a, **k: None)
+    bf16 = use_bf16(cfg.bf16)  # before any file is written: an impossible setting changes nothing
+    tf32 = enable_tf32()
+    run_dir, split, model, tokenizer, started = prepare_run(cfg)
     decoder_only = is_decoder_only(model)
     if decoder_only and cfg.llama_format == "authors":
         add_authors_pad_token(model, tokenizer)
@@ -464,8 +487,6 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
     else:
         per_example = [forward_flops(sizes, len(f["input_ids"]), len(f["labels"]), False) for f in features]
     mean_forward = sum(per_example) / len(per_example)
-    ended = dt.datetime.now(dt.timezone.utc)
-    env = environment_info()
     _write_json(run_dir / RUN_FILE, {
         "complete": True,
         "base_model": cfg.model,
@@ -477,10 +498,6 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         "train_loss": output.training_loss,
         "losses": losses,
         "steps": trainer.state.global_step,
-        "run_dir": str(run_dir.resolve()),
-        "started": started.isoformat(timespec="seconds"),
-        "ended": ended.isoformat(timespec="seconds"),
-        "wall_seconds": round(time.perf_counter() - t0, 3),
         "train_seconds": output.metrics.get("train_runtime"),
         "step_seconds": timer.typical(),
         "bf16_used": bf16,
@@ -489,7 +506,7 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         "train_flops_per_step": train_step_flops(mean_forward, cfg.batch_size, counts.trainable, counts.total),
         "flops_formula": FORMULA,
         "embedding_rows": model.get_input_embeddings().weight.shape[0],
-        **env,
+        **provenance(run_dir, started),
     })
     return RunResult(run_dir, counts, output.training_loss, losses, optimizer_numel, model, tokenizer)
 
