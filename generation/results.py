@@ -107,20 +107,13 @@ def t_test(values: dict[int, float], baseline: dict[int, float], test: Test = "p
 # --- reading run directories ----------------------------------------------------------------------
 
 
-def _nberts(metrics: dict) -> float | None:
-    """nBERTs in percent: metrics["nle"] may be null (a label-only method) or hold the NLE metrics."""
-    source = metrics
-    if "nle" in metrics:
-        if metrics["nle"] is None:
-            return None
-        if isinstance(metrics["nle"], dict):
-            source = metrics["nle"]
-    for key in ("nberts", "nBERTs"):
-        if source.get(key) is not None:
-            return float(source[key])
-    if source.get("bertscore_normalized") is not None:  # 0..1 in older metrics files
-        return 100 * float(source["bertscore_normalized"])
-    return None
+def nberts_of(metrics: dict) -> float | None:
+    """nBERTs on FEB's 0-100 scale as `generate` writes it (`nbertscore`); None for a label-only method
+    ("nle": null, DecT) or a run generated without --bertscore-model."""
+    if "nle" in metrics and metrics["nle"] is None:
+        return None
+    value = metrics.get("nbertscore")
+    return None if value is None else float(value)
 
 
 def _is_run_dir(path: Path) -> bool:
@@ -172,7 +165,7 @@ def read_runs(root: str | Path, split: str = "validation") -> tuple[list[Run], l
             path=str(path), dataset=tc.get("dataset") or metrics.get("dataset", "?"),
             model=info.get("base_model", "?"), config=info.get("config", "?"), kind=info.get("kind", "?"),
             seed=int(tc.get("seed", metrics.get("split_seed", -1))), accuracy=100 * float(metrics["accuracy"]),
-            nberts=_nberts(metrics), percent=info.get("percent"), flops=info.get("train_flops_per_step"),
+            nberts=nberts_of(metrics), percent=info.get("percent"), flops=info.get("train_flops_per_step"),
         ))
     return runs, incomplete
 

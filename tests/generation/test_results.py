@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from generation.cli import main
-from generation.results import aggregate, mean_std, read_runs, t_test, tradeoff, write_results
+from generation.results import aggregate, mean_std, nberts_of, read_runs, t_test, tradeoff, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,11 @@ def _run(root: Path, dataset: str, config: str, seed: int, accuracy: float, nber
         "train_config": {"dataset": dataset, "seed": seed}, "train_flops_per_step": flops}))
     if generated:
         metrics = {"accuracy": accuracy, "dataset": dataset, "split_seed": seed}
-        metrics.update({"nle": None} if nle_null else {"nberts": nberts})
+        # as generate writes them: nbertscore on FEB's 0-100 scale (and the same / 100); DecT: "nle": null
+        if nle_null:
+            metrics["nle"] = None
+        elif nberts is not None:
+            metrics.update(nbertscore=nberts, bertscore_normalized=nberts / 100)
         (d / "metrics.json").write_text(json.dumps(metrics))
     return d
 
@@ -48,6 +52,16 @@ def sweep(tmp_path: Path) -> Path:
     _run(root, "comve", "att_q+layer_norm", 4, 0, 0, generated=False)  # trained, not generated
     (root / "comve" / "layer_norm" / "seed-1").mkdir(parents=True)  # never trained
     return root
+
+
+@pytest.mark.parametrize(("metrics", "expected"), [
+    ({"accuracy": 0.8, "nbertscore": 21.5, "bertscore_normalized": 0.215}, 21.5),  # generate's keys
+    ({"accuracy": 0.8, "nbertscore": 0.0}, 0.0),  # every prediction wrong or label-only: a real 0, not missing
+    ({"accuracy": 0.8, "nle": None, "nle_note": "labels only"}, None),  # DecT
+    ({"accuracy": 0.8}, None),  # generated without --bertscore-model
+])
+def test_nberts_read_from_generates_metrics(metrics: dict, expected: float | None) -> None:
+    assert nberts_of(metrics) == expected
 
 
 def test_hand_worked_statistics() -> None:
