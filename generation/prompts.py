@@ -31,6 +31,11 @@ def _ws(text: str) -> str:
     return " ".join(text.split())
 
 
+def normalize_label(label: str) -> str:
+    """A label lowercased with whitespace collapsed (FEB compares labels lowercased)."""
+    return _ws(label.lower())
+
+
 def prompt(example: Example, fmt: PromptFormat = "feb") -> str:
     """The FEB input string of an example; "plain" leaves out FEB's lowercasing and trailing "</s>"."""
     x, ds = example.inputs, example.dataset

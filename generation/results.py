@@ -133,6 +133,16 @@ def find_run_dirs(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def _json_or_reason(file: Path, run_dir: Path, incomplete: list[dict]) -> dict | None:
+    """The JSON in `file`, or None with the reason appended to `incomplete`."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        incomplete.append({"path": str(run_dir),
+                           "reason": f"{file.name} is not valid JSON ({exc.msg}, line {exc.lineno})"})
+        return None
+
+
 def read_runs(root: str | Path, split: str = "validation") -> tuple[list[Run], list[dict]]:
     """Completed runs, and {path, reason} for every run directory that is not complete for `split`."""
     root = Path(root)
@@ -144,10 +154,8 @@ def read_runs(root: str | Path, split: str = "validation") -> tuple[list[Run], l
         if not info_path.is_file():
             incomplete.append({"path": str(path), "reason": "not trained (no run.json)"})
             continue
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            incomplete.append({"path": str(path), "reason": f"run.json is not valid JSON ({exc.msg}, line {exc.lineno})"})
+        info = _json_or_reason(info_path, path, incomplete)
+        if info is None:
             continue
         if not info.get("complete"):
             incomplete.append({"path": str(path), "reason": "training did not finish (run.json not complete)"})
@@ -155,10 +163,8 @@ def read_runs(root: str | Path, split: str = "validation") -> tuple[list[Run], l
         if not metrics_path.is_file():
             incomplete.append({"path": str(path), "reason": f"not generated ({metrics_path.name} missing)"})
             continue
-        try:
-            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            incomplete.append({"path": str(path), "reason": f"{metrics_path.name} is not valid JSON ({exc.msg})"})
+        metrics = _json_or_reason(metrics_path, path, incomplete)
+        if metrics is None:
             continue
         tc = info.get("train_config", {})
         runs.append(Run(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from generation.cli import main
-from generation.sweep import plan, resolve_configs
+from generation.sweep import plan_sweep, resolve_configs
 
 
 @pytest.mark.parametrize(("arch", "config", "trainable"), [
@@ -34,7 +34,7 @@ def test_params_lists_them_by_default(capsys) -> None:
 
 def test_sweep_accepts_comma_separated_baselines(tmp_path: Path) -> None:
     assert resolve_configs(["loreft,dect", "lora"]) == ["loreft", "dect", "lora"]
-    jobs = plan("m", ["esnli"], [0], ["loreft,dect"], tmp_path / "data", tmp_path / "runs")
+    jobs = plan_sweep("m", ["esnli"], [0], ["loreft,dect"], tmp_path / "data", tmp_path / "runs").jobs
     assert [j.config for j in jobs] == ["loreft", "dect"]
     assert all("--config" in j.argv[0] for j in jobs)
 
@@ -85,4 +85,9 @@ def test_sweep_runs_loreft_and_dect_and_then_skips_them(tiny_t5: Path, esnli_dir
     dect = runs / "esnli" / "dect" / "seed-0"
     assert json.loads((dect / "metrics.json").read_text())["nle"] is None and not (dect / "nles.jsonl").exists()
     capsys.readouterr()
-    assert plan(str(tiny_t5), ["esnli"], [0], ["loreft,dect"], data_root, runs) == []  # both complete
+    for config, extra in (("loreft", ["--max-steps", "2", "--reft-layers", "1"]), ("dect", ["--dect-epochs", "3"])):
+        report = plan_sweep(str(tiny_t5), ["esnli"], [0], [config], data_root, runs,
+                            train_args=["--n-train", "6", "--n-val", "3", *extra])
+        # complete (DecT without an NLE file) with the settings asked for: skipped, not mismatched
+        assert report.jobs == [] and report.complete == [runs / "esnli" / config / "seed-0"]
+        assert report.mismatched == []
