@@ -22,8 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "generation" / "fixtures"
-TINY = ["--train-arg=--max-steps", "--train-arg=2", "--train-arg=--n-train", "--train-arg=6",
-        "--train-arg=--n-val", "--train-arg=2", "--train-arg=--batch-size", "--train-arg=3", "--first", "2"]
+TINY = ["--train-arg=--max-steps", "--train-arg=2", "--train-arg=--n-train", "--train-arg=3",
+        "--train-arg=--n-val", "--train-arg=3", "--train-arg=--batch-size", "--train-arg=3", "--first", "2"]
 
 
 def make_tiny_t5(out: Path) -> Path:

@@ -31,10 +31,9 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from generation.components import ParamCounts, count_parameters
 from generation.data import LABELS, Example
-from generation.layout import generations_file, metrics_file
+from generation.layout import DECT_FILE, generations_file, metrics_file
 from generation.prompts import normalize_label, prompt
 
-DECT_FILE = "dect.safetensors"
 Calibration = Literal["empty", "train_mean", "none"]
 CALIBRATIONS = ("empty", "train_mean", "none")
 NLE_NOTE = "dect predicts labels only (no explanation), so it writes no NLE lines for the annotation app"

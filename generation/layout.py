@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 RUN_FILE, SPLIT_FILE, SPARSE_FILE = "run.json", "split.json", "trainable.safetensors"
+REFT_FILE, DECT_FILE = "reft.safetensors", "dect.safetensors"  # loreft: R, W, b; dect: the prototype network
 
 
 def metrics_file(split: str) -> str:

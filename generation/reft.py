@@ -22,8 +22,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from generation.components import ParamCounts, count_parameters, family
+from generation.layout import REFT_FILE
 
-REFT_FILE = "reft.safetensors"
 _POSITIONS = re.compile(r"^(?:f(\d+))?\+?(?:l(\d+))?$")
 
 

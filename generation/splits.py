@@ -86,6 +86,8 @@ def per_label_counts(dataset: str, n_train: int, n_val: int) -> tuple[int, int]:
         return n_train, n_val
     if n_train % len(labels):
         raise ValueError(f"{dataset}: {n_train} training examples cannot be split evenly over {len(labels)} labels")
+    if n_val < len(labels):  # int(n_val / labels) would be 0: an empty validation set, nothing to generate
+        raise ValueError(f"{dataset}: {n_val} validation examples give none per label ({len(labels)} labels)")
     return n_train // len(labels), int(n_val / len(labels))
 
 

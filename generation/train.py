@@ -25,7 +25,6 @@ from transformers import (
     AutoTokenizer,
     DataCollatorForSeq2Seq,
     PreTrainedTokenizerBase,
-    Trainer,
     TrainerCallback,
     TrainingArguments,
     set_seed,
@@ -35,7 +34,7 @@ from generation.components import FULL_FT, PEFT_BASELINES, ParamCounts, family, 
 from generation.config import TrainConfig
 from generation.data import Example, FewShotSplit, few_shot_split
 from generation.flops import FORMULA, forward_flops, stack_sizes, train_step_flops
-from generation.layout import RUN_FILE, SPARSE_FILE, SPLIT_FILE
+from generation.layout import DECT_FILE, REFT_FILE, RUN_FILE, SPARSE_FILE, SPLIT_FILE
 from generation.presets import model_class
 from generation.prompts import prompt, target, target_explanation
 
@@ -416,7 +415,8 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
 
-    sizes = stack_sizes(model)  # before any adapter wraps the model
+    sizes = stack_sizes(model)  # before any adapter or intervention wraps the model
+    embedding_rows = model.get_input_embeddings().weight.shape[0]
     timer = _StepTimer()
     callbacks: list[TrainerCallback] = [timer]
     if (fail := _injected_failure(run_dir)) is not None:
@@ -466,6 +466,9 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
     )
     tokenizer.padding_side = "right"  # training batches: prompt positions start at 0 for every row
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True)
+    # transformers.Trainer imports `datasets`, and with it pandas, when installed: only when training.
+    from transformers import Trainer
+
     trainer = Trainer(model=model, args=args, train_dataset=FeatureDataset(features), data_collator=collator,
                       processing_class=tokenizer, callbacks=callbacks)
     if not verbose:  # without tqdm the Trainer prints every logged metrics dict
@@ -505,7 +508,7 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         "forward_flops_per_example": mean_forward,
         "train_flops_per_step": train_step_flops(mean_forward, cfg.batch_size, counts.trainable, counts.total),
         "flops_formula": FORMULA,
-        "embedding_rows": model.get_input_embeddings().weight.shape[0],
+        "embedding_rows": embedding_rows,
         **provenance(run_dir, started),
     })
     return RunResult(run_dir, counts, output.training_loss, losses, optimizer_numel, model, tokenizer)
@@ -550,7 +553,9 @@ def read_run(run_dir: str | Path) -> dict:
     return info
 
 
-WEIGHTS = {"sparse": SPARSE_FILE, "full": "model/config.json", "peft": "adapter/adapter_config.json"}
+# The weights each kind of run needs besides its tokenizer.
+WEIGHTS = {"sparse": SPARSE_FILE, "full": "model/config.json", "peft": "adapter/adapter_config.json",
+           "reft": REFT_FILE, "dect": DECT_FILE}
 
 
 def check_weights(run_dir: Path, kind: str) -> None:

@@ -12,8 +12,8 @@ from generation.cli import main
 from generation.sweep import is_complete
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TINY = ["--train-arg=--max-steps", "--train-arg=2", "--train-arg=--n-train", "--train-arg=6",
-        "--train-arg=--n-val", "--train-arg=2", "--train-arg=--batch-size", "--train-arg=3", "--first", "2"]
+TINY = ["--train-arg=--max-steps", "--train-arg=2", "--train-arg=--n-train", "--train-arg=3",
+        "--train-arg=--n-val", "--train-arg=3", "--train-arg=--batch-size", "--train-arg=3", "--first", "2"]
 
 
 def _sweep(model: Path, runs: Path, *extra: str) -> list[str]:
