@@ -198,8 +198,10 @@ def test_ctrl_c_cancels_what_has_not_finished(tiny_t5: Path, tmp_path: Path) -> 
     import time
 
     runs = tmp_path / "runs"
+    # 60 steps per run (the later --max-steps wins): long enough that Ctrl-C lands while runs are left
     args = [sys.executable, "-m", "generation.cli", *_sweep(tiny_t5, runs, "--datasets", "esnli", "--seeds", "0", "1",
-                                                             "2", "--configs", "att_q")]
+                                                             "2", "--configs", "att_q", "--train-arg=--max-steps",
+                                                             "--train-arg=60")]
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     # one CPU: the runs go one at a time, so some are still to do when the first is complete
