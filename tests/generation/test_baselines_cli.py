@@ -91,3 +91,18 @@ def test_sweep_runs_loreft_and_dect_and_then_skips_them(tiny_t5: Path, esnli_dir
         # complete (DecT without an NLE file) with the settings asked for: skipped, not mismatched
         assert report.jobs == [] and report.complete == [runs / "esnli" / config / "seed-0"]
         assert report.mismatched == []
+
+
+@pytest.mark.parametrize(("config", "lr", "expected"), [
+    ("loreft", None, 9e-4),  # the ReFT paper's commonsense recipe (docs/baselines.md)
+    ("loreft", 3e-5, 3e-5),  # the shared SparseFit budget, asked for
+    ("att_q+layer_norm", None, 3e-5),  # the paper's
+    ("lora", None, 3e-5),
+])
+def test_learning_rate_defaults_follow_each_paper(config: str, lr: float | None, expected: float,
+                                                  tmp_path: Path) -> None:
+    from generation.config import TrainConfig
+
+    cfg = TrainConfig(model="m", dataset="esnli", data_dir=str(tmp_path), seed=0, config=config,
+                      out=str(tmp_path / "run"), learning_rate=lr)
+    assert cfg.learning_rate == expected and cfg.to_dict()["learning_rate"] == expected
