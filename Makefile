@@ -28,7 +28,7 @@ $(VENV)/.installed-app: pyproject.toml
 $(VENV)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install -q -e '.[dev,generation]'
+	$(PIP) install -q -e '.[dev,generation,cluster]'
 	touch $@ $(VENV)/.installed-app
 
 # Install the wheel (not editable) into a fresh venv and start `serve --demo` from an empty folder (CI runs this).

@@ -1,6 +1,7 @@
 """Training-step memory and time of full_ft vs att_q+layer_norm vs LoRA, and batched generation throughput.
 
-A t5-base-shaped random-init model (223M distinct parameters), batch 4, 128 input / 64 target tokens.
+A t5-base-shaped random-init model (223M distinct parameters; --arch for another preset shape), batch 4,
+128 input / 64 target tokens.
 Each (device, configuration, round) runs in a fresh subprocess. CPU peak memory is the process's peak
 resident set (VmHWM) during the training steps: the peak is reset (/proc/self/clear_refs) once the model
 and batch are built, so the transient of random initialisation does not count, while the resident
@@ -9,6 +10,7 @@ Step time is the best of all timed steps over interleaved rounds (robust to othe
 
     python benchmarks/sparse_vs_full.py                 # CPU (and CUDA when available)
     python benchmarks/sparse_vs_full.py --rounds 3 --steps 2 --threads 2
+    python benchmarks/sparse_vs_full.py --devices cuda --arch t5-large --skip-gen   # see benchmarks/gpu_check.sh
 
 The step is what the Trainer does per step: forward, backward, AdamW step over the trainable tensors only
 (frozen tensors get neither .grad nor optimizer state), zero_grad(set_to_none=True).
@@ -31,15 +33,16 @@ CONFIGS = ("full_ft", "att_q+layer_norm", "lora")
 BATCH, SRC, TGT = 4, 128, 64
 
 
-def build(config: str, device: str):
+def build(config: str, device: str, arch: str = "t5-base"):
     import torch
 
     from generation.components import select_trainable_parameters
     from generation.presets import model_class, preset_config
 
     torch.manual_seed(0)
-    cfg = preset_config("t5-base")
-    model = model_class(cfg).from_config(cfg).to(device)
+    cfg = preset_config(arch)
+    with torch.device(device):  # initialised where it runs: t5-large on CPU first would take longer than the steps
+        model = model_class(cfg).from_config(cfg)
     if config == "lora":
         from generation.train import apply_peft
 
@@ -73,11 +76,18 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def worker(config: str, device: str, steps: int, threads: int) -> dict:
+def worker(config: str, device: str, steps: int, threads: int, arch: str = "t5-base", bf16: bool = False) -> dict:
+    import contextlib
+
     import torch
 
+    from generation.train import enable_tf32
+
     torch.set_num_threads(threads)
-    model = build(config, device)
+    enable_tf32()  # as `nle-gen train` does on CUDA
+    # bf16 autocast as the Trainer applies it with --bf16 (weights, gradients and optimizer state stay fp32)
+    autocast = torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    model = build(config, device, arch)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
@@ -93,7 +103,8 @@ def worker(config: str, device: str, steps: int, threads: int) -> dict:
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        loss = model(**data).loss
+        with autocast:
+            loss = model(**data).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -106,11 +117,12 @@ def worker(config: str, device: str, steps: int, threads: int) -> dict:
             "peak_bytes": peak, "model_rss_bytes": rss_model, "peak_reset": reset, "loss": float(loss)}
 
 
-def generation_worker(device: str, threads: int, lo: int, hi: int, new_tokens: int, n: int = 16) -> dict:
+def generation_worker(device: str, threads: int, lo: int, hi: int, new_tokens: int, n: int = 16,
+                      arch: str = "t5-base") -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    model = build("full_ft", device).eval()
+    model = build("full_ft", device, arch).eval()
     g = torch.Generator().manual_seed(2)
     # prompts of different lengths, padded per batch as generate_texts does (sorted by length)
     lengths = sorted((int(x) for x in torch.randint(lo, hi + 1, (n,), generator=g)), reverse=True)
@@ -128,7 +140,7 @@ def generation_worker(device: str, threads: int, lo: int, hi: int, new_tokens: i
                     ids[r, :len(p)], mask[r, :len(p)] = p, 1
                 # fixed output length: a random model would otherwise stop at a random EOS
                 model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                               num_beams=1, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+                               num_beams=1, use_cache=True, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
         if device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0
@@ -161,23 +173,26 @@ def main() -> None:
                    help="generation setting: prompt tokens MIN-MAX, NEW tokens (repeatable; "
                         "default 64 128 32 and the FEB-like 24 64 48)")
     p.add_argument("--skip-train", action="store_true", help="only the generation benchmark")
+    p.add_argument("--skip-gen", action="store_true", help="only the training-step benchmark")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast in the training step (as --bf16 auto on a GPU)")
+    p.add_argument("--arch", default="t5-base", help="preset shape: t5-small, t5-base, t5-large, t5-3b")
     a = p.parse_args()
     if a.worker:
-        print(json.dumps(worker(a.worker, a.device, a.steps, a.threads)))
+        print(json.dumps(worker(a.worker, a.device, a.steps, a.threads, a.arch, a.bf16)))
         return
     if a.generation_worker:
         lo, hi, new = a.gen[0]
-        print(json.dumps(generation_worker(a.device, a.threads, lo, hi, new)))
+        print(json.dumps(generation_worker(a.device, a.threads, lo, hi, new, arch=a.arch)))
         return
     import torch
 
     devices = a.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    print(f"torch {torch.__version__}, {a.threads} CPU threads, t5-base shape, batch {BATCH}, {SRC}/{TGT} tokens")
+    print(f"torch {torch.__version__}, {a.threads} CPU threads, {a.arch} shape, batch {BATCH}, {SRC}/{TGT} tokens")
     for device in devices:
         if not a.skip_train:
             train_table(device, a)
-        for lo, hi, new in a.gen or [(64, SRC, 32), (24, 64, 48)]:
-            g = spawn(["--generation-worker", "--device", device, "--threads", str(a.threads),
+        for lo, hi, new in [] if a.skip_gen else a.gen or [(64, SRC, 32), (24, 64, 48)]:
+            g = spawn(["--generation-worker", "--device", device, "--threads", str(a.threads), "--arch", a.arch,
                        "--gen", str(lo), str(hi), str(new)])
             print(f"[{device}] generation, {g['n']} prompts of {g['prompt_tokens']} tokens x {g['new_tokens']} new "
                   f"tokens: batch 16 {g['batched_tok_per_s']:.1f} tok/s, one by one {g['single_tok_per_s']:.1f} "
@@ -188,17 +203,18 @@ def train_table(device: str, a: argparse.Namespace) -> None:
     """Memory round, then interleaved timing rounds of every configuration; prints the table."""
     # Memory round: glibc serves allocations >= 64 KiB by mmap and returns them on free, so the peak
     # resident set follows live tensors instead of the allocator's cache (slower, so not timed).
-    mem = {c: spawn(["--worker", c, "--device", device, "--steps", "1", "--threads", str(a.threads)],
+    flags = ["--threads", str(a.threads), "--arch", a.arch, *(["--bf16"] if a.bf16 else [])]
+    mem = {c: spawn(["--worker", c, "--device", device, "--steps", "1", *flags],
                     env={"MALLOC_MMAP_THRESHOLD_": "65536"}) for c in CONFIGS}
     rows: dict[str, dict] = {}
     for _ in range(a.rounds):  # timing rounds, default allocator, interleaved
         for c in CONFIGS:
-            r = spawn(["--worker", c, "--device", device, "--steps", str(a.steps), "--threads", str(a.threads)])
+            r = spawn(["--worker", c, "--device", device, "--steps", str(a.steps), *flags])
             old = rows.setdefault(c, r | {"times": []})
             old["times"] += r["times"]
             old["peak_bytes"] = max(old["peak_bytes"], r["peak_bytes"])
     full, mfull = rows["full_ft"], mem["full_ft"]
-    print(f"\n[{device}] training step: best of {a.rounds} x {a.steps} steps; peak memory during the steps "
+    print(f"\n[{device}] {a.arch}{' bf16 autocast' if a.bf16 else ''} training step: best of {a.rounds} x {a.steps} steps; peak memory during the steps "
           "(live = memory round, cached = default allocator)")
     print(f"{'config':<18} {'trainable':>12} {'%':>6} {'step s':>8} {'x full':>7} {'live MiB':>9} {'x full':>7}"
           f" {'cached MiB':>11} {'x full':>7}")

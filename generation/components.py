@@ -9,6 +9,7 @@ lm_head), while `encoder` / `decoder` mean the transformer stacks without that e
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -17,6 +18,8 @@ import torch
 
 FULL_FT = "full_ft"
 PEFT_BASELINES = ("lora", "lora_qkvo_r4", "adalora", "ia3")
+# Issue 14: LoReFT (generation/reft.py) and DecT (generation/dect.py, label-only).
+OTHER_BASELINES = ("loreft", "dect")
 COMPONENTS = (
     "encoder", "decoder", "lm_head", "att_q", "att_k", "att_v", "att_o", "self_attention",
     "dense_wi", "dense_wo", "layer_norm",
@@ -50,16 +53,45 @@ RULES: dict[str, dict[str, str | None]] = {
         "layer_norm": r"(input_layernorm|post_attention_layernorm)\.|(^|\.)model\.norm\.",
     },
 }
-# Pairs where one member contains the other would duplicate a single (self_attention+att_q == self_attention).
-_REDUNDANT = {frozenset({"self_attention", a}) for a in ("att_q", "att_k", "att_v")}
+# The paper's configuration list (SparseFit, Table 1 and appendix): every single component and every pair,
+# encoder+X and decoder+X included, except encoder+decoder (almost full fine-tuning) and the pairs whose
+# tensor set equals one already listed: self_attention+att_q/k/v == self_attention on T5. On T5 that leaves
+# 11 + 55 - 1 - 3 = 62; `distinct_configurations` recomputes the deduplication on any model (on Llama,
+# decoder+X == decoder for every X inside the layers, so it gives fewer).
+_EXCLUDED_PAIRS = {frozenset({"encoder", "decoder"})}
+_SAME_AS_SINGLE = {frozenset({"self_attention", a}) for a in ("att_q", "att_k", "att_v")}
 
 
-def all_configurations() -> list[str]:
-    """Every single component and every pair of non-stack components, as the paper listed them."""
-    singles = list(COMPONENTS)
-    inner = [c for c in COMPONENTS if c not in ("encoder", "decoder")]
-    pairs = [f"{a}+{b}" for a, b in combinations(inner, 2) if frozenset({a, b}) not in _REDUNDANT]
+def all_configurations(fam: str = "t5") -> list[str]:
+    """The paper's SparseFit configurations: every single component and every pair (62 on T5)."""
+    singles = [c for c in COMPONENTS if RULES[fam][c] is not None]
+    pairs = [f"{a}+{b}" for a, b in combinations(singles, 2)
+             if frozenset({a, b}) not in _EXCLUDED_PAIRS | _SAME_AS_SINGLE]
+    if fam == "llama":  # decoder = model.layers.* + model.norm: it contains every inner component
+        pairs = [p for p in pairs if not (p.startswith("decoder+") and p != "decoder+lm_head")]
     return singles + pairs
+
+
+def distinct_configurations(model: torch.nn.Module) -> list[str]:
+    """Singles and pairs (minus encoder+decoder) whose selected tensor sets are pairwise different,
+    first occurrence kept; computed from the model's parameter names (the check behind `all`)."""
+    fam = family(model)
+    singles = [c for c in COMPONENTS if RULES[fam][c] is not None]
+    candidates = singles + [f"{a}+{b}" for a, b in combinations(singles, 2)
+                            if frozenset({a, b}) not in _EXCLUDED_PAIRS]
+    seen: set[frozenset[str]] = set()
+    out = []
+    for c in candidates:
+        key = frozenset(count_parameters(model, c).trainable_names)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def known_configuration_names() -> list[str]:
+    """Every name `train --config` accepts besides arbitrary a+b combinations (for error messages)."""
+    return [*all_configurations(), FULL_FT, *PEFT_BASELINES]
 
 
 def parse_configuration(config: str) -> tuple[str, ...]:
@@ -71,9 +103,16 @@ def parse_configuration(config: str) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in config.split("+"))
     for p in parts:
         if p not in COMPONENTS:
-            hint = " (full_ft and PEFT baselines cannot be combined with components)" if p in PEFT_BASELINES or p == FULL_FT else ""
-            raise ValueError(f"unknown component {p!r} in configuration {config!r}{hint}; "
-                             f"known: {', '.join(COMPONENTS)}")
+            hint = (" (full_ft and the baselines cannot be combined with components)"
+                    if p in PEFT_BASELINES or p in OTHER_BASELINES or p == FULL_FT else "")
+            close = difflib.get_close_matches(config, [FULL_FT, *PEFT_BASELINES, *OTHER_BASELINES, *COMPONENTS], n=1)
+            if close and not hint:
+                hint = f" (did you mean {close[0]!r}?)"
+            raise ValueError(f"unknown component {p!r} in configuration {config!r}{hint}; valid configurations: "
+                             f"{FULL_FT}, the PEFT baselines {', '.join(PEFT_BASELINES)}, the baselines "
+                             f"{', '.join(OTHER_BASELINES)}, or components joined "
+                             f"by '+' from {', '.join(COMPONENTS)} (nle-gen params lists all "
+                             f"{len(all_configurations())} of the paper's)")
     if len(set(parts)) != len(parts):
         raise ValueError(f"configuration {config!r} names a component twice")
     return parts
@@ -109,6 +148,9 @@ class ParamCounts:
     trainable: int
     trainable_names: list[str] = field(default_factory=list)  # canonical names (first alias)
     notes: list[str] = field(default_factory=list)
+    # PEFT adapters: the base model's size; `total` is then base + adapter (PEFT's print_trainable_parameters
+    # convention), and `percent_of_base` the share of the base model.
+    base_total: int | None = None
 
     @property
     def frozen(self) -> int:
@@ -116,7 +158,14 @@ class ParamCounts:
 
     @property
     def percent(self) -> float:
+        """trainable / total: for adapters total includes them (PEFT's convention), else the model's size."""
         return 100.0 * self.trainable / self.total if self.total else 0.0
+
+    @property
+    def percent_of_base(self) -> float:
+        """trainable / the base model's parameters (the same as `percent` for sparse and full runs)."""
+        base = self.base_total or self.total
+        return 100.0 * self.trainable / base if base else 0.0
 
 
 def _aliases(model: torch.nn.Module) -> dict[int, list[str]]:

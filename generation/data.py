@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import random
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +20,7 @@ SPLITS = ("train", "validation", "test")
 LABELS: dict[str, tuple[str, ...] | None] = {
     "esnli": ("entailment", "neutral", "contradiction"),
     "ecqa": None,
-    "sbic": ("offensive", "not offensive"),
+    "sbic": ("not_offensive", "offensive"),  # FEB's label strings, in the order FEB samples them
     "comve": ("choice1", "choice2"),
 }
 SBIC_NOT_OFFENSIVE = "this post does not imply anything offensive"
@@ -161,79 +159,211 @@ def load_esnli(data_dir: Path, split: str) -> list[Example]:
 
 # --- ECQA -----------------------------------------------------------------------------------------
 
-_CQA_FILES = {"train": "train_rand_split.jsonl", "validation": "dev_rand_split.jsonl"}
-_ECQA_EXPLANATION_KEYS = ("explanation", "taskB", "free_flow", "freeflow")
+_CQA_FILES = ("train_rand_split.jsonl", "dev_rand_split.jsonl")
+# FEB preprocess_data.py: "ECQA and CQA have different splits; use ECQA splits" (author_split/*_ids.txt).
+_ECQA_SPLIT_FILES = {"train": "train_ids.txt", "validation": "val_ids.txt", "test": "test_ids.txt"}
+
+
+def ecqa_explanation(positives: list[str]) -> str:
+    """FEB preprocess_data.py: the `positives` joined with '. ' plus '.', with '..' made '.'."""
+    return (". ".join(positives) + ".").replace("..", ".")
 
 
 def load_ecqa(data_dir: Path, split: str) -> list[Example]:
-    """ecqa.jsonl (id + free-flow explanation) joined with CommonsenseQA's *_rand_split.jsonl by id."""
-    if split not in _CQA_FILES:
-        raise ValueError("ECQA: only the train and validation splits (CommonsenseQA train/dev) have labels here")
+    """ECQA in its authors' split (author_split/{train,val,test}_ids.txt, in file order), questions from
+    CommonsenseQA's train/dev_rand_split.jsonl (in DIR or DIR/cqa), explanations = ecqa.jsonl `positives`."""
+    ids_path = data_dir / "author_split" / _ECQA_SPLIT_FILES[split]
+    if not ids_path.is_file():
+        raise InputFileError(ids_path, None, None, "ECQA author split not found (the ECQA release's "
+                             "author_split/train_ids.txt, val_ids.txt, test_ids.txt)")
     ecqa_path = _find(data_dir, ["ecqa.jsonl"], "ECQA explanations")
     explanations: dict[str, str] = {}
     for line, row in _read_jsonl(ecqa_path):
-        key = next((k for k in _ECQA_EXPLANATION_KEYS if k in row), None)
-        if key is None:
-            raise InputFileError(ecqa_path, line, "explanation",
-                                 f"missing; expected one of {', '.join(_ECQA_EXPLANATION_KEYS)}")
-        explanations[_need(ecqa_path, line, row, "id")] = _need(ecqa_path, line, row, key)
-    cqa_path = _find(data_dir, [_CQA_FILES[split]], f"CommonsenseQA {split} file")
+        pos = row.get("positives")
+        if not isinstance(pos, list) or not pos or not all(isinstance(p, str) for p in pos):
+            raise InputFileError(ecqa_path, line, "positives", "must be a non-empty list of strings")
+        explanations[_need(ecqa_path, line, row, "id")] = ecqa_explanation(pos)
+    questions: dict[str, tuple[str, list[str], str]] = {}
+    for name in _CQA_FILES:
+        cqa_path = _find(data_dir, [name, f"cqa/{name}"], "CommonsenseQA file")
+        for line, row in _read_jsonl(cqa_path):
+            qid = _need(cqa_path, line, row, "id")
+            question = row.get("question")
+            if not isinstance(question, dict) or not isinstance(question.get("choices"), list):
+                raise InputFileError(cqa_path, line, "question", "expected an object with stem and choices")
+            stem = _need(cqa_path, line, question, "stem")
+            choices = [c for c in question["choices"] if isinstance(c, dict)]
+            texts = [c.get("text", "") for c in choices]
+            if len(choices) != 5 or not all(isinstance(t, str) and t.strip() for t in texts):
+                raise InputFileError(cqa_path, line, "question.choices", "expected five labelled choices with text")
+            answer = next((c["text"] for c in choices if c.get("label") == row.get("answerKey")), None)
+            if answer is None:
+                raise InputFileError(cqa_path, line, "answerKey", f"{row.get('answerKey')!r} is not one of the choice labels")
+            questions[qid] = (stem, texts, answer)
     examples = []
-    for line, row in _read_jsonl(cqa_path):
-        qid = _need(cqa_path, line, row, "id")
-        question = row.get("question")
-        if not isinstance(question, dict) or not isinstance(question.get("choices"), list):
-            raise InputFileError(cqa_path, line, "question", "expected an object with stem and choices")
-        stem = _need(cqa_path, line, question, "stem")
-        choices = {c.get("label"): c.get("text", "").strip() for c in question["choices"] if isinstance(c, dict)}
-        if len(choices) != 5 or not all(choices.values()):
-            raise InputFileError(cqa_path, line, "question.choices", "expected five labelled choices with text")
-        answer = row.get("answerKey")
-        if answer not in choices:
-            raise InputFileError(cqa_path, line, "answerKey", f"{answer!r} is not one of the choice labels")
+    for number, qid in enumerate(ids_path.read_text(encoding="utf-8").splitlines(), start=1):
+        qid = qid.strip()
+        if not qid:
+            continue
+        if qid not in questions:
+            raise InputFileError(ids_path, number, None, f"id {qid!r} is in no CommonsenseQA file")
         if qid not in explanations:
-            continue  # ECQA has no explanation for this question
-        examples.append(Example(qid, "ecqa", {"question": stem, "choices": [choices[k] for k in sorted(choices)]},
-                                choices[answer], [explanations[qid]]))
+            raise InputFileError(ids_path, number, None, f"id {qid!r} has no ECQA explanation in {ecqa_path.name}")
+        stem, texts, answer = questions[qid]
+        examples.append(Example(qid, "ecqa", {"question": stem, "choices": texts}, answer, [explanations[qid]]))
     return examples
 
 
 # --- SBIC -----------------------------------------------------------------------------------------
 
-_SBIC_FILES = {"train": "SBIC.v2.trn.csv", "validation": "SBIC.v2.dev.csv", "test": "SBIC.v2.tst.csv"}
+_SBIC_FILES = {"train": "trn", "validation": "dev", "test": "tst"}
+_NAN = float("nan")
+
+
+def _num(path: Path, line: int, row: dict, key: str) -> float:
+    value = row[key].strip()
+    if not value:
+        return _NAN  # pandas reads an empty cell as NaN
+    try:
+        return float(value)
+    except ValueError:
+        raise InputFileError(path, line, key, f"not a number: {value[:40]!r}") from None
+
+
+def _label_of(values: list[float]) -> float:
+    """FEB aggregate_sbic_annotations: builtin sum over the post's rows / count >= 0.5; a missing value makes
+    the sum NaN and so the label 0.0, as in FEB."""
+    frac = sum(values) / float(len(values))
+    return 1.0 if frac >= 0.5 else 0.0
+
+
+def _spacy_first_token():
+    """spaCy's en_core_web_sm tagger, which FEB's preprocess_data.py uses, when it is installed."""
+    try:
+        import spacy
+
+        nlp = spacy.load("en_core_web_sm")
+    except Exception:  # not installed: the built-in approximation below is used
+        return None
+
+    def first(text: str) -> tuple[str, str, str]:
+        tok = nlp(text)[0]
+        return tok.text, tok.pos_, tok.tag_
+
+    return first
+
+
+_AUX = {"is": "VBZ", "has": "VBZ", "does": "VBZ", "was": "VBD", "were": "VBD", "had": "VBD", "did": "VBD",
+        "are": "VBP", "have": "VBP", "do": "VBP", "am": "VBP", "be": "VB", "being": "VBG", "been": "VBN"}
+_MODALS = {"can", "could", "will", "would", "should", "shall", "may", "might", "must", "cannot", "ca", "wo"}
+
+
+def approximate_first_token(text: str) -> tuple[str, str, str]:
+    """(token, coarse POS, Penn tag) of the first word, approximating spaCy for FEB's SBIC rules: auxiliaries
+    and modals by list, -ing as VBG, -ed as VBD, anything else a noun."""
+    words = text.split()
+    word = words[0] if words else ""
+    if word.lower().endswith("n't") and len(word) > 3:
+        word = word[:-3]  # spaCy splits "don't" into "do" + "n't", "can't" into "ca" + "n't"
+    low = word.lower()
+    if low in _AUX:
+        return word, "AUX", _AUX[low]
+    if low in _MODALS:
+        return word, "AUX", "MD"
+    if low.endswith("ing") and len(low) > 4:
+        return word, "VERB", "VBG"
+    if low.endswith("ed") and len(low) > 3:
+        return word, "VERB", "VBD"
+    return word, "NOUN", "NN"
+
+
+def sbic_explanations(minority: str, inference: str, first_token=approximate_first_token) -> list[str]:
+    """FEB preprocess_data.turn_implied_statements_to_explanations for one (targetMinority, targetStereotype)
+    pair: every rule that applies adds a sentence, as in FEB."""
+    token, pos, tag = first_token(inference)
+    out: list[str] = []
+    if token == "claims" and tag not in ("VBD", "VBZ"):
+        out.append(f"this post {inference}")
+    if tag in ("VBD", "VBZ"):
+        out.append(f"this post {inference}")
+    if (tag == "VBG" and token not in ("implying", "calling")) or token == "being":
+        out.append(f"this post implies that {inference}")
+    if token in ("implying", "calling"):
+        out.append(f"this post is {inference}")
+    if token == "rape":
+        out.append(f"this post implies that {minority} {inference}")
+    if tag in ("MD", "VB") or (pos == "AUX" and token != "being"):
+        plural = minority in ("women", "men") or "folks" in minority or len(minority.split(",")) > 1
+        if plural and token == "is":
+            out.append(f"this post implies that {minority} are {' '.join(inference.split(' ')[1:])}")
+        else:
+            out.append(f"this post implies that {minority} {inference}")
+    if token == "all":
+        out.append(f"this post implies that {minority} are {inference}")
+    if not out:
+        out.append(f"this post implies that {inference}")
+    return out
+
+
+SBIC_PERSONAL_ATTACK = "this post is a personal attack"
+
+
+def _sbic_from_modified(path: Path) -> list[Example]:
+    """FEB's own preprocessed SBIC.v2.<split>.modified.csv (exactly what FEB samples from)."""
+    examples = []
+    for line, row in _read_csv(path, ("post", "offensiveYN", "targetStereotype")):
+        label = row["offensiveYN"].strip()
+        if label not in ("offensive", "not offensive"):
+            raise InputFileError(path, line, "offensiveYN", f"expected 'offensive' or 'not offensive', got {label[:40]!r}")
+        post = row["post"]
+        stereotype = row["targetStereotype"]
+        if not stereotype.strip():
+            raise InputFileError(path, line, "targetStereotype", "must be a non-empty string")
+        pid = "sbic-" + hashlib.sha1(post.encode()).hexdigest()[:12]
+        examples.append(Example(pid, "sbic", {"post": post}, label.replace("not offensive", "not_offensive"),
+                                stereotype.split(" [SEP] ")))
+    return examples
 
 
 def load_sbic(data_dir: Path, split: str) -> list[Example]:
-    """SBIC v2 annotation rows aggregated by post: offensive when mean(offensiveYN) >= 0.5; explanations
-    'this post implies that <targetStereotype>' (offensive posts without one are left out)."""
-    path = _find(data_dir, [_SBIC_FILES[split]], f"SBIC {split} CSV")
-    scores: dict[str, list[float]] = defaultdict(list)
-    stereotypes: dict[str, list[str]] = defaultdict(list)
-    for line, row in _read_csv(path, ("post", "offensiveYN", "targetStereotype")):
-        post = row["post"].strip()
-        if not post:
+    """SBIC as FEB builds it (preprocess_data.py): FEB's SBIC.v2.<split>.modified.csv when present, else the
+    raw SBIC.v2.<split>.csv aggregated by post (offensive / targets a group when >= half the annotators say
+    so; training: one row per annotated stereotype, evaluation: one row per post) and turned into FEB's
+    explanation templates; offensive posts aimed at an individual get "this post is a personal attack"."""
+    code = _SBIC_FILES[split]
+    modified = data_dir / f"SBIC.v2.{code}.modified.csv"
+    if modified.is_file():
+        return _sbic_from_modified(modified)
+    path = _find(data_dir, [f"SBIC.v2.{code}.csv"], f"SBIC {split} CSV")
+    rows = _read_csv(path, ("post", "offensiveYN", "targetStereotype", "whoTarget", "targetMinority"))
+    by_post: dict[str, list[tuple[int, dict]]] = {}
+    for line, row in rows:
+        if not row["post"].strip():
             raise InputFileError(path, line, "post", "must be a non-empty string")
-        value = row["offensiveYN"].strip()
-        if value:
-            try:
-                scores[post].append(float(value))
-            except ValueError:
-                raise InputFileError(path, line, "offensiveYN", f"not a number: {value[:40]!r}") from None
-        else:
-            scores.setdefault(post, [])
-        st = row["targetStereotype"].strip()
-        if st and st not in stereotypes[post]:
-            stereotypes[post].append(st)
+        by_post.setdefault(row["post"], []).append((line, row))
+    first_token = _spacy_first_token() or approximate_first_token
     examples = []
-    for post, values in scores.items():
-        if not values:
-            continue
-        offensive = sum(values) / len(values) >= 0.5
-        if offensive and not stereotypes[post]:
-            continue
-        expl = [f"this post implies that {s}" for s in stereotypes[post]] if offensive else [SBIC_NOT_OFFENSIVE]
+    for post, group in by_post.items():  # posts in order of first appearance, as FEB's loop visits them
+        offensive = _label_of([_num(path, ln, r, "offensiveYN") for ln, r in group]) == 1.0
+        group_target = _label_of([_num(path, ln, r, "whoTarget") for ln, r in group]) == 1.0
         pid = "sbic-" + hashlib.sha1(post.encode()).hexdigest()[:12]
-        examples.append(Example(pid, "sbic", {"post": post}, "offensive" if offensive else "not offensive", expl))
+        label = "offensive" if offensive else "not_offensive"
+        pairs = [(r["targetMinority"], r["targetStereotype"]) for _, r in group if r["targetStereotype"].strip()]
+        if group_target:
+            # Training: one row per stereotype annotation; evaluation: one row with all of them.
+            # A post without any annotated stereotype: no training row; in evaluation FEB drops it when
+            # offensive and keeps it (empty statement, replaced below) when not.
+            units = [[p] for p in pairs] if split == "train" else [pairs] if pairs or not offensive else []
+        else:
+            units = [[]]
+        for unit in units:
+            if not offensive:
+                expl = [SBIC_NOT_OFFENSIVE]
+            elif not group_target:
+                expl = [SBIC_PERSONAL_ATTACK]
+            else:
+                expl = [e for m, s in unit for e in sbic_explanations(m, s, first_token)]
+            examples.append(Example(pid, "sbic", {"post": post}, label, expl))
     return examples
 
 
@@ -265,7 +395,7 @@ def load_comve(data_dir: Path, split: str) -> list[Example]:
         answers[values[0].strip()] = values[1].strip()
     expl: dict[str, list[str]] = {}
     for line, values in _read_csv(expl_path, None, header=False):
-        texts = [v.strip() for v in values[1:] if v.strip()]
+        texts = [v for v in values[1:] if v.strip()]  # unstripped, as FEB's pandas reads them
         if len(values) < 2 or not texts:
             raise InputFileError(expl_path, line, None, "expected 'id,explanation1[,explanation2,...]'")
         expl[values[0].strip()] = texts
@@ -276,8 +406,12 @@ def load_comve(data_dir: Path, split: str) -> list[Example]:
             if cid not in table:
                 raise InputFileError(other, None, None, f"no row for id {cid!r} (from {data_path.name}, line {line})")
         label = "choice1" if answers[cid] == "0" else "choice2"
-        examples.append(Example(cid, "comve", {"sent0": _need(data_path, line, row, "sent0"),
-                                               "sent1": _need(data_path, line, row, "sent1")}, label, expl[cid]))
+        inputs = {"sent0": _need(data_path, line, row, "sent0"), "sent1": _need(data_path, line, row, "sent1")}
+        if split == "train":
+            # FEB preprocess_data.process_senmaking_data: one training row per human explanation (x3).
+            examples += [Example(cid, "comve", inputs, label, [e]) for e in expl[cid]]
+        else:
+            examples.append(Example(cid, "comve", inputs, label, expl[cid]))
     return examples
 
 
@@ -316,41 +450,16 @@ def _by_ids(examples: list[Example], ids: list[str], what: str) -> list[Example]
     return [index[i] for i in ids]
 
 
-def sample_train(examples: list[Example], dataset: str, seed: int, n: int = 48) -> list[Example]:
-    """n examples, n / #labels per label for balanced datasets (ECQA: n at random); deterministic per seed."""
-    rng = random.Random(f"{dataset}-train-{seed}")
-    pool = sorted(examples, key=lambda e: e.id)
-    labels = LABELS[dataset]
-    if labels is None:
-        if len(pool) < n:
-            raise ValueError(f"{dataset}: {n} training examples asked, only {len(pool)} available")
-        return rng.sample(pool, n)
-    if n % len(labels):
-        raise ValueError(f"{dataset}: {n} training examples cannot be split evenly over {len(labels)} labels")
-    chosen: list[Example] = []
-    for label in labels:
-        group = [e for e in pool if e.label == label]
-        if len(group) < n // len(labels):
-            raise ValueError(f"{dataset}: {n // len(labels)} examples of label {label!r} asked, "
-                             f"only {len(group)} available")
-        chosen += rng.sample(group, n // len(labels))
-    rng.shuffle(chosen)
-    return chosen
-
-
-def sample_validation(examples: list[Example], dataset: str, seed: int, n: int = 350) -> list[Example]:
-    """n validation examples drawn at random (all of them when fewer); deterministic per seed."""
-    pool = sorted(examples, key=lambda e: e.id)
-    return random.Random(f"{dataset}-validation-{seed}").sample(pool, min(n, len(pool)))
-
-
 def few_shot_split(dataset: str, data_dir: str | Path, seed: int, n_train: int = 48, n_val: int = 350,
                    train_ids: list[str] | None = None, val_ids: list[str] | None = None) -> FewShotSplit:
-    """FEB-style split for a seed, or the given id lists (to reuse published splits)."""
-    train_pool = load_split(dataset, data_dir, "train")
-    val_pool = load_split(dataset, data_dir, "validation")
-    train = _by_ids(train_pool, train_ids, "train ids") if train_ids else sample_train(train_pool, dataset, seed, n_train)
-    val = _by_ids(val_pool, val_ids, "validation ids") if val_ids else sample_validation(val_pool, dataset, seed, n_val)
+    """FEB's split for a seed (generation.splits.feb_split), or the given id lists (to reuse published splits)."""
+    from generation.splits import feb_split
+
+    train = _by_ids(load_split(dataset, data_dir, "train"), train_ids, "train ids") if train_ids else None
+    val = _by_ids(load_split(dataset, data_dir, "validation"), val_ids, "validation ids") if val_ids else None
+    if train is None or val is None:
+        split = feb_split(dataset, data_dir, seed, n_train, n_val)
+        train, val = train if train is not None else split.train, val if val is not None else split.validation
     return FewShotSplit(seed, train, val)
 
 

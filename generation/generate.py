@@ -11,9 +11,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from generation.bertscore import FEB_LAYER, BertScorer, nbertscore
 from generation.data import LABELS, Example, load_split
+from generation.layout import generations_file, metrics_file
 from generation.prompts import Parsed, is_correct, parse, prompt
-from generation.train import SPLIT_FILE, load_run
+from generation.train import SPLIT_FILE, load_run, read_run
 
 
 @torch.no_grad()
@@ -35,7 +37,7 @@ def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, p
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
                             max_length=max_input_tokens).to(device)
             ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                 pad_token_id=tokenizer.pad_token_id)
+                                 use_cache=True, pad_token_id=tokenizer.pad_token_id)
             if decoder_only:
                 ids = ids[:, enc["input_ids"].shape[1]:]  # strip the prompt
             for i, text in zip(idx, tokenizer.batch_decode(ids, skip_special_tokens=True), strict=True):
@@ -85,7 +87,7 @@ def score_examples(examples: list[Example], outputs: list[str]) -> list[Scored]:
     scored = []
     for ex, text in zip(examples, outputs, strict=True):
         p = parse(text)
-        scored.append(Scored(ex, prompt(ex), text, p, is_correct(p, ex.label)))
+        scored.append(Scored(ex, prompt(ex), text, p, is_correct(p, ex.label, ex.dataset)))
     return scored
 
 
@@ -105,37 +107,77 @@ def metrics_of(scored: list[Scored]) -> dict:
     }
 
 
+def selection_warnings(metrics: dict) -> list[str]:
+    """Why the NLE file is smaller or narrower than asked: fewer than `first`, or a single class."""
+    per_label = metrics.get("selected_per_label", {})
+    correct = metrics.get("correct_per_label", {})
+    counts = ", ".join(f"{lab}: {per_label.get(lab, 0)} written of {correct.get(lab, 0)} correct"
+                       for lab in sorted(set(per_label) | set(correct)))
+    out = []
+    n_correct = sum(correct.values())
+    if metrics["selected"] == 0 and n_correct == 0:
+        out.append(f"no correct prediction among {metrics['n']}, so the NLE file is empty "
+                   "(nle-annotate import will reject it)")
+    elif metrics["selected"] < metrics["first"]:
+        out.append(f"wrote {metrics['selected']} NLEs, fewer than --first {metrics['first']} ({counts})")
+    labels = metrics.get("labels")
+    if labels and metrics["selected"] > 0 and sum(1 for v in per_label.values() if v) == 1:
+        out.append(f"the NLEs cover only one class ({counts})")
+    return out
+
+
+def run_examples(run_dir: Path, train_config: dict, split: str, data_dir: str | None = None) -> list[Example]:
+    """The examples a run is evaluated on: its own validation items (split.json), or the whole other split."""
+    pool = load_split(train_config["dataset"], data_dir or train_config["data_dir"], split)
+    if split != "validation":
+        return pool
+    ids = json.loads((run_dir / SPLIT_FILE).read_text())["validation"]
+    index = {e.id: e for e in pool}
+    examples = [index[i] for i in ids if i in index]
+    if len(examples) != len(ids):
+        raise ValueError(f"{run_dir / SPLIT_FILE}: {len(ids) - len(examples)} validation ids not in the data")
+    return examples
+
+
 def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation", first: int = 30,
                  batch_size: int = 16, data_dir: str | None = None, base_model: str | None = None,
                  scorer: Callable[[list[str], list[list[str]]], list[float]] | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, broken_explanation: str = "empty") -> dict:
     """Generate for the run's validation (or another) split; write the NLE JSONL of the first correct
     predictions balanced by class to `out` and metrics.json beside the run; return the metrics."""
+    if first < 1:
+        raise ValueError(f"--first must be >= 1 (got {first})")
+    if Path(out).is_dir():
+        raise ValueError(f"--out {out}: is a directory; give the NLE file's path")
     run_dir = Path(run_dir)
+    if read_run(run_dir)["kind"] == "dect":  # label-only: accuracy, "nle": null, no NLE file
+        from generation.dect import evaluate_dect
+
+        return evaluate_dect(run_dir, split, batch_size, data_dir, base_model, progress)
     model, tokenizer, info = load_run(run_dir, base_model)
     if torch.cuda.is_available():
         model.to("cuda")
+    # generate as the run trained: bf16 autocast when training used it (and the GPU supports it)
+    bf16 = bool(info.get("bf16_used")) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     tc = info["train_config"]
     dataset, seed = tc["dataset"], tc["seed"]
-    pool = load_split(dataset, data_dir or tc["data_dir"], split)
-    if split == "validation":
-        ids = json.loads((run_dir / SPLIT_FILE).read_text())["validation"]
-        index = {e.id: e for e in pool}
-        examples = [index[i] for i in ids if i in index]
-        if len(examples) != len(ids):
-            raise ValueError(f"{run_dir / SPLIT_FILE}: {len(ids) - len(examples)} validation ids not in the data")
-    else:
-        examples = pool
+    examples = run_examples(run_dir, tc, split, data_dir)
     prompts = [prompt(e) for e in examples]
-    outputs = generate_texts(model, tokenizer, prompts, batch_size=batch_size,
-                             max_input_tokens=tc.get("max_input_tokens", 512), progress=progress)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        outputs = generate_texts(model, tokenizer, prompts, batch_size=batch_size,
+                                 max_input_tokens=tc.get("max_input_tokens", 512), progress=progress)
     scored = score_examples(examples, outputs)
     metrics = metrics_of(scored)
     if scorer is not None:
-        # Normalized BERTScore: 0 for a wrong prediction or an empty explanation.
-        raw = scorer([s.parsed.explanation for s in scored], [s.example.explanations for s in scored])
-        metrics["bertscore_normalized"] = sum(
-            r if s.correct and s.parsed.explanation else 0.0 for r, s in zip(raw, scored, strict=True)) / max(len(scored), 1)
+        # FEB metrics.py: best BERTScore over the gold explanations, 0 for a wrong prediction, mean over all
+        # items (an empty explanation scores 0 by bert_score's rule); nbertscore on FEB's 0-100 scale.
+        # An output without " because ": the paper scores its empty explanation (0); FEB's and the authors'
+        # metrics.py score the string "UNK" instead (broken_explanation="unk").
+        unk = "UNK" if broken_explanation == "unk" else ""
+        raw = scorer([s.parsed.explanation if s.parsed.well_formed else unk for s in scored],
+                     [s.example.explanations for s in scored])
+        metrics["nbertscore"] = nbertscore(raw, [s.correct for s in scored])
+        metrics["bertscore_normalized"] = metrics["nbertscore"] / 100
     chosen = select_balanced(scored, dataset, first)
     model_name = info["base_model"]
     out = Path(out)
@@ -143,47 +185,25 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     with out.open("w", encoding="utf-8") as f:
         for s in chosen:
             f.write(json.dumps(nle_record(s, info["config"], model_name, seed), ensure_ascii=False) + "\n")
+    correct_per_label: dict[str, int] = {}
+    for s in scored:
+        if s.correct:
+            correct_per_label[s.example.label] = correct_per_label.get(s.example.label, 0) + 1
+    selected_per_label: dict[str, int] = dict.fromkeys(LABELS.get(dataset) or (), 0)
+    for s in chosen:
+        selected_per_label[s.example.label] = selected_per_label.get(s.example.label, 0) + 1
     metrics.update({"config": info["config"], "model": model_name, "dataset": dataset, "split": split,
-                    "split_seed": seed, "selected": len(chosen), "first": first, "nles": str(out)})
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    with (run_dir / "generations.jsonl").open("w", encoding="utf-8") as f:
+                    "split_seed": seed, "selected": len(chosen), "first": first, "nles": str(out.resolve()),
+                    "labels": list(LABELS.get(dataset) or ()), "correct_per_label": correct_per_label,
+                    "selected_per_label": selected_per_label})
+    (run_dir / metrics_file(split)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with (run_dir / generations_file(split)).open("w", encoding="utf-8") as f:
         for s in scored:
             f.write(json.dumps({"sample_id": s.example.id, "output": s.output, "correct": s.correct}) + "\n")
     return metrics
 
 
-def bertscore_scorer(model_path: str, layer: int | None = None, batch_size: int = 32) -> Callable:
-    """BERTScore F1 (greedy cosine matching of contextual token embeddings, best over the gold
-    explanations) with a local encoder model; no rescaling."""
-    from transformers import AutoModel, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-    enc = AutoModel.from_pretrained(model_path, local_files_only=True).eval()
-
-    @torch.no_grad()
-    def embed(texts: list[str]) -> list[torch.Tensor]:
-        vecs = []
-        for i in range(0, len(texts), batch_size):
-            b = tok(texts[i:i + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=256)
-            out = enc(**b, output_hidden_states=True)
-            h = out.hidden_states[layer] if layer is not None else out.last_hidden_state
-            h = torch.nn.functional.normalize(h, dim=-1)
-            for row, mask in zip(h, b["attention_mask"], strict=True):
-                vecs.append(row[mask.bool()])
-        return vecs
-
-    def f1(a: torch.Tensor, b: torch.Tensor) -> float:
-        sim = a @ b.T
-        p, r = sim.max(dim=1).values.mean(), sim.max(dim=0).values.mean()
-        return float(2 * p * r / (p + r)) if (p + r) > 0 else 0.0
-
-    def score(candidates: list[str], references: list[list[str]]) -> list[float]:
-        flat = [r for refs in references for r in refs]
-        cand_v, ref_v = embed([c or " " for c in candidates]), embed(flat)
-        scores, k = [], 0
-        for c, refs in zip(cand_v, references, strict=True):
-            scores.append(max((f1(c, ref_v[k + j]) for j in range(len(refs))), default=0.0))
-            k += len(refs)
-        return scores
-
-    return score
+def bertscore_scorer(model_path: str, layer: int = FEB_LAYER, batch_size: int = 32) -> Callable:
+    """BERTScore F1 as FEB computes it (generation.bertscore): best over the gold explanations, lowercased,
+    idf off, no rescaling, hidden states of `layer` (FEB: roberta-large, 17)."""
+    return BertScorer(model_path, layer=layer, batch_size=batch_size)

@@ -14,7 +14,11 @@ from transformers import (
     T5Config,
 )
 
-# T5 v1.0 shapes (UnifiedQA has the same); vocab 32128; lm_head tied to the shared embedding.
+# T5 v1.0 shapes (UnifiedQA has the same); lm_head tied to the shared embedding. The checkpoints hold 32,128
+# embedding rows, but FEB (allenai/feb scripts/input_to_label_and_rationale.py) calls
+# `model.resize_token_embeddings(len(tokenizer))` = 32,100 before training, and so does `train` here
+# (`load_base`): the presets describe the model as trained, which is what the paper's percentages count.
+T5_VOCAB_AFTER_RESIZE = 32100
 _T5 = {
     "t5-small": dict(d_model=512, d_ff=2048, num_layers=6, num_heads=8, d_kv=64),
     "t5-base": dict(d_model=768, d_ff=3072, num_layers=12, num_heads=12, d_kv=64),
@@ -27,7 +31,7 @@ PRESETS = (*_T5, "llama-2-7b")
 def preset_config(name: str) -> PretrainedConfig:
     """The transformers config of a preset architecture."""
     if name in _T5:
-        return T5Config(vocab_size=32128, tie_word_embeddings=True, pad_token_id=0, eos_token_id=1,
+        return T5Config(vocab_size=T5_VOCAB_AFTER_RESIZE, tie_word_embeddings=True, pad_token_id=0, eos_token_id=1,
                         decoder_start_token_id=0, **_T5[name])
     if name == "llama-2-7b":
         return LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,

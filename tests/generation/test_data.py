@@ -8,20 +8,30 @@ from pathlib import Path
 
 import pytest
 
-from generation.data import LABELS, SBIC_NOT_OFFENSIVE, few_shot_split, load_split, read_id_list
+from generation.data import (
+    LABELS,
+    SBIC_NOT_OFFENSIVE,
+    SBIC_PERSONAL_ATTACK,
+    few_shot_split,
+    load_split,
+    read_id_list,
+    sbic_explanations,
+)
 from generation.errors import InputFileError
 
 
 def test_comve_real_files(comve_dir: Path) -> None:
     train = load_split("comve", comve_dir, "train")
     dev = load_split("comve", comve_dir, "validation")
-    assert (len(train), len(dev)) == (10_000, 997)
-    by_id = {e.id: e for e in train}
-    ex = by_id["1"]
+    assert (len(train), len(dev)) == (30_000, 997)  # FEB: one training row per explanation (x3)
+    rows = [e for e in train if e.id == "1"]
+    assert [e.explanations for e in rows] == [["Apple can not be drunk"], [
+        "An apple is a whole food and unable to be drunk without being juiced."], ["He eats an apple"]]
+    ex = rows[0]
     assert ex.inputs == {"sent0": "He drinks apple.", "sent1": "He drinks milk."}
     assert ex.label == "choice1"  # statement 0 is the nonsensical one
-    assert ex.explanations[0] == "Apple can not be drunk" and len(ex.explanations) == 3
-    assert by_id["2"].label == "choice2"
+    assert len(dev[0].explanations) == 3
+    assert next(e for e in train if e.id == "2").label == "choice2"
     assert set(Counter(e.label for e in train)) == {"choice1", "choice2"}
 
 
@@ -61,25 +71,85 @@ def test_esnli_train_reads_both_release_files(tmp_path: Path, fixtures_dir: Path
     assert len(load_split("esnli", tmp_path, "train")) == 13
 
 
-def test_sbic_aggregates_annotations_by_post(fixtures_dir: Path) -> None:
-    train = {e.inputs["post"]: e for e in load_split("sbic", fixtures_dir / "sbic", "train")}
-    lazy = train["those people are all lazy"]
-    assert lazy.label == "offensive"
-    assert lazy.explanations == ["this post implies that they are lazy", "this post implies that they do not work"]
-    assert train["i could kill for a pizza"].label == "not offensive"  # mean 1/6 < 0.5
-    assert train["what a lovely morning"].explanations == [SBIC_NOT_OFFENSIVE]
-    assert "nobody cares about that group" not in train  # offensive without an implied statement
-    assert Counter(e.label for e in train.values()) == {"offensive": 4, "not offensive": 5}
-    assert len({e.id for e in train.values()}) == 9
+def test_sbic_rows_as_feb_builds_them(fixtures_dir: Path) -> None:
+    """FEB preprocess_data.py: training = one row per stereotype annotation, templates by the first word's
+    tag, personal attacks kept, a missing whoTarget/offensiveYN value makes the post's average NaN (so 0)."""
+    train = load_split("sbic", fixtures_dir / "sbic", "train")
+    by_post: dict[str, list] = {}
+    for e in train:
+        by_post.setdefault(e.inputs["post"], []).append(e)
+    lazy = by_post["those people are all lazy"]
+    assert [e.explanations for e in lazy] == [["this post implies that black folks are lazy"]] * 2 + [
+        ["this post implies that black folks don't work"]]
+    assert [e.explanations for e in by_post["women can not drive"]] == [["this post implies that women can't drive"]] * 2
+    assert by_post["you are an idiot"][0].explanations == [SBIC_PERSONAL_ATTACK]
+    # One annotator left whoTarget empty: FEB's builtin sum gives NaN, so the post "targets no group".
+    assert by_post["old folks smell funny"][0].explanations == [SBIC_PERSONAL_ATTACK]
+    # Every rule that applies adds a sentence ("is" is both VBZ and AUX), joined in the target with " [SEP] ".
+    assert by_post["they are always complaining"][0].explanations == [
+        "this post is always complaining", "this post implies that women are always complaining"]
+    assert by_post["immigrants steal jobs"][0].explanations == [
+        "this post is taking our jobs", "this post implies that immigrants is taking our jobs"]
+    assert by_post["the game last night was great"][0].label == "not_offensive"  # an empty offensiveYN -> NaN
+    assert by_post["what a lovely morning"][0].explanations == [SBIC_NOT_OFFENSIVE]
+    assert "nobody cares about that group" not in by_post  # group attack without an implied statement
+    assert Counter(e.label for e in train) == {"offensive": 9, "not_offensive": 5}
+    dev = {e.inputs["post"]: e for e in load_split("sbic", fixtures_dir / "sbic", "validation")}
+    assert dev["dev: those people are all lazy"].explanations == [
+        "this post implies that black folks are lazy", "this post implies that black folks are lazy",
+        "this post implies that black folks don't work"]
+    assert "dev: nobody cares about that group" not in dev
+    assert len(dev) == 3
 
 
-def test_ecqa_joins_explanations_with_commonsenseqa(fixtures_dir: Path) -> None:
+def test_sbic_reads_febs_modified_files(tmp_path: Path) -> None:
+    (tmp_path / "SBIC.v2.dev.csv").write_text("not,used\n")
+    (tmp_path / "SBIC.v2.dev.modified.csv").write_text(
+        ",post,offensiveYN,whoTarget,targetMinority,targetStereotype\n"
+        "0,a post,offensive,1.0,women,this post implies that women x [SEP] this post y\n"
+        "1,\"other\npost\",not offensive,0.0,,this post does not imply anything offensive\n")
+    rows = load_split("sbic", tmp_path, "validation")
+    assert [(e.label, e.explanations) for e in rows] == [
+        ("offensive", ["this post implies that women x", "this post y"]),
+        ("not_offensive", [SBIC_NOT_OFFENSIVE])]
+    assert rows[1].inputs == {"post": "other\npost"}
+
+
+@pytest.mark.parametrize(
+    ("minority", "inference", "expected"),
+    [
+        ("women", "can't drive", ["this post implies that women can't drive"]),
+        ("black folks", "is lazy", ["this post is lazy", "this post implies that black folks are lazy"]),
+        ("jews", "being greedy", ["this post implies that being greedy"]),
+        ("jews", "implying they are greedy", ["this post is implying they are greedy"]),
+        ("women", "rape is ok", ["this post implies that women rape is ok"]),
+        ("women", "all are bad", ["this post implies that women are all are bad"]),
+        ("women", "belong in the kitchen", ["this post implies that belong in the kitchen"]),
+        ("women", "claims women are weak", ["this post claims women are weak"]),
+        ("men", "used to rule", ["this post used to rule"]),
+    ],
+)
+def test_sbic_templates(minority: str, inference: str, expected: list[str]) -> None:
+    assert sbic_explanations(minority, inference) == expected
+
+
+def test_ecqa_uses_the_authors_split_and_positives(fixtures_dir: Path) -> None:
     train = load_split("ecqa", fixtures_dir / "ecqa", "train")
-    assert [e.id for e in train] == ["q1", "q2", "q3", "q4", "q5", "q6"]  # q7 has no ECQA explanation
+    assert [e.id for e in train] == ["q1", "q2", "q3", "q4", "q5"]  # author_split/train_ids.txt order
     q1 = train[0]
     assert q1.inputs == {"question": "Where are plates kept?", "choices": ["cupboard", "sea", "car", "sky", "shoe"]}
-    assert q1.label == "cupboard" and q1.explanations == ["plates are kept in a cupboard"]
-    assert len(load_split("ecqa", fixtures_dir / "ecqa", "validation")) == 3
+    # positives joined with ". " plus "." and ".." made "." (FEB preprocess_data.process_ecqa_data)
+    assert q1.label == "cupboard"
+    assert q1.explanations == ["Plates are kept in a cupboard. A cupboard has shelves for dishes."]
+    assert [e.id for e in load_split("ecqa", fixtures_dir / "ecqa", "validation")] == ["v1", "v2", "q6"]
+    assert [e.id for e in load_split("ecqa", fixtures_dir / "ecqa", "test")] == ["v3"]
+
+
+def test_ecqa_without_the_author_split_is_an_error(fixtures_dir: Path, tmp_path: Path) -> None:
+    d = Path(shutil.copytree(fixtures_dir / "ecqa", tmp_path / "ecqa"))
+    shutil.rmtree(d / "author_split")
+    with pytest.raises(InputFileError, match="train_ids.txt: ECQA author split not found"):
+        load_split("ecqa", d, "train")
 
 
 @pytest.mark.parametrize(
@@ -93,7 +163,8 @@ def test_ecqa_joins_explanations_with_commonsenseqa(fixtures_dir: Path) -> None:
         ("esnli", "esnli_dev.csv", "", "empty file; expected a header row"),
         ("esnli", "esnli_dev.csv", "pairID,gold_label,Sentence1,Sentence2,Explanation_1\n", "no data rows"),
         ("sbic", "SBIC.v2.dev.csv", "post,offensiveYN\nhello,0.0\n", "field 'targetStereotype'"),
-        ("sbic", "SBIC.v2.dev.csv", "post,offensiveYN,targetStereotype\nhello,yes,\n", "line 2, field 'offensiveYN'"),
+        ("sbic", "SBIC.v2.dev.csv", "post,offensiveYN,targetStereotype,whoTarget,targetMinority\nhello,yes,,,\n",
+         "line 2, field 'offensiveYN'"),
         ("ecqa", "dev_rand_split.jsonl", '{"id": "v1", "answerKey": "A"\n', "line 1: invalid JSON"),
         ("ecqa", "dev_rand_split.jsonl",
          '{"id": "v1", "answerKey": "Z", "question": {"stem": "s", "choices": '
@@ -135,11 +206,12 @@ def test_comve_answer_without_statement_pair_is_reported(fixtures_dir: Path, tmp
         load_split("comve", d, "validation")
 
 
-@pytest.mark.parametrize(("dataset", "n_train", "per_label"), [
-    ("esnli", 6, 2), ("esnli", 12, 4), ("sbic", 8, 4), ("comve", 2, 1),
+@pytest.mark.parametrize(("dataset", "n_train", "n_val", "per_label"), [
+    ("esnli", 6, 6, 2), ("esnli", 12, 3, 4), ("sbic", 8, 2, 4), ("comve", 2, 2, 1),
 ])
-def test_split_class_balance(dataset: str, n_train: int, per_label: int, fixtures_dir: Path) -> None:
-    split = few_shot_split(dataset, fixtures_dir / dataset, seed=0, n_train=n_train)
+def test_split_class_balance(dataset: str, n_train: int, n_val: int, per_label: int, fixtures_dir: Path) -> None:
+    split = few_shot_split(dataset, fixtures_dir / dataset, seed=0, n_train=n_train, n_val=n_val)
+    assert Counter(e.label for e in split.validation) == {lab: n_val // len(LABELS[dataset]) for lab in LABELS[dataset]}
     assert Counter(e.label for e in split.train) == {lab: per_label for lab in LABELS[dataset]}
 
 

@@ -14,7 +14,7 @@ from generation.cli import main
 from generation.config import TrainConfig
 from generation.data import Example, few_shot_split
 from generation.generate import Scored, evaluate_run, generate_texts, metrics_of, select_balanced
-from generation.prompts import parse, prompt
+from generation.prompts import is_correct, parse, prompt
 from generation.train import load_base, train
 
 
@@ -33,7 +33,7 @@ def test_batched_generation_equals_one_by_one(tiny_model: Path, fixtures_dir: Pa
 def _scored(label: str, output: str, k: int) -> Scored:
     ex = Example(str(k), "esnli", {"premise": "p", "hypothesis": "h"}, label, ["gold"])
     parsed = parse(output)
-    return Scored(ex, "prompt", output, parsed, parsed.well_formed and parsed.label == label)
+    return Scored(ex, "prompt", output, parsed, is_correct(parsed, label, "esnli"))
 
 
 def test_select_balanced_takes_the_first_correct_per_label() -> None:
@@ -42,10 +42,12 @@ def test_select_balanced_takes_the_first_correct_per_label() -> None:
             _scored("entailment", "entailment because e", 4), _scored("contradiction", "contradiction", 5),
             _scored("contradiction", "contradiction because f", 6), _scored("neutral", "neutral because g", 7)]
     chosen = select_balanced(rows, "esnli", first=4)
-    # quota 2/1/1 (remainder to the first label): entailment 0,1; neutral 3; contradiction 6
-    assert [s.example.id for s in chosen] == ["0", "1", "3", "6"]
+    # quota 2/1/1 (remainder to the first label): entailment 0,1; neutral 3; contradiction 5 -- a label-only
+    # output is correct (FEB metrics.py) and enters the selection with an empty explanation.
+    assert [s.example.id for s in chosen] == ["0", "1", "3", "5"]
+    assert chosen[-1].parsed.explanation == ""
     m = metrics_of(rows)
-    assert m["accuracy"] == 6 / 8 and m["no_because"] == 1
+    assert m["accuracy"] == 7 / 8 and m["no_because"] == 1
     assert m["per_label_accuracy"]["neutral"] == 2 / 3
 
 
@@ -112,8 +114,9 @@ def test_bertscore_with_a_local_encoder(memorized_run: Path, tiny_t5: Path, tmp_
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=64)).save_pretrained(enc_dir)
-    scorer = bertscore_scorer(str(enc_dir))
+    scorer = bertscore_scorer(str(enc_dir), layer=1)
     same, other = scorer(["a man plays a guitar", "dogs run"], [["a man plays a guitar"], ["kids swim in a pool"]])
     assert same == pytest.approx(1.0, abs=1e-5) and other < same
     metrics = evaluate_run(memorized_run, tmp_path / "n.jsonl", first=2, scorer=scorer, progress=False)
-    assert 0 < metrics["bertscore_normalized"] <= metrics["accuracy"] + 1e-6
+    assert 0 < metrics["nbertscore"] <= 100 * metrics["accuracy"] + 1e-4
+    assert metrics["bertscore_normalized"] == pytest.approx(metrics["nbertscore"] / 100)

@@ -136,8 +136,19 @@ def test_decoder_only_labels_mask_the_prompt(tiny_llama: Path, esnli_dir: Path) 
         ({"batch_size": 0}, "batch_size"),
         ({"epochs": 0, "max_steps": -1}, "epochs"),
         ({"bf16": "maybe"}, "bf16"),
+        ({"config": "lora", "lora_r": 0}, "lora_r must be"),
+        ({"config": "att_q", "lora_r": 8}, "lora_r applies to the 'lora' baseline only"),
     ],
 )
 def test_train_config_rejects_impossible_values(over: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=message):
         _cfg(tmp_path, tmp_path, tmp_path / "run", **{"config": "att_q", **over})
+
+
+def test_lora_rank_reaches_the_adapter(tiny_t5: Path, esnli_dir: Path, tmp_path: Path) -> None:
+    result = train(_cfg(tiny_t5, esnli_dir, tmp_path / "run", "lora", lora_r=2, max_steps=1), progress=False)
+    config = json.loads((tmp_path / "run" / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 2 and config["lora_alpha"] == 2
+    # q and v of 2 encoder self-, 2 decoder self- and 2 cross-attention blocks, d_model 32, inner 32
+    assert result.counts.trainable == 6 * 2 * 2 * (32 + 32)
+    assert read_run(tmp_path / "run")["train_config"]["lora_r"] == 2

@@ -1,0 +1,104 @@
+"""The paper's protocol end to end on tiny models: label-only correct predictions reach the app with an empty
+explanation shown as "(empty)", `train --split-files` reuses FEB split files, and the SparseFit authors' Llama
+format (a "[PAD]" token, prompt positions labelled with it, no EOS) trains, saves and reloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from annotate.core.formats import read_nle_file
+from generation.cli import main
+from generation.config import TrainConfig
+from generation.data import Example, few_shot_split
+from generation.generate import Scored, nle_record, select_balanced
+from generation.prompts import is_correct, parse, prompt, target
+from generation.splits import feb_split, write_split_files
+from generation.train import AUTHORS_PAD, encode, load_base, load_run, train
+
+
+def _scored(k: int, label: str, output: str) -> Scored:
+    ex = Example(f"s{k}", "comve", {"sent0": "a", "sent1": "b"}, label, ["because"])
+    parsed = parse(output)
+    return Scored(ex, prompt(ex), output, parsed, is_correct(parsed, label, "comve"))
+
+
+def test_label_only_prediction_reaches_the_app_as_empty(tmp_path: Path) -> None:
+    rows = [_scored(0, "choice1", "choice1"), _scored(1, "choice2", "choice2 because it is odd"),
+            _scored(2, "choice1", "choice2")]
+    chosen = select_balanced(rows, "comve", first=2)
+    assert [s.example.id for s in chosen] == ["s0", "s1"]
+    out = tmp_path / "nles.jsonl"
+    out.write_text("".join(json.dumps(nle_record(s, "layer_norm", "m", 7004)) + "\n" for s in chosen))
+    records = read_nle_file(out)  # the app's validator accepts an empty explanation
+    assert [(r.predicted_label, r.explanation) for r in records] == [("choice1", ""), ("choice2", "it is odd")]
+
+
+def _show_item_script() -> None:
+    from annotate.app.render import show_item
+
+    show_item({"dataset": "comve", "input": {"sent0": "a", "sent1": "b"}, "predicted_label": "choice1",
+               "explanation": ""})
+
+
+def test_app_shows_an_empty_explanation_as_empty() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_show_item_script).run(timeout=30)
+    assert not at.exception
+    assert "(empty)" in [c.value for c in at.caption]
+
+
+def test_train_reuses_feb_split_files(tiny_t5: Path, fixtures_dir: Path, tmp_path: Path) -> None:
+    split = feb_split("comve", fixtures_dir / "comve", 21, n_train=2, n_val=2)
+    write_split_files(split, tmp_path / "feb_data" / "sensemaking")
+    run = tmp_path / "run"
+    args = ["train", "--model", str(tiny_t5), "--dataset", "comve", "--data-dir", str(fixtures_dir / "comve"),
+            "--seed", "21", "--config", "layer_norm", "--out", str(run), "--split-files", str(tmp_path / "feb_data"),
+            "--max-steps", "1", "--quiet"]
+    assert main(args) == 0
+    saved = json.loads((run / "split.json").read_text())
+    assert saved["train"] == [e.id for e in split.train]
+    assert saved["validation"] == [e.id for e in split.validation]
+    assert len(saved["train_explanations"]) == 2
+
+
+def test_split_files_and_id_lists_are_alternatives() -> None:
+    with pytest.raises(ValueError, match="split_files and train_ids/val_ids are alternatives"):
+        TrainConfig(model="m", dataset="comve", data_dir="d", seed=0, config="layer_norm", out="o",
+                    split_files="x", train_ids=["1"])
+    with pytest.raises(ValueError, match="llama_format must be"):
+        TrainConfig(model="m", dataset="comve", data_dir="d", seed=0, config="layer_norm", out="o",
+                    llama_format="chat")
+
+
+def test_authors_llama_encoding(tiny_llama: Path, esnli_dir: Path) -> None:
+    model, tok = load_base(str(tiny_llama))
+    from generation.train import add_authors_pad_token
+
+    n_before = model.get_input_embeddings().weight.shape[0]
+    add_authors_pad_token(model, tok)
+    assert tok.pad_token == AUTHORS_PAD and model.get_input_embeddings().weight.shape[0] == n_before + 1
+    ex = few_shot_split("esnli", esnli_dir, 1, 6, 6).train[0]
+    feats = encode(ex, tok, decoder_only=True, llama_format="authors")
+    src = tok(prompt(ex))["input_ids"]
+    tgt = tok(target(ex))["input_ids"]
+    assert feats["input_ids"] == src + tgt
+    assert feats["labels"] == [tok.pad_token_id] * len(src) + tgt  # prompt positions trained to predict [PAD]
+    assert tgt[0] == tok.bos_token_id and tgt[-1] != tok.eos_token_id  # BOS before the answer, no EOS
+
+
+def test_authors_llama_format_trains_and_reloads(tiny_llama: Path, esnli_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    cfg = TrainConfig(model=str(tiny_llama), dataset="esnli", data_dir=str(esnli_dir), seed=0,
+                      config="att_q+layer_norm", out=str(tmp_path / "run"), n_train=6, n_val=6, max_steps=2,
+                      llama_format="authors", logging_steps=1)
+    result = train(cfg, progress=False)
+    model, tok, info = load_run(tmp_path / "run")
+    assert info["train_config"]["llama_format"] == "authors" and tok.pad_token == AUTHORS_PAD
+    trained = dict(result.model.named_parameters())
+    for name, p in model.named_parameters():
+        assert torch.equal(p, trained[name]), name  # resized embeddings rebuilt identically
