@@ -33,8 +33,8 @@ from analysis.tables import (
     shortcomings_by,
     tag_agreement,
 )
+from annotate.core.spreadsheet import escape_frame
 from annotate.scale import RATING_LABELS, RATINGS
-from annotate.spreadsheet import escape_frame
 from annotate.store import DISAGREEMENT_KINDS, Store
 
 OUTPUT_FILES = ("report.html", "agreement.json", "scores.csv", "shortcomings.csv", "disagreements.csv")
