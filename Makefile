@@ -3,8 +3,11 @@ VENV ?= .venv
 PYTHON ?= python3
 PIP = $(VENV)/bin/python -m pip
 DB ?= data/annotations.db
+# Where torch comes from. Empty: pip's own configuration (here, the local CPU wheel of torch 2.13.0). On a machine
+# whose index serves CUDA builds, `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu` avoids gigabytes.
+TORCH_INDEX ?=
 
-.PHONY: app test lint bench
+.PHONY: app test lint bench wheel-check
 
 app: $(VENV)/.installed-app
 	$(VENV)/bin/nle-annotate serve --db $(DB) --demo
@@ -14,6 +17,7 @@ test: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 $(VENV)/.installed-app: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +27,10 @@ $(VENV)/.installed-app: pyproject.toml
 # torch==2.13.0 first: it is the CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build.
 $(VENV)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -q -e '.[dev,generation]'
 	touch $@ $(VENV)/.installed-app
+
+# Install the wheel (not editable) into a fresh venv and start `serve --demo` from an empty folder (CI runs this).
+wheel-check:
+	bash .ci/wheel_check.sh

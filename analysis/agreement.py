@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
-from annotate.scale import RATINGS, SCORES
+from analysis.defaults import BOOTSTRAP_DEFAULT
+from annotate.core.scale import RATINGS, SCORES
 
 Weights = Literal[None, "linear", "quadratic"]
 AlphaMetric = Literal["nominal", "ordinal", "interval"]
@@ -26,7 +27,6 @@ SCORE_BY_CODE = np.array([float(SCORES[r]) for r in RATINGS])
 # {yes, weak_yes} -> 0 ("positive"), {weak_no, no} -> 1 ("negative").
 BINARY_BY_CODE = np.array([0 if r in ("yes", "weak_yes") else 1 for r in RATINGS])
 
-BOOTSTRAP_DEFAULT = 1000
 ONE_CATEGORY = "undefined: both annotators gave every item the same single answer ({}), so chance agreement is 1"
 NO_ITEMS = "undefined: no items rated by both annotators"
 

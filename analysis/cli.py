@@ -7,9 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-# Plain constants, so that `nle-report --help` does not import SciPy or scikit-learn.
-BOOTSTRAP_DEFAULT = 1000
-DEFAULT_COMPARE = ("full_ft", "att_q+layer_norm")
+from analysis.defaults import BOOTSTRAP_DEFAULT, DEFAULT_COMPARE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {db}: no such database file", file=sys.stderr)
         return 2
     from analysis.png import PngExporter
-    from annotate.store import Store
+    from annotate.core.store import Store
 
     store = Store(db)
     exporter = PngExporter()

@@ -15,8 +15,8 @@ from scipy.stats import mannwhitneyu, wilcoxon
 
 from analysis.agreement import BOOTSTRAP_DEFAULT, Interval, bootstrap_types
 from analysis.data import GOLD_CONFIG, Prepared
+from analysis.defaults import DEFAULT_COMPARE
 
-DEFAULT_COMPARE = ("full_ft", "att_q+layer_norm")
 Test = Literal["wilcoxon", "mann-whitney"]
 TEST_NAMES: dict[str, str] = {"wilcoxon": "Wilcoxon signed-rank", "mann-whitney": "Mann–Whitney U"}
 # The paired test on the shared samples is reported next to Mann–Whitney only from this many pairs on.
@@ -236,7 +236,7 @@ def compare(p: Prepared, a: str = DEFAULT_COMPARE[0], b: str = DEFAULT_COMPARE[1
 
 
 def _answers(p: Prepared, row: int) -> list[dict[str, Any]]:
-    from annotate.scale import RATINGS
+    from annotate.core.scale import RATINGS
 
     out = []
     for i, name in enumerate(p.annotators):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from annotate.scale import RATINGS
-from annotate.store import GOLD_CONFIG
+from annotate.core.importing import GOLD_CONFIG
+from annotate.core.scale import RATINGS
 
 __all__ = ["GOLD_CONFIG", "MISSING", "Prepared", "prepare", "split_export"]
 
@@ -97,7 +97,7 @@ def split_export(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
              .drop_duplicates("item_id").reset_index(drop=True))
     tags = df["tags"].fillna("").astype(str) if "tags" in df.columns else pd.Series([""] * len(df))
     out = pd.DataFrame({"item_id": ids, "annotator": df["annotator"].astype(str).to_numpy(),
-                        "rating": pd.Categorical(df["rating"].astype(str), categories=list(RATINGS)),
+                        "rating": df["rating"].astype(str).to_numpy(),
                         "tags": pd.Categorical(tags.to_numpy())})
     return items, out
 
@@ -107,10 +107,16 @@ def prepare(items: pd.DataFrame, ratings: pd.DataFrame, tags: list[str] | tuple[
 
     `tags`: the study's shortcoming tags in display order (tags found in the data but not listed are appended).
     """
-    rating = pd.Categorical(ratings["rating"], categories=list(RATINGS))
-    if (rating.codes < 0).any():
-        bad = ratings["rating"][rating.codes < 0].iloc[0]
-        raise ValueError(f"unknown rating {bad!r}; expected one of {', '.join(RATINGS)}")
+    # Checked before building the Categorical: pandas deprecates (and will refuse) values outside the categories.
+    given = ratings["rating"]
+    if isinstance(given.dtype, pd.CategoricalDtype) and list(given.cat.categories) == list(RATINGS):
+        rating = pd.Categorical(given)
+    else:
+        known = given.astype(object).isin(RATINGS)
+        if not known.all():
+            bad = given[~known.to_numpy()].iloc[0]
+            raise ValueError(f"unknown rating {bad!r}; expected one of {', '.join(RATINGS)}")
+        rating = pd.Categorical(given, categories=list(RATINGS))
     # Annotators without a rating are left out: they would make "rated by all" empty.
     annot = pd.Categorical(ratings["annotator"]).remove_unused_categories()
     annotators = [str(a) for a in annot.categories]

@@ -3,10 +3,14 @@ background so that the browser's start-up overlaps the analysis. Never makes the
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from pathlib import Path
 from typing import Any
+
+# kaleido's server thread can die and leave its caller waiting on a queue for ever; never wait longer than this.
+TIMEOUT_S = 120.0
 
 
 class PngExporter:
@@ -24,6 +28,11 @@ class PngExporter:
         def run() -> None:
             try:
                 import kaleido
+                from choreographer.browsers.chromium import Chromium
+
+                # kaleido raises "Chrome not found" inside its own server thread and then waits for ever; ask first.
+                if not os.environ.get("BROWSER_PATH") and Chromium.find_browser(skip_local=False) is None:
+                    raise RuntimeError("no Chrome or Chromium found (apt-get install chromium, or set BROWSER_PATH)")
 
                 kaleido.start_sync_server(silence_warnings=True)
                 self._started = True
@@ -37,7 +46,9 @@ class PngExporter:
     def write(self, figs: dict[str, Any], out_dir: Path) -> tuple[list[Path], str | None]:
         """Write each figure as <name>.png; ([], reason) when that is not possible."""
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(TIMEOUT_S)
+            if self._thread.is_alive():
+                return [], f"PNG figures skipped (the exporter did not start within {TIMEOUT_S:.0f} s)"
         try:
             if self._error is not None:
                 raise self._error
@@ -61,14 +72,16 @@ class PngExporter:
 
     def result(self) -> tuple[list[Path], str | None]:
         """What the background `write` returned (waits for it)."""
-        self._writer.join()
+        self._writer.join(TIMEOUT_S)
+        if self._writer.is_alive():
+            return [], f"PNG figures skipped (the exporter did not finish within {TIMEOUT_S:.0f} s)"
         return self._result
 
     def close(self) -> None:
         """Stop the browser, if one was started (also when the report failed before any figure)."""
         if self._thread is not None:
-            self._thread.join()
-        if self._started:
+            self._thread.join(TIMEOUT_S)
+        if self._started and not self._thread.is_alive():
             import kaleido
 
             kaleido.stop_sync_server(silence_warnings=True)

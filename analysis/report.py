@@ -33,9 +33,9 @@ from analysis.tables import (
     shortcomings_by,
     tag_agreement,
 )
+from annotate.core.scale import RATING_LABELS, RATINGS
 from annotate.core.spreadsheet import escape_frame
-from annotate.scale import RATING_LABELS, RATINGS
-from annotate.store import DISAGREEMENT_KINDS, Store
+from annotate.core.store import DISAGREEMENT_KINDS, Store
 
 OUTPUT_FILES = ("report.html", "agreement.json", "scores.csv", "shortcomings.csv", "disagreements.csv")
 # Stacked from the bottom: no, weak no, weak yes, yes.

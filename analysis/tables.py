@@ -28,7 +28,7 @@ from analysis.agreement import (
     presence_kappa,
 )
 from analysis.data import Prepared
-from annotate.scale import RATING_LABELS, RATINGS
+from annotate.core.scale import RATING_LABELS, RATINGS
 
 Level = Literal["cell", "dataset", "config", "overall"]
 LEVELS: tuple[Level, ...] = ("cell", "dataset", "config", "overall")

@@ -1,6 +1,5 @@
-"""Annotation app and store for human evaluation of natural-language explanations."""
+"""Annotation: the core (scale, errors, formats, the SQLite Store) and the Streamlit app built on it.
 
-from annotate.errors import AccessDenied, InputFileError, RuleViolation, TooManyAttempts
-from annotate.store import Store
-
-__all__ = ["AccessDenied", "InputFileError", "RuleViolation", "Store", "TooManyAttempts"]
+Layers point one way: `annotate.core` <- `analysis` <- `annotate.app`; `annotate.cli` is the command line over
+the core. This file imports nothing, so `import annotate.core.scale` stays cheap.
+"""

@@ -6,10 +6,11 @@ import argparse
 import os
 import sqlite3
 import sys
+from importlib.resources import files
 from pathlib import Path
 
-from annotate.errors import InputFileError
-from annotate.store import Store
+from annotate.core.errors import InputFileError
+from annotate.core.store import Store
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -84,7 +85,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     from streamlit.web import cli as stcli
 
-    app = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+    app = files("annotate.app") / "main.py"  # a real file inside the package, checkout or wheel
     os.environ["NLE_DB"] = str(Path(args.db).resolve())
     if args.demo:
         os.environ["NLE_DEMO"] = "1"

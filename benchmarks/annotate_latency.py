@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from annotate.store import Store  # noqa: E402
+from annotate.core.store import Store  # noqa: E402
 
 DATASETS = ["esnli", "ecqa", "sbic", "comve"]
 INPUTS = {

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from annotate.scale import DEFAULT_TAGS, RATINGS, score
-from annotate.store import Store, now_iso
+from annotate.core.scale import DEFAULT_TAGS, RATINGS, score
+from annotate.core.store import Store, now_iso
 
 DATASETS = ("esnli", "ecqa", "sbic", "comve")
 CONFIGS = ("full_ft", "att_q+layer_norm", "layer_norm", "bias", "att_q")

@@ -8,9 +8,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from conftest import nle
-
-from annotate.store import Store
+from annotate.core.store import Store
+from tests.helpers import nle
 
 # (dataset, sample_id, config) -> {annotator: (rating, tags)}: 2 datasets × 2 configs × 3 samples,
 # with full_ft and att_q+layer_norm rated on the same samples except one each (see test_report).

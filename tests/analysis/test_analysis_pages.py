@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from analysis_helpers import fill_store, write_ratings_csv
 from streamlit.testing.v1 import AppTest
 
-from annotate.store import Store
+from annotate.core.store import Store
+from tests.analysis.analysis_helpers import fill_store, write_ratings_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
-PAGES = ROOT / "annotate" / "app_pages"
+PAGES = ROOT / "annotate" / "app" / "pages"
 PASSWORD = "pilot-admin-pw"
 
 
@@ -30,7 +30,7 @@ def page(name: str) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.text_input(key="admin_password").input(PASSWORD)
     at.button(key="admin_sign_in").click().run()
-    return at.switch_page(f"annotate/app_pages/{name}.py").run()
+    return at.switch_page(f"annotate/app/pages/{name}.py").run()
 
 
 def frame_with(at: AppTest, column: str):
@@ -47,7 +47,7 @@ def test_pages_are_for_researchers_only(pilot: Store, name: str) -> None:
     # Not routed to anyone but the researcher...
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page(f"annotate/app_pages/{name}.py")
+        at.switch_page(f"annotate/app/pages/{name}.py")
     # ...and the page itself stops on require_admin(), even with a crafted admin flag, showing no data.
     # (Run through runpy, as st.navigation runs it, so the repository root stays first on sys.path.)
     direct = AppTest.from_string(f"import runpy\nrunpy.run_path({str(PAGES / (name + '.py'))!r})",

@@ -7,7 +7,6 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_helpers import RATINGS
 
 from analysis.agreement import cohen_kappa, krippendorff_alpha
 from analysis.compare import compare, paired_test
@@ -22,7 +21,8 @@ from analysis.tables import (
     shortcoming_counts,
     tag_agreement,
 )
-from annotate.scale import DEFAULT_TAGS
+from annotate.core.scale import DEFAULT_TAGS
+from tests.analysis.analysis_helpers import RATINGS
 
 
 def export_frame(ratings: dict = RATINGS) -> pd.DataFrame:

@@ -6,15 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import nle
 from streamlit.testing.v1 import AppTest
 
-from annotate.session import RESUME_PARAM
-from annotate.store import Store
+from annotate.app.session import RESUME_PARAM
+from annotate.core.store import Store
+from tests.helpers import nle
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
-PAGES = ROOT / "annotate" / "app_pages"
+PAGES = ROOT / "annotate" / "app" / "pages"
 MODEL = "secret-model-name-7b"
 CODES = {"anna": "code-anna-1", "ben": "code-ben-2"}
 
@@ -167,7 +167,7 @@ def test_another_annotator_sees_no_configuration_nor_others_answers(study: dict[
         assert b.radio[0].value is None and not any(c.value for c in b.checkbox) and b.text_area[0].value == ""
         next(x for x in b.button if x.label == "Skip").click().run()
         pages_seen += 1
-    b.switch_page("annotate/app_pages/guidelines.py").run()
+    b.switch_page("annotate/app/pages/guidelines.py").run()
     assert not b.exception and "Guidelines version" in page_text(b)
     for word in forbidden:
         assert word not in page_text(b)
@@ -320,31 +320,31 @@ def test_skip_leaves_item_unanswered_and_it_comes_back(app_env: Path, store: Sto
 
 
 def test_guidelines_page_shows_scale_tags_and_version(study: dict[str, int], store: Store) -> None:
-    from annotate.scale import DEFAULT_TAGS, Guidelines
+    from annotate.core.scale import DEFAULT_TAGS, Guidelines
 
     store.set_guidelines("s", Guidelines(version="2024-06"))
     at = signed_in("anna")
     on_annotate_page = [el.value for el in walk(at) if el.type == "markdown"]  # the Guidelines popover
-    at.switch_page("annotate/app_pages/guidelines.py").run()
+    at.switch_page("annotate/app/pages/guidelines.py").run()
     assert [c.value for c in at.caption] == ["Guidelines version 2024\\-06", "Signed in as anna"]
     guide = at.markdown[0].value
     for label in ("Yes", "Weak yes", "Weak no", "No", *DEFAULT_TAGS):
         assert f"**{label}** — " in guide
     assert guide.count("*Example:*") == 4 + len(DEFAULT_TAGS)
     assert guide in on_annotate_page
-    at.switch_page("annotate/app_pages/annotate.py").run()
+    at.switch_page("annotate/app/pages/annotate.py").run()
     at = answer(at, "yes")
     assert store.ratings_frame("s", extra=True)["guidelines_version"].tolist() == ["2024-06"]
 
 
 def test_guidelines_text_is_escaped(app_env: Path, store: Store) -> None:
-    from annotate import ui
-    from annotate.scale import Guidelines
+    from annotate.app import render
+    from annotate.core.scale import Guidelines
 
     g = Guidelines(version="1", intro="<b>bold</b> :smile: $x$",
                    tags={"one word": {"meaning": "**not bold**", "example": "[link](http://e)"}})
     study = store.create_study("g", tags=["one word", "empty"], guidelines=g)
-    text = ui.guidelines_markdown(study)
+    text = render.guidelines_markdown(study)
     assert "\\<b\\>bold\\</b\\>" in text and "\\:smile\\:" in text and "\\$x\\$" in text
     assert "\\*\\*not bold\\*\\*" in text and "\\[link\\]\\(http\\:" in text
 
@@ -379,7 +379,7 @@ RESEARCHER_PAGES = ["researcher.py", "results.py", "side_by_side.py", "disagreem
 def test_researcher_pages_are_not_reachable_by_an_annotator(study: dict[str, int], page: str) -> None:
     at = signed_in("anna")
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page(f"annotate/app_pages/{page}")
+        at.switch_page(f"annotate/app/pages/{page}")
     # Executing the page file itself in the annotator's (genuinely signed-in) session stops with an error.
     # (Run through runpy, as st.navigation runs it, so that the repository root stays first on sys.path.)
     direct = AppTest.from_string(f"import runpy\nrunpy.run_path({str(PAGES / page)!r})", default_timeout=30)
@@ -406,7 +406,7 @@ def test_crafted_session_state_cannot_act_as_another_annotator(study: dict[str, 
     assert not ben.get("progress") and anna_item["explanation"] not in page_text(ben)
     assert ben.text_input(key="sign_in_name") is not None
     # 3. The store itself refuses an item outside the annotator's queue.
-    from annotate.errors import AccessDenied
+    from annotate.core.errors import AccessDenied
 
     other = store.conn.execute("SELECT id FROM items ORDER BY id DESC LIMIT 1").fetchone()[0]
     store.conn.execute("DELETE FROM assignments WHERE annotator_id = ? AND item_id = ?", (study["ben"], other))
@@ -435,7 +435,7 @@ def test_admin_wrong_password_not_recognised(monkeypatch: pytest.MonkeyPatch, st
     at.button(key="admin_sign_in").click().run()
     assert [e.value for e in at.error] == ["Password not recognised."]
     with pytest.raises(ValueError):
-        at.switch_page("annotate/app_pages/researcher.py")
+        at.switch_page("annotate/app/pages/researcher.py")
 
 
 def test_admin_imports_a_file_with_gold_and_adds_an_annotator(admin: AppTest, store: Store, write_jsonl) -> None:
@@ -473,13 +473,11 @@ def test_admin_downloads_exports_and_backup(admin: AppTest, store: Store, study:
     store.submit(study["anna"], store.annotator_item(study["anna"], 0)["item_id"], "yes")
     labels = [b.label for b in admin.get("download_button")]
     assert labels == ["Ratings CSV", "Ratings JSONL", "Database backup"]
-    from annotate import ui
-
-    csv = ui.export_bytes(store, "s", "csv").decode()
+    csv = store.export_bytes("s", "csv").decode()
     assert csv.splitlines()[0] == "dataset,sample_id,config,annotator,rating,score,tags,comment,seconds,submitted_at"
     assert len(csv.splitlines()) == 2
     copy = tmp_path / "copy.db"
-    copy.write_bytes(ui.backup_bytes(store))
+    copy.write_bytes(store.backup_bytes())
     with Store(copy) as restored:
         assert restored.integrity_check() == "ok" and restored.counts()["ratings"] == 1
 
@@ -535,3 +533,15 @@ def test_sign_out_and_code_reset_end_the_token(study, store: Store) -> None:
     at = next(b for b in at.sidebar.button if b.label == "Sign out").click().run()
     assert RESUME_PARAM not in at.query_params
     assert on_sign_in_page(at)
+
+
+def test_the_pages_csv_download_imports_back_with_a_bare_carriage_return(
+        admin: AppTest, store: Store, study: dict[str, int], tmp_path: Path) -> None:
+    """The researcher page's download is the store's one export: a comment holding a bare \\r survives a round trip."""
+    item = store.annotator_item(study["anna"], 0)["item_id"]
+    store.submit(study["anna"], item, "no", ["one word"], comment="first\rsecond")
+    data = store.export_bytes("s", "csv")  # what the page's "Ratings CSV" button serves
+    with Store(tmp_path / "other.db") as other:
+        result = other.import_ratings("download.csv", "s", data=data)
+        assert result.ratings_added == 1
+        assert other.ratings_frame("s")["comment"].tolist() == ["first\rsecond"]

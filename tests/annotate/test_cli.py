@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import dump, nle
 
 from annotate.cli import main
-from annotate.errors import AccessDenied
-from annotate.store import EXPORT_COLUMNS, Store
+from annotate.core.errors import AccessDenied
+from annotate.core.store import EXPORT_COLUMNS, Store
+from tests.helpers import dump, nle
 
 SCRIPT = Path(sys.executable).parent / "nle-annotate"
 

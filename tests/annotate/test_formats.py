@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import dump, file_hash, nle
 
-from annotate.errors import InputFileError
-from annotate.formats import RATING_COLUMNS, read_nle_file, read_ratings_csv
-from annotate.scale import DEFAULT_TAGS
-from annotate.store import EXPORT_COLUMNS, Store
+from annotate.core.errors import InputFileError
+from annotate.core.formats import RATING_COLUMNS, read_nle_file, read_ratings_csv
+from annotate.core.scale import DEFAULT_TAGS
+from annotate.core.store import EXPORT_COLUMNS, Store
+from tests.helpers import dump, file_hash, nle
 
 TS = "2026-01-02T03:04:05.678+00:00"
 

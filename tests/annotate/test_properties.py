@@ -17,15 +17,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import dump, nle
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from annotate.cli import main
-from annotate.errors import InputFileError
-from annotate.formats import REQUIRED_KEYS
-from annotate.scale import DEFAULT_TAGS, RATINGS, normalize_rating, score
-from annotate.store import EXPORT_COLUMNS, Store
+from annotate.core.errors import InputFileError
+from annotate.core.formats import REQUIRED_KEYS
+from annotate.core.scale import DEFAULT_TAGS, RATINGS, normalize_rating, score
+from annotate.core.store import EXPORT_COLUMNS, Store
+from tests.helpers import dump, nle
 
 # The database fixture is shared by the examples of one test on purpose: a rejected file must leave it unchanged.
 # NLE_HYPOTHESIS_SCALE=10 runs ten times as many examples (a longer soak than CI's).

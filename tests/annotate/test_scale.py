@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from annotate.scale import (
+from annotate.core.scale import (
     DEFAULT_TAG_GUIDE,
     DEFAULT_TAGS,
     RATINGS,

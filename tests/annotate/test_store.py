@@ -12,13 +12,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import dump, file_hash, nle
 
-import annotate.store as store_module
-from annotate.errors import AccessDenied, InputFileError, RuleViolation, TooManyAttempts
-from annotate.formats import REQUIRED_KEYS
-from annotate.scale import Guidelines
-from annotate.store import GOLD_CONFIG, Store
+import annotate.core.auth as auth_module
+import annotate.core.store as store_module
+from annotate.core.errors import AccessDenied, InputFileError, RuleViolation, TooManyAttempts
+from annotate.core.formats import REQUIRED_KEYS
+from annotate.core.scale import Guidelines
+from annotate.core.store import GOLD_CONFIG, Store
+from tests.helpers import dump, file_hash, nle
 
 
 def queue(store: Store, annotator_id: int) -> list[int]:
@@ -234,7 +235,7 @@ def test_names_differing_only_in_case_are_refused(items: Store) -> None:
 
 def test_rate_limit_locks_out_even_the_right_code(items: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1_000_000.0]
-    monkeypatch.setattr(store_module, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr(auth_module, "time", types.SimpleNamespace(time=lambda: clock[0]))
     items.add_annotator("alice", "s", code="right-code")
     items.add_annotator("bob", "s", code="bob-code")
     for _ in range(5):

@@ -18,8 +18,8 @@ pytest.importorskip("playwright.sync_api", reason="the playwright package is not
 
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from annotate.demo import DEMO_ANNOTATORS  # noqa: E402
-from annotate.store import Store  # noqa: E402
+from annotate.core.demo import DEMO_ANNOTATORS  # noqa: E402
+from annotate.core.store import Store  # noqa: E402
 
 from .annotator_page import (  # noqa: E402
     CONFIG_NAMES,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from generation.errors import InputFileError
 from generation.data import LABELS, SBIC_NOT_OFFENSIVE, few_shot_split, load_split, read_id_list
+from generation.errors import InputFileError
 
 
 def test_comve_real_files(comve_dir: Path) -> None:

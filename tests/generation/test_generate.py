@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from annotate.formats import read_nle_file
+from annotate.core.formats import read_nle_file
 from generation.cli import main
 from generation.config import TrainConfig
 from generation.data import Example, few_shot_split

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from annotate.store import Store
+from annotate.core.store import Store
 
 WRITER = Path(__file__).with_name("writer.py")
 CODES = {"ann-a": "code-a-1234", "ann-b": "code-b-5678"}

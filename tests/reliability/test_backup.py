@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from annotate.store import Store
+from annotate.core.store import Store
 
 from .helpers import CODES, annotator_ids, make_study, parse_acks, start_writer
 

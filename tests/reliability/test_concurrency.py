@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from annotate.store import Store
+from annotate.core.store import Store
 
 from .helpers import annotator_ids, make_study, parse_acks, start_writer
 from .writer import answer_for

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import annotate.store as store_module
-from annotate.errors import AccessDenied, TooManyAttempts
-from annotate.store import Store
+import annotate.core.auth as auth_module
+from annotate.core.errors import AccessDenied, TooManyAttempts
+from annotate.core.store import Store
 
 from .helpers import write_nles
 
@@ -50,7 +50,7 @@ def test_wrong_name_or_code_is_a_plain_not_recognised(two_studies: Store, name: 
 
 def test_five_failures_in_a_minute_delay_even_the_right_code(two_studies: Store, monkeypatch) -> None:
     clock = [1_000_000.0]
-    monkeypatch.setattr(store_module.time, "time", lambda: clock[0])
+    monkeypatch.setattr(auth_module.time, "time", lambda: clock[0])
     for _ in range(5):
         with pytest.raises(AccessDenied):
             two_studies.authenticate("alice", "guess")

@@ -14,8 +14,8 @@ import time
 import traceback
 from pathlib import Path
 
-from annotate.scale import RATINGS
-from annotate.store import Store
+from annotate.core.scale import RATINGS
+from annotate.core.store import Store
 
 # Ratings cycle through the scale; tags follow the default rules (yes: none; weak no / no: at least one).
 TAGS_FOR = {"yes": [], "weak_yes": [], "weak_no": ["incomplete explanation"], "no": ["nonsensical", "inaccurate"]}

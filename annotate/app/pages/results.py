@@ -6,10 +6,10 @@ import streamlit as st
 from analysis.compare import DEFAULT_COMPARE, compare
 from analysis.report import agreement_table, analyse_store, comparison_table, figures, outputs
 from analysis.tables import adjudication_counts
-from analysis.views import config_choices, md_escape
-from annotate.session import require_admin
-from annotate.store import DISAGREEMENT_KINDS
-from annotate.ui import choose_study
+from annotate.app.admin import choose_study
+from annotate.app.render import config_choices, md_escape
+from annotate.app.session import require_admin
+from annotate.core.store import DISAGREEMENT_KINDS
 
 store = require_admin()
 st.title("Analysis")

@@ -10,14 +10,15 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from annotate.errors import InputFileError
-from annotate.scale import normalize_rating, score
+from annotate.core.errors import InputFileError
+from annotate.core.scale import normalize_rating, score
 
 MAX_LINE_CHARS = 1_000_000
 
@@ -70,25 +71,26 @@ class RatingRow:
     line: int = 0
 
 
-def _decode_lines(path: Path) -> list[str]:
+def _decode_lines(path: Path, data: bytes | None = None) -> list[str]:
     """Read a file as UTF-8 and split it at '\\n' only (str.splitlines would also split inside a JSON string
     at U+2028, U+0085 and other characters that JSON allows raw)."""
-    return [line[:-1] if line.endswith("\r") else line for line in _decode_text(path).split("\n")]
+    return [line[:-1] if line.endswith("\r") else line for line in _decode_text(path, data).split("\n")]
 
 
-def _decode_text(path: Path) -> str:
-    """Read a file as UTF-8, naming the line of the first undecodable byte."""
+def _decode_text(path: Path, data: bytes | None = None) -> str:
+    """Read a file (or `data`, an upload named `path`) as UTF-8, naming the line of the first undecodable byte."""
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputFileError(path, None, None, "file not found") from None
+        except OSError as exc:
+            raise InputFileError(path, None, None, f"cannot read file ({exc.strerror})") from None
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputFileError(path, None, None, "file not found") from None
-    except OSError as exc:
-        raise InputFileError(path, None, None, f"cannot read file ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputFileError(path, line, None, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputFileError(path, line, None, f"invalid UTF-8 (byte 0x{data[exc.start]:02x})") from None
     return text
 
 
@@ -135,12 +137,8 @@ def _describe(value: Any) -> str:
     )
 
 
-def parse_nle_line(path: Path, line: int, text: str) -> NLE | None:
-    """Validate one JSONL line; None for a blank line."""
-    if len(text) > MAX_LINE_CHARS:
-        raise InputFileError(path, line, None, f"line is longer than {MAX_LINE_CHARS:,} characters")
-    if not text.strip():
-        return None
+def _load_json_object(path: Path, line: int, text: str) -> dict[str, Any]:
+    """The line's JSON object, with duplicate keys, bad JSON and lone surrogates refused."""
     try:
         obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except _DuplicateKey as dup:
@@ -160,6 +158,11 @@ def parse_nle_line(path: Path, line: int, text: str) -> NLE | None:
         if bad_text:
             raise InputFileError(path, line, _one_line(key.encode("utf-8", "backslashreplace").decode()),
                                  "contains an unpaired surrogate escape (\\ud800-\\udfff); text must be valid Unicode")
+    return obj
+
+
+def _check_identity(path: Path, line: int, obj: dict[str, Any]) -> tuple[str, str, str]:
+    """(dataset, sample_id, config) of a line, every field present and well typed."""
     for key in REQUIRED_KEYS:
         if key not in obj:
             raise InputFileError(path, line, key, "required field is missing")
@@ -168,6 +171,13 @@ def parse_nle_line(path: Path, line: int, text: str) -> NLE | None:
     sample_id = obj["sample_id"]
     if isinstance(sample_id, bool) or not isinstance(sample_id, (str, int)) or str(sample_id).strip() == "":
         raise InputFileError(path, line, "sample_id", f"must be a non-empty string or an integer, got {_describe(sample_id)}")
+    # Identity parts are stripped, as the ratings CSV strips them: an export -> import-ratings round trip
+    # must find the same item, not create a second one without its padding.
+    return dataset.strip(), str(sample_id).strip(), config.strip()
+
+
+def _check_content(path: Path, line: int, obj: dict[str, Any]) -> None:
+    """Input fields, texts and the optional fields have the documented types."""
     inp = obj["input"]
     if not isinstance(inp, dict) or not inp:
         raise InputFileError(path, line, "input", f"must be a non-empty object of named strings, got {_describe(inp)}")
@@ -189,33 +199,34 @@ def parse_nle_line(path: Path, line: int, text: str) -> NLE | None:
     gold = obj.get("gold_explanations")
     if gold is not None and (not isinstance(gold, list) or not all(isinstance(g, str) for g in gold)):
         raise InputFileError(path, line, "gold_explanations", f"must be a list of strings, got {_describe(gold)}")
+
+
+def parse_nle_line(path: Path, line: int, text: str) -> NLE | None:
+    """Validate one JSONL line; None for a blank line."""
+    if len(text) > MAX_LINE_CHARS:
+        raise InputFileError(path, line, None, f"line is longer than {MAX_LINE_CHARS:,} characters")
+    if not text.strip():
+        return None
+    obj = _load_json_object(path, line, text)
+    dataset, sample_id, config = _check_identity(path, line, obj)
+    _check_content(path, line, obj)
     known = set(REQUIRED_KEYS) | set(OPTIONAL_KEYS)
     return NLE(
-        # Identity parts are stripped, as the ratings CSV strips them: an export -> import-ratings round trip
-        # must find the same item, not create a second one without its padding.
-        dataset=dataset.strip(),
-        sample_id=str(sample_id).strip(),
-        config=config.strip(),
-        input=inp,
-        predicted_label=obj["predicted_label"],
-        explanation=obj["explanation"],
-        model=obj.get("model"),
-        split_seed=seed,
-        gold_label=obj.get("gold_label"),
-        gold_explanations=gold,
-        prompt=obj.get("prompt"),
-        study=obj.get("study"),
-        metadata={k: v for k, v in obj.items() if k not in known},
-        line=line,
+        dataset=dataset, sample_id=sample_id, config=config, input=obj["input"],
+        predicted_label=obj["predicted_label"], explanation=obj["explanation"], model=obj.get("model"),
+        split_seed=obj.get("split_seed"), gold_label=obj.get("gold_label"),
+        gold_explanations=obj.get("gold_explanations"), prompt=obj.get("prompt"), study=obj.get("study"),
+        metadata={k: v for k, v in obj.items() if k not in known}, line=line,
     )
 
 
-def read_nle_file(path: str | Path) -> list[NLE]:
-    """Parse and validate a whole NLE JSONL file; raises InputFileError naming file, line and field."""
+def read_nle_file(path: str | Path, data: bytes | None = None) -> list[NLE]:
+    """Parse and validate a whole NLE JSONL file (or `data`, an upload named `path`); raises InputFileError
+    naming file, line and field."""
     path = Path(path)
     records: list[NLE] = []
     seen: dict[tuple[str, str, str], NLE] = {}
-    for number, text in enumerate(_decode_lines(path), start=1):
+    for number, text in enumerate(_decode_lines(path, data), start=1):
         record = parse_nle_line(path, number, text)
         if record is None:
             continue
@@ -250,15 +261,8 @@ def _parse_submitted_at(path: Path, line: int, value: str) -> str | None:
         raise InputFileError(path, line, "submitted_at", f"not an ISO 8601 timestamp: {value[:40]!r}") from None
 
 
-def read_ratings_csv(path: str | Path, tags_allowed: tuple[str, ...] | list[str]) -> list[RatingRow]:
-    """Parse and validate a ratings CSV with the export's columns; raises InputFileError."""
-    path = Path(path)
-    text = _decode_text(path)
-    for number, line_text in enumerate(text.split("\n"), start=1):
-        if len(line_text) > MAX_LINE_CHARS:
-            raise InputFileError(path, number, None, f"line is longer than {MAX_LINE_CHARS:,} characters")
-    # The raw text, not re-joined lines: a quoted comment keeps its "\r", U+2028 and other line separators.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+def _read_header(path: Path, reader: Any) -> list[str]:
+    """The CSV's header row, with every required column present once."""
     try:
         header = next(reader)
     except StopIteration:
@@ -272,71 +276,109 @@ def read_ratings_csv(path: str | Path, tags_allowed: tuple[str, ...] | list[str]
     dup = {h for h in header if header.count(h) > 1}
     if dup:
         raise InputFileError(path, 1, sorted(dup)[0], "column appears twice in the header")
-    allowed = set(tags_allowed)
-    rows: list[RatingRow] = []
-    seen: dict[tuple[str, str, str, str], int] = {}
+    return header
+
+
+def _records(path: Path, reader: Any, width: int) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, values) of each non-blank record; a quoted field may span lines."""
     start = 1
     while True:
         try:
             values = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
             raise InputFileError(path, reader.line_num, None, f"invalid CSV ({exc})") from None
-        # A quoted field may span lines: a record starts right after the previous one ended.
+        # A record starts right after the previous one ended.
         number, start = start + 1, reader.line_num
         if not any(v.strip() for v in values):
             continue
-        if len(values) != len(header):
-            raise InputFileError(path, number, None, f"expected {len(header)} columns, found {len(values)}")
-        row = dict(zip(header, values, strict=True))
-        for col in RATING_COLUMNS:
-            if not row[col].strip():
-                raise InputFileError(path, number, col, "must not be empty")
+        if len(values) != width:
+            raise InputFileError(path, number, None, f"expected {width} columns, found {len(values)}")
+        yield number, values
+
+
+def _parse_rating(path: Path, number: int, row: dict[str, str]) -> str:
+    """The row's rating, normalised, checked against its score column when that is given."""
+    try:
+        rating = normalize_rating(row["rating"])
+    except ValueError as exc:
+        raise InputFileError(path, number, "rating", str(exc)) from None
+    if row.get("score", "").strip():
         try:
-            rating = normalize_rating(row["rating"])
-        except ValueError as exc:
-            raise InputFileError(path, number, "rating", str(exc)) from None
-        if row.get("score", "").strip():
-            try:
-                # "2/3" as well as "0.6667": the documented scores are 1, 2/3, 1/3, 0.
-                given = float(Fraction(row["score"].strip()))
-            except (ValueError, ZeroDivisionError, OverflowError):
-                raise InputFileError(path, number, "score", f"not a number: {row['score'][:40]!r}") from None
-            if not math.isclose(given, score(rating), abs_tol=1e-3):
-                raise InputFileError(
-                    path, number, "score", f"{given} does not match rating {rating!r} (expected {score(rating):.4f})"
-                )
-        tags = [t.strip() for t in row.get("tags", "").split(";") if t.strip()]
-        for tag in tags:
-            if tag not in allowed:
-                raise InputFileError(path, number, "tags", f"unknown shortcoming tag {tag!r}")
-        seconds = None
-        if row.get("seconds", "").strip():
-            try:
-                seconds = float(row["seconds"])
-            except ValueError:
-                raise InputFileError(path, number, "seconds", f"not a number: {row['seconds'][:40]!r}") from None
-            if not math.isfinite(seconds) or seconds < 0:
-                raise InputFileError(path, number, "seconds", "must be a non-negative number")
-        key = (row["dataset"].strip(), row["sample_id"].strip(), row["config"].strip(), row["annotator"].strip())
-        who = (*key[:3], key[3].lower())  # annotator names are case-insensitive, as in the store
-        if who in seen:
-            raise InputFileError(path, number, "annotator", f"second rating of the same item by {key[3]!r} (first on line {seen[who]})")
-        seen[who] = number
-        rows.append(
-            RatingRow(
-                *key,
-                rating=rating,
-                tags=tags,
-                comment=row.get("comment", ""),
-                seconds=seconds,
-                submitted_at=_parse_submitted_at(path, number, row.get("submitted_at", "").strip()),
-                predicted_label=row.get("predicted_label") or None,
-                explanation=row.get("explanation") or None,
-                line=number,
+            # "2/3" as well as "0.6667": the documented scores are 1, 2/3, 1/3, 0.
+            given = float(Fraction(row["score"].strip()))
+        except (ValueError, ZeroDivisionError, OverflowError):
+            raise InputFileError(path, number, "score", f"not a number: {row['score'][:40]!r}") from None
+        if not math.isclose(given, score(rating), abs_tol=1e-3):
+            raise InputFileError(
+                path, number, "score", f"{given} does not match rating {rating!r} (expected {score(rating):.4f})"
             )
-        )
+    return rating
+
+
+def _parse_tags(path: Path, number: int, row: dict[str, str], allowed: set[str]) -> list[str]:
+    tags = [t.strip() for t in row.get("tags", "").split(";") if t.strip()]
+    for tag in tags:
+        if tag not in allowed:
+            raise InputFileError(path, number, "tags", f"unknown shortcoming tag {tag!r}")
+    return tags
+
+
+def _parse_seconds(path: Path, number: int, row: dict[str, str]) -> float | None:
+    if not row.get("seconds", "").strip():
+        return None
+    try:
+        seconds = float(row["seconds"])
+    except ValueError:
+        raise InputFileError(path, number, "seconds", f"not a number: {row['seconds'][:40]!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InputFileError(path, number, "seconds", "must be a non-negative number")
+    return seconds
+
+
+def _parse_rating_row(path: Path, number: int, row: dict[str, str], allowed: set[str]) -> RatingRow:
+    """One validated rating row."""
+    for col in RATING_COLUMNS:
+        if not row[col].strip():
+            raise InputFileError(path, number, col, "must not be empty")
+    key = (row["dataset"].strip(), row["sample_id"].strip(), row["config"].strip(), row["annotator"].strip())
+    return RatingRow(
+        *key,
+        rating=_parse_rating(path, number, row),
+        tags=_parse_tags(path, number, row, allowed),
+        comment=row.get("comment", ""),
+        seconds=_parse_seconds(path, number, row),
+        submitted_at=_parse_submitted_at(path, number, row.get("submitted_at", "").strip()),
+        predicted_label=row.get("predicted_label") or None,
+        explanation=row.get("explanation") or None,
+        line=number,
+    )
+
+
+def read_ratings_csv(path: str | Path, tags_allowed: tuple[str, ...] | list[str],
+                     data: bytes | None = None) -> list[RatingRow]:
+    """Parse and validate a ratings CSV with the export's columns (or `data`, an upload named `path`);
+    raises InputFileError."""
+    path = Path(path)
+    text = _decode_text(path, data)
+    for number, line_text in enumerate(text.split("\n"), start=1):
+        if len(line_text) > MAX_LINE_CHARS:
+            raise InputFileError(path, number, None, f"line is longer than {MAX_LINE_CHARS:,} characters")
+    # The raw text, not re-joined lines: a quoted comment keeps its "\r", U+2028 and other line separators.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header = _read_header(path, reader)
+    allowed = set(tags_allowed)
+    rows: list[RatingRow] = []
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for number, values in _records(path, reader, len(header)):
+        row = _parse_rating_row(path, number, dict(zip(header, values, strict=True)), allowed)
+        who = (row.dataset, row.sample_id, row.config, row.annotator.lower())  # names are case-insensitive
+        if who in seen:
+            raise InputFileError(path, number, "annotator",
+                                 f"second rating of the same item by {row.annotator!r} (first on line {seen[who]})")
+        seen[who] = number
+        rows.append(row)
     if not rows:
         raise InputFileError(path, None, None, "file holds no rating rows")
     return rows

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from annotate import ui
-from annotate.session import require_annotator
+from annotate.app import queue as q
+from annotate.app import render
+from annotate.app.session import require_annotator
 
 store, annotator = require_annotator()
 st.title("Guidelines")
-ui.show_guidelines(ui.Queue(store, annotator).study())
+render.show_guidelines(q.Queue(store, annotator).study())

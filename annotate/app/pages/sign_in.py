@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from annotate import session, settings
-from annotate.demo import DEMO_ANNOTATORS, DEMO_STUDY
-from annotate.errors import AccessDenied, TooManyAttempts
+from annotate.app import session, settings
+from annotate.core.demo import DEMO_ANNOTATORS, DEMO_STUDY
+from annotate.core.errors import AccessDenied, TooManyAttempts
 
 store = session.get_store()  # create (and, with --demo, fill) the database before anyone signs in
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_DB = Path(__file__).resolve().parents[1] / "data" / "annotations.db"
+# In the working directory, never inside the installed package (site-packages).
+DEFAULT_DB = Path("annotations.db")
 
 
 def _secret(key: str) -> str | None:
@@ -19,7 +20,7 @@ def _secret(key: str) -> str | None:
 
 
 def db_path() -> Path:
-    """NLE_DB, else secrets `db_path`, else data/annotations.db in the checkout."""
+    """NLE_DB, else secrets `db_path`, else annotations.db in the working directory."""
     return Path(os.environ.get("NLE_DB") or _secret("db_path") or DEFAULT_DB)
 
 

@@ -1,155 +1,40 @@
-"""The annotation store: one class over `sqlite_utils.Database` that owns the schema and every query.
+"""The annotation store: one class over `sqlite_utils.Database` that owns every query of the annotation database.
 
-Writes go through `Store._transaction()` (BEGIN IMMEDIATE ... COMMIT) with raw SQL, because sqlite-utils'
-own write helpers commit on exit and would split a multi-step write into several transactions.
-Reads hand out plain dicts and DataFrames.
+The schema lives in `schema.py` (named migrations), access codes and sign-in limits in `auth.py`, the export
+format in `exporting.py`, and the steps of an import in `importing.py`; this class ties them to one connection.
+Writes go through `Store._transaction()` (BEGIN IMMEDIATE ... COMMIT), so that writers queue on the busy
+timeout instead of failing when a deferred transaction tries to upgrade. sqlite-utils (4.x) nests its own
+writes inside that transaction as savepoints, so its table helpers are used for plain inserts; reads hand out
+plain dicts and DataFrames.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import hmac
 import json
 import math
 import random
-import secrets
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from annotate.errors import AccessDenied, InputFileError, RuleViolation, TooManyAttempts
-from annotate.formats import NLE, RatingRow, read_nle_file, read_ratings_csv
-from annotate.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules, score
+from annotate.core import auth, importing
+from annotate.core.errors import AccessDenied, InputFileError, RuleViolation
+from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
+from annotate.core.formats import RatingRow, read_nle_file, read_ratings_csv
+from annotate.core.importing import GOLD_CONFIG, ImportResult
+from annotate.core.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules, score
+from annotate.core.schema import migrate, now_iso
 
-EXPORT_COLUMNS = [
-    "dataset", "sample_id", "config", "annotator", "rating", "score", "tags", "comment", "seconds", "submitted_at",
-]
+__all__ = ["DISAGREEMENT_KINDS", "EXPORT_COLUMNS", "GOLD_CONFIG", "ImportResult", "Store"]
+
 DISAGREEMENT_KINDS = ("perception", "position", "expectation", "other")
-GOLD_CONFIG = "gold"
-MAX_FAILURES, FAILURE_WINDOW_S = 5, 60.0
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def hash_code(code: str, salt: bytes | None = None) -> str:
-    """Salted scrypt hash of an access code, as `scrypt$n$r$p$salt$hash`."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(code.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
-
-
-def verify_code(code: str, stored: str) -> bool:
-    try:
-        _, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    got = hashlib.scrypt(code.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
-    return hmac.compare_digest(got.hex(), digest)
-
-
-def new_access_code() -> str:
-    # No 0/O or 1/l/I: codes are read off a screen and typed by hand.
-    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
-    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(3))
-
-
-_DUMMY_HASH = hash_code("not-a-real-code")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Migrations: named, applied in order at start-up, recorded in the `migrations` table.
-
-
-def _m0001_initial(db: sqlite_utils.Database) -> None:
-    db.execute("""CREATE TABLE studies (
-        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, question TEXT NOT NULL, scale TEXT NOT NULL,
-        tags TEXT NOT NULL, rules TEXT NOT NULL, guidelines TEXT NOT NULL, guidelines_version TEXT NOT NULL,
-        created_at TEXT NOT NULL)""")
-    db.execute("""CREATE TABLE items (
-        id INTEGER PRIMARY KEY, study_id INTEGER NOT NULL REFERENCES studies(id), dataset TEXT NOT NULL,
-        sample_id TEXT NOT NULL, config TEXT NOT NULL, input TEXT NOT NULL, predicted_label TEXT NOT NULL,
-        explanation TEXT NOT NULL, model TEXT, split_seed INTEGER, gold_label TEXT, gold_explanations TEXT,
-        prompt TEXT, metadata TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL,
-        UNIQUE (study_id, dataset, sample_id, config))""")
-    db.execute("""CREATE TABLE annotators (
-        id INTEGER PRIMARY KEY, study_id INTEGER NOT NULL REFERENCES studies(id), name TEXT NOT NULL UNIQUE,
-        code_hash TEXT, created_at TEXT NOT NULL)""")
-    db.execute("""CREATE TABLE assignments (
-        annotator_id INTEGER NOT NULL REFERENCES annotators(id), item_id INTEGER NOT NULL REFERENCES items(id),
-        position INTEGER NOT NULL, answered_at TEXT, PRIMARY KEY (annotator_id, item_id),
-        UNIQUE (annotator_id, position))""")
-    # Partial index: "next unanswered item" is a B-tree seek however many items are already answered.
-    db.execute("""CREATE INDEX assignments_unanswered ON assignments(annotator_id, position)
-        WHERE answered_at IS NULL""")
-    db.execute("""CREATE TABLE ratings (
-        id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL REFERENCES items(id),
-        annotator_id INTEGER NOT NULL REFERENCES annotators(id), rating TEXT NOT NULL, score REAL NOT NULL,
-        tags TEXT NOT NULL DEFAULT '', comment TEXT NOT NULL DEFAULT '', seconds REAL, submitted_at TEXT NOT NULL,
-        guidelines_version TEXT, revision INTEGER NOT NULL, source TEXT NOT NULL,
-        UNIQUE (annotator_id, item_id))""")
-    db.execute("CREATE INDEX ratings_item ON ratings(item_id)")
-    db.execute("""CREATE TABLE rating_history (
-        id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL, annotator_id INTEGER NOT NULL, rating TEXT NOT NULL,
-        score REAL NOT NULL, tags TEXT NOT NULL, comment TEXT NOT NULL, seconds REAL, submitted_at TEXT NOT NULL,
-        guidelines_version TEXT, revision INTEGER NOT NULL, source TEXT NOT NULL)""")
-    db.execute("CREATE INDEX rating_history_item ON rating_history(annotator_id, item_id)")
-    # The history is append-only: the database itself refuses edits and deletions.
-    for op in ("UPDATE", "DELETE"):
-        db.execute(f"""CREATE TRIGGER rating_history_no_{op.lower()} BEFORE {op} ON rating_history
-            BEGIN SELECT RAISE(ABORT, 'rating_history is append-only'); END""")
-    db.execute("""CREATE TABLE adjudications (
-        item_id INTEGER PRIMARY KEY REFERENCES items(id), final_rating TEXT NOT NULL, kind TEXT NOT NULL,
-        note TEXT NOT NULL DEFAULT '', decided_by TEXT, decided_at TEXT NOT NULL)""")
-    db.execute("""CREATE TABLE login_attempts (
-        id INTEGER PRIMARY KEY, name TEXT NOT NULL, at REAL NOT NULL, ok INTEGER NOT NULL)""")
-    db.execute("CREATE INDEX login_attempts_name ON login_attempts(name, at)")
-
-
-MIGRATIONS: list[tuple[str, Any]] = [("0001_initial", _m0001_initial)]
-
-
-@dataclass
-class ImportResult:
-    """What an import did: counts per kind of change."""
-
-    study: str
-    added: int = 0
-    unchanged: int = 0
-    gold_added: int = 0
-    gold_skipped: int = 0
-    ratings_added: int = 0
-    ratings_updated: int = 0
-    ratings_unchanged: int = 0
-    items_created: int = 0
-    annotators_created: int = 0
-    rule_violations: int = 0
-    violation_examples: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        parts = [f"study {self.study!r}"]
-        for name in ("added", "unchanged", "gold_added", "gold_skipped", "ratings_added", "ratings_updated",
-                     "ratings_unchanged", "items_created", "annotators_created", "rule_violations"):
-            value = getattr(self, name)
-            if value:
-                parts.append(f"{name.replace('_', ' ')}: {value}")
-        return ", ".join(parts)
-
-
-_migrated: set[str] = set()
-_migrate_lock = threading.Lock()
 
 
 class Store:
@@ -196,31 +81,8 @@ class Store:
                 self.conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
-        """Apply pending named migrations; returns the names applied."""
-        key = str(Path(self.path).resolve()) if self.path != ":memory:" else None
-        if key and key in _migrated and self._migrations_recorded():
-            return []
-        with _migrate_lock:
-            applied: list[str] = []
-            with self._transaction() as conn:
-                conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-                done = {r[0] for r in conn.execute("SELECT name FROM migrations")}
-                for name, fn in MIGRATIONS:
-                    if name not in done:
-                        fn(self.db)
-                        conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_iso()))
-                        applied.append(name)
-            if key:
-                _migrated.add(key)
-            return applied
-
-    def _migrations_recorded(self) -> bool:
-        # A read, not a cache alone: the file may have been deleted and re-created since this process migrated it.
-        try:
-            done = {r[0] for r in self.conn.execute("SELECT name FROM migrations")}
-        except sqlite3.OperationalError:
-            return False
-        return all(name in done for name, _ in MIGRATIONS)
+        """Apply pending named migrations (schema.MIGRATIONS); returns the names applied."""
+        return migrate(self.db, self.path, self._transaction)
 
     def _one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
         rows = list(self.db.query(sql, params))
@@ -241,6 +103,13 @@ class Store:
         finally:
             dest.close()
         return out
+
+    def backup_bytes(self) -> bytes:
+        """A consistent copy of the whole database as bytes (the researcher page's download)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return self.backup(Path(tmp) / "backup.db").read_bytes()
 
     def counts(self) -> dict[str, int]:
         """Row count of every table (used to show that a rejected import changed nothing)."""
@@ -267,17 +136,21 @@ class Store:
         for tag in rules.exclusive_tags:
             if tag not in tags:
                 raise ValueError(f"rules.exclusive_tags: {tag!r} is not one of the study's tags")
-        guidelines = guidelines or Guidelines()
         if self.get_study(name) is not None:
             raise ValueError(f"study {name!r} already exists")
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO studies (name, question, scale, tags, rules, guidelines, guidelines_version, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, question, json.dumps(list(RATINGS)), json.dumps(list(tags)), json.dumps(rules.to_dict()),
-                 json.dumps(guidelines.__dict__), guidelines.version, now_iso()),
-            )
+        with self._transaction():
+            self._insert_study(name, question, tags, rules, guidelines or Guidelines())
         return self.get_study(name)  # type: ignore[return-value]
+
+    def _insert_study(self, name: str, question: str = QUESTION, tags: list[str] | tuple[str, ...] = DEFAULT_TAGS,
+                      rules: Rules | None = None, guidelines: Guidelines | None = None) -> int:
+        """The one INSERT of a study (inside the caller's transaction); returns its id."""
+        g = guidelines or Guidelines()
+        return self.db["studies"].insert({
+            "name": name, "question": question, "scale": json.dumps(list(RATINGS)), "tags": json.dumps(list(tags)),
+            "rules": json.dumps((rules or Rules()).to_dict()), "guidelines": json.dumps(g.__dict__),
+            "guidelines_version": g.version, "created_at": now_iso(),
+        }).last_pk
 
     @staticmethod
     def _study_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -307,13 +180,21 @@ class Store:
                 known = ", ".join(s["name"] for s in self.studies()) or "none"
                 raise ValueError(f"unknown study {name!r} (studies in this database: {known})")
             return study
-        studies = self.studies()
-        if len(studies) == 1:
-            return studies[0]
-        if not studies:
+        return self.get_study(self.target_study(None))  # type: ignore[return-value]
+
+    def target_study(self, name: str | None, *, create: bool = False) -> str:
+        """The one rule for "which study": the name given, else the only study; with `create`, an empty database
+        gets "default". ValueError when several studies exist and none is named, or none exists."""
+        if name is not None:
+            return name
+        names = [s["name"] for s in self.studies()]
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            if create:
+                return "default"
             raise ValueError("this database has no study yet; import an NLE file first")
-        raise ValueError("this database has several studies; name one with --study: "
-                         + ", ".join(s["name"] for s in studies))
+        raise ValueError("this database has several studies; name one with --study: " + ", ".join(names))
 
     def set_guidelines(self, study: str, guidelines: Guidelines) -> None:
         """Replace a study's guidelines; ratings made afterwards record the new version."""
@@ -324,105 +205,31 @@ class Store:
 
     # -- items ---------------------------------------------------------------------------------------------------
 
-    def import_nles(self, path: str | Path, study: str | None = None, *, with_gold: bool = False) -> ImportResult:
-        """Import an NLE JSONL file into a study, all or nothing; re-importing the same file changes nothing."""
-        records = read_nle_file(path)
-        if study is None:
-            names = [s["name"] for s in self.studies()]
-            study = names[0] if len(names) == 1 else ("default" if not names else None)
-            if study is None:
-                raise ValueError("this database has several studies; name one with --study")
-        known_studies = {s["name"] for s in self.studies()} | {study}
-        for rec in records:
-            if rec.study is not None and rec.study not in known_studies:
-                raise InputFileError(path, rec.line, "study", f"unknown rating study {rec.study!r}")
-            if rec.study is not None and rec.study != study:
-                raise InputFileError(path, rec.line, "study",
-                                     f"line belongs to study {rec.study!r} but the import targets {study!r}")
+    def import_nles(self, path: str | Path, study: str | None = None, *, with_gold: bool = False,
+                    data: bytes | None = None) -> ImportResult:
+        """Import an NLE JSONL file (or `data`, an upload named `path`) into a study, all or nothing;
+        re-importing the same file changes nothing."""
+        records = read_nle_file(path, data)
+        study = self.target_study(study, create=True)
+        importing.check_study_fields(path, records, study, {s["name"] for s in self.studies()})
         gold_skipped = 0
         if with_gold:
-            gold = self._gold_records(records)
-            gold_skipped = len({(r.dataset, r.sample_id) for r in records}) - len(gold)
-            # A file's own config-"gold" lines win over generated reference items for the same sample.
-            keys = {r.key for r in records}
-            records = records + [g for g in gold if g.key not in keys]
+            records, gold_skipped = importing.with_gold_references(records)
         s = self.get_study(study)
-        study_id = s["id"] if s else None
-        existing: dict[tuple[str, str, str], dict[str, Any]] = {}
-        if study_id is not None:
-            for row in self.db.query(
-                "SELECT dataset, sample_id, config, explanation, predicted_label, input FROM items WHERE study_id = ?",
-                (study_id,),
-            ):
-                existing[(row["dataset"], row["sample_id"], row["config"])] = row
-        result = ImportResult(study=study)
-        new: list[NLE] = []
-        for rec in records:
-            row = existing.get(rec.key)
-            if row is None:
-                new.append(rec)
-                if rec.config == GOLD_CONFIG and rec.line < 0:
-                    result.gold_added += 1
-                else:
-                    result.added += 1
-                continue
-            changed = [k for k, old, now in (("explanation", row["explanation"], rec.explanation),
-                                             ("predicted_label", row["predicted_label"], rec.predicted_label),
-                                             ("input", json.loads(row["input"]), rec.input)) if old != now]
-            if changed:
-                where = changed[0]
-                line = rec.line if rec.line > 0 else -rec.line
-                raise InputFileError(
-                    path, line, where,
-                    f"item {rec.key!r} is already in study {study!r} with a "
-                    f"different {where}; give the new version another config or sample_id",
-                )
-            result.unchanged += 1
+        existing = self._item_contents(s["id"]) if s else {}
+        result, new = importing.diff_items(path, records, existing, study)
         result.gold_skipped = gold_skipped
         with self._transaction() as conn:
-            if study_id is None:
-                self._insert_study(conn, study)
-                study_id = conn.execute("SELECT id FROM studies WHERE name = ?", (study,)).fetchone()[0]
-            ts = now_iso()
-            conn.executemany(
-                "INSERT INTO items (study_id, dataset, sample_id, config, input, predicted_label, explanation, model,"
-                " split_seed, gold_label, gold_explanations, prompt, metadata, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (study_id, r.dataset, r.sample_id, r.config, json.dumps(r.input, ensure_ascii=False),
-                     r.predicted_label, r.explanation, r.model, r.split_seed, r.gold_label,
-                     json.dumps(r.gold_explanations, ensure_ascii=False) if r.gold_explanations is not None else None,
-                     r.prompt, json.dumps(r.metadata, ensure_ascii=False), ts)
-                    for r in new
-                ],
-            )
+            study_id = s["id"] if s else self._insert_study(study)
+            self.db["items"].insert_all(importing.item_rows(new, study_id, now_iso()))
             self._sync_assignments(conn, study_id)
         return result
 
-    @staticmethod
-    def _gold_records(records: list[NLE]) -> list[NLE]:
-        """One reference item per sample whose explanation is the dataset's first gold explanation."""
-        out: dict[tuple[str, str], NLE] = {}
-        for r in records:
-            if (r.dataset, r.sample_id) in out or not r.gold_explanations:
-                continue
-            out[(r.dataset, r.sample_id)] = NLE(
-                dataset=r.dataset, sample_id=r.sample_id, config=GOLD_CONFIG, input=r.input,
-                predicted_label=r.gold_label or r.predicted_label, explanation=r.gold_explanations[0],
-                gold_label=r.gold_label, gold_explanations=r.gold_explanations, prompt=r.prompt,
-                metadata={"reference": True}, line=-r.line,  # negative line: generated from that line
-            )
-        return list(out.values())
-
-    @staticmethod
-    def _insert_study(conn: sqlite3.Connection, name: str) -> None:
-        g = Guidelines()
-        conn.execute(
-            "INSERT INTO studies (name, question, scale, tags, rules, guidelines, guidelines_version, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, QUESTION, json.dumps(list(RATINGS)), json.dumps(list(DEFAULT_TAGS)),
-             json.dumps(Rules().to_dict()), json.dumps(g.__dict__), g.version, now_iso()),
-        )
+    def _item_contents(self, study_id: int) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """(dataset, sample_id, config) -> the fields an import must not change, for a study's items."""
+        return {(r["dataset"], r["sample_id"], r["config"]): r for r in self.db.query(
+            "SELECT dataset, sample_id, config, explanation, predicted_label, input FROM items WHERE study_id = ?",
+            (study_id,))}
 
     def _sync_assignments(self, conn: sqlite3.Connection, study_id: int, annotator_id: int | None = None) -> None:
         """Append each annotator's missing items to their queue, in an order random per annotator."""
@@ -460,6 +267,14 @@ class Store:
 
     # -- annotators and access -----------------------------------------------------------------------------------
 
+    def _annotator_named(self, name: str) -> dict[str, Any] | None:
+        """The annotator whose name matches under auth.name_key (preferring one who can sign in), or None."""
+        # Compared in Python: SQLite's lower() folds ASCII only, so "Émile" could never sign in.
+        key = auth.name_key(name)
+        rows = [r for r in self.db.query("SELECT id, name, study_id, code_hash FROM annotators ORDER BY"
+                                         " code_hash IS NULL, id") if auth.name_key(r["name"]) == key]
+        return rows[0] if rows else None
+
     def add_annotator(self, name: str, study: str | None = None, *, code: str | None = None) -> str:
         """Create an annotator and queue the study's items for them; returns the access code (shown once)."""
         name = name.strip()
@@ -467,21 +282,23 @@ class Store:
             raise ValueError("annotator name must not be empty")
         s = self.resolve_study(study)
         # Sign-in matches names case-insensitively, so "Bob" and "bob" would be indistinguishable there.
-        if any(r[0].strip().lower() == name.lower() for r in self.conn.execute("SELECT name FROM annotators")):
+        if self._annotator_named(name) is not None:
             raise ValueError(f"annotator {name!r} already exists")
-        code = code or new_access_code()
+        code = code or auth.new_access_code()
         with self._transaction() as conn:
-            cur = conn.execute("INSERT INTO annotators (study_id, name, code_hash, created_at) VALUES (?, ?, ?, ?)",
-                               (s["id"], name, hash_code(code), now_iso()))
-            self._sync_assignments(conn, s["id"], cur.lastrowid)
+            aid = self.db["annotators"].insert({"study_id": s["id"], "name": name, "code_hash": auth.hash_code(code),
+                                                "created_at": now_iso()}).last_pk
+            self._sync_assignments(conn, s["id"], aid)
         return code
 
     def reset_code(self, name: str) -> str:
-        """Give an annotator a new access code (the old one stops working); returns it."""
-        code = new_access_code()
+        """Give an annotator a new access code (the old one stops working); returns it. Names match as at sign-in."""
+        row = self._annotator_named(name)
+        if row is None:
+            raise ValueError(f"unknown annotator {name!r}")
+        code = auth.new_access_code()
         with self._transaction() as conn:
-            if conn.execute("UPDATE annotators SET code_hash = ? WHERE name = ?", (hash_code(code), name)).rowcount != 1:
-                raise ValueError(f"unknown annotator {name!r}")
+            conn.execute("UPDATE annotators SET code_hash = ? WHERE id = ?", (auth.hash_code(code), row["id"]))
         return code
 
     def annotator_by_id(self, annotator_id: int) -> dict[str, Any] | None:
@@ -498,33 +315,21 @@ class Store:
                 (SELECT MAX(submitted_at) FROM ratings r WHERE r.annotator_id = a.id) AS last_submitted_at
             FROM annotators a JOIN studies s ON s.id = a.study_id {where} ORDER BY a.id""", params))
 
-    def _recent_failures(self, key: str, now: float) -> list[float]:
-        return [r[0] for r in self.conn.execute(
-            "SELECT at FROM login_attempts WHERE name = ? AND ok = 0 AND at > ? ORDER BY at",
-            (key, now - FAILURE_WINDOW_S))]
-
     def check_rate_limit(self, key: str) -> None:
-        """Raise TooManyAttempts when `key` failed MAX_FAILURES times within the last minute."""
-        now = time.time()
-        failures = self._recent_failures(key, now)
-        if len(failures) >= MAX_FAILURES:
-            raise TooManyAttempts(max(1.0, failures[-MAX_FAILURES] + FAILURE_WINDOW_S - now))
+        """Raise TooManyAttempts when `key` failed too often within the last minute (auth.MAX_FAILURES)."""
+        auth.check_rate_limit(self.conn, key)
 
     def record_attempt(self, key: str, ok: bool) -> None:
         with self._transaction() as conn:
-            conn.execute("INSERT INTO login_attempts (name, at, ok) VALUES (?, ?, ?)", (key, time.time(), int(ok)))
+            auth.record_attempt(conn, key, ok)
 
     def authenticate(self, name: str, code: str) -> dict[str, Any]:
         """The annotator for (name, code); AccessDenied ("not recognised") or TooManyAttempts otherwise."""
-        key = name.strip().lower()
+        key = auth.name_key(name)
         self.check_rate_limit(key)
-        # Compared in Python: SQLite's lower() folds ASCII only, so "Émile" could never sign in.
         # Prefer an annotator with a code (one imported from ratings with the same name has none).
-        rows = [r for r in self.db.query("SELECT id, name, study_id, code_hash FROM annotators ORDER BY"
-                                         " code_hash IS NULL, id") if r["name"].strip().lower() == key]
-        row = rows[0] if rows else None
-        # Hash even for unknown names so response time does not reveal which names exist.
-        ok = verify_code(code.strip(), row["code_hash"] if row and row["code_hash"] else _DUMMY_HASH)
+        row = self._annotator_named(name)
+        ok = auth.verify_code(code.strip(), row["code_hash"] if row and row["code_hash"] else auth.DUMMY_HASH)
         ok = ok and row is not None and row["code_hash"] is not None
         self.record_attempt(key, ok)
         if not ok:
@@ -655,8 +460,6 @@ class Store:
         rating, tags). SQLite builds each column as one string (integers comma-separated, text as a JSON
         array), several times faster than a row-by-row fetch at a million ratings; text columns other than
         sample_id come back as categoricals."""
-        import numpy as np
-
         def ints(text: str | None) -> np.ndarray:
             return np.fromstring(text, dtype=np.int64, sep=",") if text else np.zeros(0, dtype=np.int64)
 
@@ -685,80 +488,42 @@ class Store:
                                    "tags": pd.Categorical(json.loads(row[3]))})
         return items, ratings_df
 
+    def export_bytes(self, study: str | None = None, fmt: str = "csv") -> bytes:
+        """The ratings export (one row per rating, EXPORT_COLUMNS) as CSV or JSONL bytes."""
+        return ratings_bytes(self.ratings_frame(study), fmt)
+
     def export(self, out: str | Path, fmt: str = "csv", study: str | None = None) -> int:
         """Write one row per rating as CSV or JSONL; returns the number of rows."""
-        df = self.ratings_frame(study)[EXPORT_COLUMNS]
-        out = Path(out)
-        if fmt == "csv":
-            # Python's csv writer leaves a bare "\r" unquoted under QUOTE_MINIMAL with "\n" line ends, which
-            # splits the row on reading; quote every field in the rare file that has one.
-            text = df.select_dtypes(exclude="number")
-            has_cr = any(text[c].astype(str).str.contains("\r", regex=False).any() for c in text.columns)
-            df.to_csv(out, index=False, quoting=csv.QUOTE_ALL if has_cr else csv.QUOTE_MINIMAL)
-        elif fmt == "jsonl":
-            df.to_json(out, orient="records", lines=True, force_ascii=False)
-        else:
-            raise ValueError(f"unknown export format {fmt!r}; expected csv or jsonl")
-        return len(df)
+        data = self.export_bytes(study, fmt)
+        Path(out).write_bytes(data)
+        return len(self.ratings_frame(study))
 
-    def import_ratings(self, path: str | Path, study: str | None = None) -> ImportResult:
-        """Import ratings collected elsewhere, all or nothing. Missing items and annotators are created;
-        answer/tag rules are not enforced, but violations are counted."""
-        target = study
-        if target is None:
-            names = [s["name"] for s in self.studies()]
-            target = names[0] if len(names) == 1 else ("default" if not names else None)
-            if target is None:
-                raise ValueError("this database has several studies; name one with --study")
+    def import_ratings(self, path: str | Path, study: str | None = None, *, data: bytes | None = None) -> ImportResult:
+        """Import ratings collected elsewhere (or `data`, an upload named `path`), all or nothing. Missing items and
+        annotators are created; answer/tag rules are not enforced, but violations are counted."""
+        target = self.target_study(study, create=True)
         s = self.get_study(target)
-        tags_allowed = s["tags"] if s else list(DEFAULT_TAGS)
-        rows: list[RatingRow] = read_ratings_csv(path, tags_allowed)
+        rows = read_ratings_csv(path, s["tags"] if s else list(DEFAULT_TAGS), data)
         rules = Rules.from_dict(s["rules"]) if s else Rules()
         result = ImportResult(study=target)
         with self._transaction() as conn:
-            if s is None:
-                self._insert_study(conn, target)
-            study_id, gv = conn.execute("SELECT id, guidelines_version FROM studies WHERE name = ?", (target,)).fetchone()
+            study_id = s["id"] if s else self._insert_study(target)
+            gv = conn.execute("SELECT guidelines_version FROM studies WHERE id = ?", (study_id,)).fetchone()[0]
             items = {(d, sid, c): i for i, d, sid, c in conn.execute(
                 "SELECT id, dataset, sample_id, config FROM items WHERE study_id = ?", (study_id,))}
-            # Keyed case-insensitively, as add_annotator and authenticate treat names.
-            annotators = {n.strip().lower(): (i, st) for i, n, st in conn.execute(
+            annotators = {auth.name_key(n): (i, st) for i, n, st in conn.execute(
                 "SELECT id, name, study_id FROM annotators")}
             current = {(a, i): (r, t, c) for a, i, r, t, c in conn.execute(
                 "SELECT annotator_id, item_id, rating, tags, comment FROM ratings")}
             ts = now_iso()
-            touched = set()
             for row in rows:
-                key = (row.dataset, row.sample_id, row.config)
-                if key not in items:
-                    cur = conn.execute(
-                        "INSERT INTO items (study_id, dataset, sample_id, config, input, predicted_label, explanation,"
-                        " metadata, created_at) VALUES (?, ?, ?, ?, '{}', ?, ?, ?, ?)",
-                        (study_id, *key, row.predicted_label or "", row.explanation or "",
-                         json.dumps({"created_by": "import-ratings"}), ts))
-                    items[key] = cur.lastrowid
-                    result.items_created += 1
-                if row.annotator.lower() not in annotators:
-                    cur = conn.execute("INSERT INTO annotators (study_id, name, code_hash, created_at) VALUES (?, ?, NULL, ?)",
-                                       (study_id, row.annotator, ts))
-                    annotators[row.annotator.lower()] = (cur.lastrowid, study_id)
-                    result.annotators_created += 1
-                aid, a_study = annotators[row.annotator.lower()]
-                if a_study != study_id:
-                    raise InputFileError(path, row.line, "annotator",
-                                         f"annotator {row.annotator!r} belongs to another study")
-                problems = rules.violations(row.rating, row.tags)
-                if problems:
-                    result.rule_violations += 1
-                    if len(result.violation_examples) < 5:
-                        result.violation_examples.append(f"line {row.line}: {problems[0]}")
-                item_id = items[key]
+                item_id = self._ensure_item(items, row, study_id, ts, result)
+                aid = self._ensure_annotator(annotators, row, study_id, ts, result, path)
+                importing.count_rule_violations(rules, row, result)
                 old = current.get((aid, item_id))
-                new = (row.rating, ";".join(row.tags), row.comment or "")
-                if old == new:
+                if old == (row.rating, ";".join(row.tags), row.comment or ""):
                     result.ratings_unchanged += 1
                     continue
-                touched.add(aid)
                 self._write_rating(aid, item_id, row.rating, row.tags, row.comment, row.seconds,
                                    row.submitted_at or ts, gv, "import", conn=conn)
                 if old is None:
@@ -767,6 +532,32 @@ class Store:
                     result.ratings_updated += 1
             self._sync_assignments(conn, study_id)
         return result
+
+    def _ensure_item(self, items: dict[tuple[str, str, str], int], row: RatingRow, study_id: int, ts: str,
+                     result: ImportResult) -> int:
+        """The id of the rated item, created (with what the row carries) when the study lacks it."""
+        key = (row.dataset, row.sample_id, row.config)
+        if key not in items:
+            items[key] = self.db["items"].insert({
+                "study_id": study_id, "dataset": row.dataset, "sample_id": row.sample_id, "config": row.config,
+                "input": "{}", "predicted_label": row.predicted_label or "", "explanation": row.explanation or "",
+                "metadata": json.dumps({"created_by": "import-ratings"}), "created_at": ts}).last_pk
+            result.items_created += 1
+        return items[key]
+
+    def _ensure_annotator(self, annotators: dict[str, tuple[int, int]], row: RatingRow, study_id: int, ts: str,
+                          result: ImportResult, path: str | Path) -> int:
+        """The id of the rating's annotator (matched by auth.name_key), created without a code when new."""
+        key = auth.name_key(row.annotator)
+        if key not in annotators:
+            aid = self.db["annotators"].insert({"study_id": study_id, "name": row.annotator, "code_hash": None,
+                                                "created_at": ts}).last_pk
+            annotators[key] = (aid, study_id)
+            result.annotators_created += 1
+        aid, a_study = annotators[key]
+        if a_study != study_id:
+            raise InputFileError(path, row.line, "annotator", f"annotator {row.annotator!r} belongs to another study")
+        return aid
 
     # -- adjudication --------------------------------------------------------------------------------------------
 

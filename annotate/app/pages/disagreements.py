@@ -5,11 +5,11 @@ Text from the NLE files is shown literally (st.text)."""
 import streamlit as st
 
 from analysis.tables import adjudication_counts, disagreement_rows
-from analysis.views import format_input, md_escape
-from annotate.scale import RATING_LABELS, RATINGS
-from annotate.session import require_admin
-from annotate.store import DISAGREEMENT_KINDS
-from annotate.ui import rated_study
+from annotate.app.admin import rated_study
+from annotate.app.render import format_input, md_escape
+from annotate.app.session import require_admin
+from annotate.core.scale import RATING_LABELS, RATINGS
+from annotate.core.store import DISAGREEMENT_KINDS
 
 store = require_admin()
 st.title("Disagreements")

@@ -5,9 +5,9 @@ explanations next to each other, and every annotator's answers and tags. Filter 
 import streamlit as st
 
 from analysis.compare import DEFAULT_COMPARE, compare, side_by_side_rows
-from analysis.views import answer_line, config_choices, format_input, md_escape
-from annotate.session import require_admin
-from annotate.ui import rated_study
+from annotate.app.admin import rated_study
+from annotate.app.render import answer_line, config_choices, format_input, md_escape
+from annotate.app.session import require_admin
 
 PAGE_SIZE = 10
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import streamlit as st
 
-from annotate import settings
-from annotate.demo import load_demo
-from annotate.errors import AccessDenied
-from annotate.store import Store
+from annotate.app import settings
+from annotate.core.demo import load_demo
+from annotate.core.errors import AccessDenied
+from annotate.core.store import Store
 
 ADMIN_KEY = "__admin__"
 # A reload starts a new Streamlit session; this URL parameter carries a signed, expiring token so the

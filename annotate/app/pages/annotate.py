@@ -2,16 +2,17 @@
 
 import streamlit as st
 
-from annotate import ui
-from annotate.scale import RATINGS
-from annotate.session import require_annotator
+from annotate.app import queue as q
+from annotate.app import render
+from annotate.app.session import require_annotator
+from annotate.core.scale import RATINGS
 
 store, annotator = require_annotator()
-queue = ui.Queue(store, annotator)
+queue = q.Queue(store, annotator)
 study = queue.study()
 answered, total = queue.counts()
 
-st.progress(answered / total if total else 1.0, text=ui.progress_text(answered, total))
+st.progress(answered / total if total else 1.0, text=render.progress_text(answered, total))
 if notice := queue.pop_notice():
     st.toast(notice)
 
@@ -29,23 +30,23 @@ head = st.container(horizontal=True, horizontal_alignment="distribute", vertical
 head.caption(f"Item {item['position'] + 1} in your queue"
              + (" · answered earlier; you may revise it" if item["answer"] else ""))
 with head.popover("Guidelines", icon=":material/menu_book:"):
-    ui.show_guidelines(study)
+    render.show_guidelines(study)
 
-ui.show_item(item)
+render.show_item(item)
 
-st.radio(ui.escape_markdown(study["question"]), RATINGS, format_func=ui.rating_label, key=ui.answer_key(iid),
+st.radio(render.md_escape(study["question"]), RATINGS, format_func=render.rating_label, key=q.answer_key(iid),
          index=None, horizontal=True, on_change=queue.radio_changed, args=(iid,))
 answer_keys = st.container(horizontal=True, horizontal_alignment="distribute")
-for rating, key in zip(RATINGS, ui.ANSWER_KEYS, strict=True):
-    answer_keys.button(ui.rating_label(rating), key=ui.answer_button_key(rating), shortcut=key,
+for rating, key in zip(RATINGS, q.ANSWER_KEYS, strict=True):
+    answer_keys.button(render.rating_label(rating), key=q.answer_button_key(rating), shortcut=key,
                        on_click=queue.choose, args=(rating,), width="stretch", type="tertiary")
 
 st.caption("Shortcoming tags")
 tag_guide = study["guidelines"].get("tags", {})
 tag_cols = st.columns(3)
 for i, tag in enumerate(study["tags"]):
-    tag_cols[i % 3].checkbox(tag, key=ui.tag_key(iid, tag), help=tag_guide.get(tag, {}).get("meaning"))
-st.text_area("Comment (optional)", key=ui.comment_key(iid), height=68)
+    tag_cols[i % 3].checkbox(tag, key=q.tag_key(iid, tag), help=tag_guide.get(tag, {}).get("meaning"))
+st.text_area("Comment (optional)", key=q.comment_key(iid), height=68)
 
 for message in queue.errors() or []:
     st.error(message)
@@ -55,4 +56,4 @@ actions.button("Back", on_click=queue.back, disabled=item["position"] == 0, icon
                width="stretch")
 actions.button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
 actions.button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")
-ui.keep_shortcuts_after_clicks()
+render.keep_shortcuts_after_clicks()

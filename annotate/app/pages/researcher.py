@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from annotate import ui
-from annotate.errors import InputFileError
-from annotate.session import require_admin
+from annotate.app import admin, render
+from annotate.app.session import require_admin
+from annotate.core.errors import InputFileError
 
 store = require_admin()
 st.title("Researcher")
@@ -12,7 +12,7 @@ st.title("Researcher")
 studies = [s["name"] for s in store.studies()]
 study = st.selectbox("Study", studies) if len(studies) > 1 else (studies[0] if studies else None)
 if study and len(studies) == 1:
-    st.caption(f"Study: {ui.escape_markdown(study)}")
+    st.caption(f"Study: {render.md_escape(study)}")
 
 st.header("Import explanations")
 with st.form("import_nles", clear_on_submit=True):
@@ -26,7 +26,7 @@ with st.form("import_nles", clear_on_submit=True):
             st.error("Choose a file first.")
         else:
             try:
-                result = ui.import_upload(store, upload.name, upload.getvalue(), target.strip() or None, with_gold)
+                result = admin.import_upload(store, upload.name, upload.getvalue(), target.strip() or None, with_gold)
             except (InputFileError, ValueError) as e:
                 st.error(f"Nothing was imported. {e}")
             else:
@@ -48,7 +48,7 @@ with st.form("add_annotator", clear_on_submit=True):
             st.success(f"Added {name.strip()}. Their access code is shown only now; give it to them:")
             st.code(code, language=None)
 
-rows = ui.progress_rows(store, study)
+rows = admin.progress_rows(store, study)
 if rows:
     st.dataframe(rows, hide_index=True, column_config={
         "done": st.column_config.ProgressColumn("done", min_value=0.0, max_value=1.0, format="percent"),
@@ -63,10 +63,10 @@ else:
 
 st.header("Downloads")
 csv_col, jsonl_col, db_col = st.columns(3)
-csv_col.download_button("Ratings CSV", lambda: ui.export_bytes(store, study, "csv"), file_name=f"{study}-ratings.csv",
+csv_col.download_button("Ratings CSV", lambda: store.export_bytes(study, "csv"), file_name=f"{study}-ratings.csv",
                         mime="text/csv", on_click="ignore", icon=":material/download:")
-jsonl_col.download_button("Ratings JSONL", lambda: ui.export_bytes(store, study, "jsonl"),
+jsonl_col.download_button("Ratings JSONL", lambda: store.export_bytes(study, "jsonl"),
                           file_name=f"{study}-ratings.jsonl", mime="application/jsonl", on_click="ignore",
                           icon=":material/download:")
-db_col.download_button("Database backup", lambda: ui.backup_bytes(store), file_name="annotations-backup.db",
+db_col.download_button("Database backup", store.backup_bytes, file_name="annotations-backup.db",
                        mime="application/vnd.sqlite3", on_click="ignore", icon=":material/backup:")

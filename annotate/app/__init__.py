@@ -1,0 +1,1 @@
+"""The Streamlit app: session and sign-in, the annotator's queue, rendering, and the pages under `pages/`."""

@@ -1,0 +1,160 @@
+"""How things are drawn: item inputs by dataset, literal text from files, guidelines, plain-text summaries.
+
+Everything that comes from an NLE file or a user is shown with `st.text`, which never interprets markdown or
+HTML; labels we must build from such text go through `md_escape`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+from annotate.core.scale import RATING_LABELS
+
+# How each known dataset's input is laid out: (field in `input`, label shown).
+INPUT_LAYOUT: dict[str, list[tuple[str, str]]] = {
+    "esnli": [("premise", "Premise"), ("hypothesis", "Hypothesis")],
+    "ecqa": [("question", "Question"), ("choices", "Choices")],
+    "sbic": [("post", "Post")],
+    "comve": [("sent0", "Statement 1"), ("sent1", "Statement 2")],
+}
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def input_fields(dataset: str, inputs: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, literal text) pairs of an item's input: the dataset's layout first, then any other field by name."""
+    out: list[tuple[str, str]] = []
+    layout = INPUT_LAYOUT.get(dataset, [])
+    for key, label in layout:
+        if key not in inputs:
+            continue
+        value = inputs[key]
+        if key == "choices" and isinstance(value, list):
+            text = "\n".join(f"({chr(ord('A') + i)}) {_as_text(c)}" for i, c in enumerate(value))
+        else:
+            text = _as_text(value)
+        out.append((label, text))
+    shown = {key for key, _ in layout}
+    out.extend((key, _as_text(value)) for key, value in inputs.items() if key not in shown)
+    return out
+
+
+def progress_text(answered: int, total: int) -> str:
+    """The progress line, e.g. "37 of 120"."""
+    return f"{answered} of {total}"
+
+
+def show_literal(label: str, text: str) -> None:
+    """A caption (escaped) over text from the file, shown exactly as written."""
+    st.caption(md_escape(label))
+    st.text(text)
+    if not text.strip():
+        st.caption("(empty)")
+
+
+def show_item(item: dict[str, Any]) -> None:
+    """The task input laid out by dataset, the predicted answer and the explanation; all literal."""
+    with st.container(border=True):
+        for label, text in input_fields(item["dataset"], item["input"]):
+            show_literal(label, text)
+    show_literal("Predicted answer", item["predicted_label"])
+    with st.container(border=True):
+        show_literal("Explanation", item["explanation"])
+
+
+def guidelines_markdown(study: dict[str, Any]) -> str:
+    """The study's guidelines as one escaped markdown text: intro, then each answer and each tag with its
+    meaning and one example (one element to draw, so the popover costs little on every rerun)."""
+    g = study["guidelines"]
+    e = md_escape
+
+    def entry(label: str, guide: dict[str, str]) -> str:
+        line = f"**{e(label)}**"
+        if guide.get("meaning"):
+            line += f" — {e(guide['meaning'])}"
+        if guide.get("example"):
+            line += f"  \n*Example:* {e(guide['example'])}"
+        return line
+
+    parts = [e(g["intro"])] if g.get("intro") else []
+    parts.append(f"#### The answers\n{e(study['question'])}")
+    parts += [entry(RATING_LABELS.get(r, r), g.get("scale", {}).get(r, {})) for r in study["scale"]]
+    parts.append("#### Shortcoming tags")
+    parts += [entry(t, g.get("tags", {}).get(t, {})) for t in study["tags"]]
+    return "\n\n".join(parts)
+
+
+def show_guidelines(study: dict[str, Any]) -> None:
+    """The scale and each shortcoming tag with its meaning and one example, and the guidelines version."""
+    st.caption(f"Guidelines version {md_escape(str(study['guidelines_version']))}")
+    st.markdown(guidelines_markdown(study))
+
+
+def rating_label(rating: str) -> str:
+    """The label shown for a rating value, e.g. "Weak yes"."""
+    return RATING_LABELS.get(rating, rating)
+
+
+def format_input(value: Any) -> str:
+    """A task input (dict of fields, list or string) as plain lines "field: value"."""
+    if isinstance(value, dict):
+        lines = []
+        for key, v in value.items():
+            if isinstance(v, list):
+                v = " | ".join(str(x) for x in v)
+            lines.append(f"{key}: {v}")
+        return "\n".join(lines) if lines else "(no input stored)"
+    if isinstance(value, list):
+        return " | ".join(str(x) for x in value)
+    return "(no input stored)" if value in (None, "") else str(value)
+
+
+def answer_line(answer: dict[str, Any]) -> str:
+    """'alice: Weak no — tags: inaccurate, one word' for one annotator's answer."""
+    tags = ", ".join(answer.get("tags") or []) or "none"
+    return f"{answer['annotator']}: {RATING_LABELS.get(answer['rating'], answer['rating'])} — tags: {tags}"
+
+
+def config_choices(configs: list[str], preferred: tuple[str, str]) -> tuple[int, int]:
+    """Default selectbox indexes for two configurations: the preferred pair when present, else the first two."""
+    first = configs.index(preferred[0]) if preferred[0] in configs else 0
+    second = configs.index(preferred[1]) if preferred[1] in configs else (1 if len(configs) > 1 and first != 1 else 0)
+    if second == first and len(configs) > 1:
+        second = next(i for i in range(len(configs)) if i != first)
+    return first, second
+
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def md_escape(text: str) -> str:
+    """Backslash-escape Markdown so st.info/st.success show names from files literally ("full_ft" stays so)."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
+# Streamlit ignores shortcut keys while an <input> has focus, and a checkbox or radio keeps focus after a mouse
+# click; so "click a tag, press Enter" would do nothing (and Enter on a clicked button would press it again).
+# Dropping focus after a *pointer* click fixes both while
+# keyboard users (Tab, Space) keep their place. Our own constant script, never built from file content.
+_RELEASE_FOCUS_JS = """<script>
+if (!window.__nleReleaseFocus) {
+  window.__nleReleaseFocus = true;
+  document.addEventListener("pointerup", () => setTimeout(() => {
+    const el = document.activeElement;
+    const ticked = el && el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
+    if (ticked || (el && el.tagName === "BUTTON")) el.blur();
+  }, 0), true);
+}
+</script>"""
+
+
+def keep_shortcuts_after_clicks() -> None:
+    """Install (once per browser tab) the focus release that keeps keys 1–4 and Enter working after mouse clicks."""
+    st.html(_RELEASE_FOCUS_JS, unsafe_allow_javascript=True)

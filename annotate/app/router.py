@@ -1,0 +1,44 @@
+"""Which pages this browser session may see; the app's entry scripts call `route()` on every run.
+
+Nobody signed in: the sign-in page. An annotator: Annotate and Guidelines. The researcher (admin password):
+the researcher pages. Each researcher page also calls `require_admin()` itself, so it stops even if reached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from annotate.app import session
+
+# Absolute paths: the same pages serve `streamlit run streamlit_app.py` in a checkout and the installed
+# package's entry script (annotate/app/main.py) that `nle-annotate serve` runs.
+PAGES = Path(__file__).resolve().parent / "pages"
+
+
+def route() -> None:
+    """Set up the page, pick the pages for who is signed in, and run the chosen one."""
+    st.set_page_config(page_title="NLE rating", page_icon=":material/rate_review:", layout="centered")
+    annotator = session.current_annotator()
+    if session.is_admin():
+        pages = [
+            st.Page(PAGES / "researcher.py", title="Researcher", icon=":material/admin_panel_settings:", default=True),
+            st.Page(PAGES / "results.py", title="Analysis", icon=":material/analytics:"),
+            st.Page(PAGES / "side_by_side.py", title="Side by side", icon=":material/compare:"),
+            st.Page(PAGES / "disagreements.py", title="Disagreements", icon=":material/gavel:"),
+        ]
+    elif annotator:
+        pages = [
+            st.Page(PAGES / "annotate.py", title="Annotate", icon=":material/edit_note:", default=True),
+            st.Page(PAGES / "guidelines.py", title="Guidelines", icon=":material/menu_book:"),
+        ]
+    else:
+        pages = [st.Page(PAGES / "sign_in.py", title="Sign in", icon=":material/login:", default=True)]
+
+    if session.is_admin() or annotator:
+        with st.sidebar:
+            st.caption("Signed in as researcher" if session.is_admin() else f"Signed in as {annotator['name']}")
+            st.button("Sign out", on_click=session.sign_out, icon=":material/logout:")
+
+    st.navigation(pages).run()
