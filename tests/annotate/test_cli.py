@@ -177,8 +177,8 @@ def test_import_ratings_round_trip_and_violation_note(capsys: pytest.CaptureFixt
     run(capsys, "export", "--db", study_db, "--out", exported)
     fresh = tmp_path / "fresh.db"
     rc, out, _ = run(capsys, "import-ratings", exported, "--db", fresh, "--study", "s")
-    assert rc == 0 and out == (f"imported {exported}: study 's', ratings added: 6, items created: 6, "
-                               "annotators created: 2\n")
+    assert rc == 0 and out == (f"imported {exported}: study 's', ratings added: 6, items created: 6 (6 not queued: "
+                               "no input, predicted_label and explanation in the file), annotators created: 2\n")
     with Store(study_db) as a, Store(fresh) as b:
         assert a.ratings_frame("s").equals(b.ratings_frame("s"))
     rc, out, _ = run(capsys, "import-ratings", exported, "--db", fresh)
