@@ -22,7 +22,7 @@ except ValueError as exc:
     st.info(md_escape(str(exc)))
     st.stop()
 
-configs = a.prepared.configs
+configs = a.prepared.model_configs  # gold is the human ceiling, never one side of a comparison
 if len(configs) >= 2:
     i, j = config_choices(configs, DEFAULT_COMPARE)
     left, right = st.columns(2)
