@@ -295,7 +295,7 @@ def agreement_table(a: Analysis, footnotes: list[str] | None = None) -> pd.DataF
                 st, ci = s.kappas[key], s.kappa_cis[key]
                 row[label] = (f"{st.value:.3f} [{_fmt(ci.low)}, {_fmt(ci.high)}]" if st.value is not None
                               else na(st.reason))
-            row["FEB κ (Fleiss, free-marginal, binary)"] = (
+            row["FEB κ (items)"] = (
                 f"{s.fleiss.value:.3f} ({s.fleiss.n})" if s.fleiss.value is not None else na(s.fleiss.reason))
             row["% agreement"] = _fmt(None if s.percent_agreement.value is None else 100 * s.percent_agreement.value, 1)
             row["disagreements"] = s.disagreements
