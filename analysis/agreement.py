@@ -1,5 +1,5 @@
-"""Agreement between annotators: Cohen's κ (plain, weighted, binary), percent agreement, Krippendorff's α,
-and seeded bootstrap intervals. Pure functions over arrays; an undefined statistic is a result with value None
+"""Agreement between annotators: Cohen's κ (plain, weighted, binary), FEB's free-marginal Fleiss κ, percent
+agreement, Krippendorff's α, and seeded bootstrap intervals. Pure functions over arrays; an undefined statistic is a result with value None
 and a reason, never an exception or a silent 0."""
 
 from __future__ import annotations
@@ -256,6 +256,50 @@ def mean_score_interval(item_sums: np.ndarray, item_counts: np.ndarray, *, n_boo
         return (draws @ types[:, 0]) / (draws @ types[:, 1]) / 3.0
 
     return bootstrap_types(counts, stat, n_boot=n_boot, seed=seed)
+
+
+# -- FEB's convention ------------------------------------------------------------------------------------------------
+
+
+def fleiss_kappa_uniform(table: np.ndarray, sample_weight: np.ndarray | None = None) -> Stat:
+    """Fleiss' κ with uniform chance agreement 1/k (free-marginal, Randolph's κ) from an items × categories table
+    of rating counts, every item with the same number m ≥ 2 of ratings; statsmodels'
+    `fleiss_kappa(table, method="uniform")`. `sample_weight`: how many items each row stands for."""
+    table = np.asarray(table, dtype=float)
+    w = np.ones(len(table)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    n_items = int(w.sum())
+    if n_items == 0:
+        return Stat(None, "undefined: no item has two or more ratings", 0)
+    m = table.sum(axis=1)
+    if not np.all(m == m[0]) or m[0] < 2:
+        raise ValueError("every item needs the same number (two or more) of ratings")
+    k = table.shape[1]
+    # Per item, the share of agreeing ordered pairs of ratings; chance agreement is 1/k whatever the marginals.
+    per_item = ((table**2).sum(axis=1) - m) / (m * (m - 1))
+    p_bar = float(np.average(per_item, weights=w))
+    return Stat((p_bar - 1 / k) / (1 - 1 / k), None, n_items)
+
+
+def fleiss_kappa_free_binary(units: np.ndarray, weights: np.ndarray | None = None) -> Stat:
+    """FEB's agreement figure (allenai/feb scripts/compute_kappa.py): free-marginal Fleiss κ on two classes,
+    {yes, weak yes} vs {weak no, no}, over the items with exactly the most common number of ratings per item
+    (the larger on a tie), when that number is ≥ 2. `units`: items × annotators codes 0..3, -1 for not rated;
+    `weights`: how many items each row stands for. `n` of the result: the items used."""
+    units = np.asarray(units)
+    w = np.ones(len(units), dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
+    present = units >= 0
+    m = present.sum(axis=1)
+    rated = m > 0
+    if not rated.any():
+        return Stat(None, "undefined: no rated item", 0)
+    per_m = np.bincount(m[rated], weights=w[rated])
+    mode = int(np.flatnonzero(per_m == per_m.max())[-1])
+    if mode < 2:
+        return Stat(None, "undefined: most items have a single rating", 0)
+    keep = m == mode
+    positive = (present & (BINARY_BY_CODE[np.maximum(units, 0)] == 0))[keep].sum(axis=1)
+    table = np.stack([positive, mode - positive], axis=1)
+    return fleiss_kappa_uniform(table, w[keep])
 
 
 # -- more than two annotators ---------------------------------------------------------------------------------------

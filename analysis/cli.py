@@ -15,8 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", required=True, help="the annotation database (SQLite file)")
     p.add_argument("--out", required=True, help="folder for report.html, agreement.json and the CSV files")
     p.add_argument("--study", default=None, help="study name (default: the only study)")
-    p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=list(DEFAULT_COMPARE),
-                   help=f"two configurations to compare side by side (default: {' '.join(DEFAULT_COMPARE)})")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
+                   help="two configurations of the study to compare side by side (an unknown one is an error; "
+                        f"default: {' '.join(DEFAULT_COMPARE)} when the study has them)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--n-boot", type=int, default=BOOTSTRAP_DEFAULT,
                    help=f"bootstrap resamples (default {BOOTSTRAP_DEFAULT})")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         thread.join()
         if "error" in read:
             raise read["error"]  # type: ignore[misc]
-        result = build_report(store, study, compare_configs=tuple(args.compare), out_dir=args.out, seed=args.seed,
+        result = build_report(store, study, compare_configs=tuple(args.compare) if args.compare else None, out_dir=args.out, seed=args.seed,
                               n_boot=args.n_boot, png=args.png, frames=read["frames"],  # type: ignore[arg-type]
                               exporter=exporter)
     except (ValueError, OSError) as exc:

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from annotate.core.importing import GOLD_CONFIG
 from annotate.core.scale import RATINGS
+
+__all__ = ["GOLD_CONFIG", "MISSING", "Prepared", "prepare", "split_export"]
 
 MISSING = -1
 
@@ -33,6 +36,32 @@ class Prepared:
     @property
     def present(self) -> np.ndarray:
         return self.codes >= 0
+
+    def config_mask(self, config: str) -> np.ndarray:
+        """Items of one configuration (all False when it has no rated item)."""
+        if config not in self.configs:
+            return np.zeros(len(self.items), dtype=bool)
+        return self.config_idx == self.configs.index(config)
+
+    @property
+    def model_configs(self) -> list[str]:
+        """The configurations without the gold reference items (what can be compared)."""
+        return [c for c in self.configs if c != GOLD_CONFIG]
+
+    def subset(self, keep: np.ndarray) -> Prepared:
+        """The items where `keep` is True; annotators, datasets and configurations without a rating there are
+        dropped and the rest renumbered in their previous order."""
+        keep = np.asarray(keep, dtype=bool)
+        codes = self.codes[keep]
+        rated = (codes >= 0).any(axis=0)
+        d_used, d_idx = np.unique(self.dataset_idx[keep], return_inverse=True)
+        c_used, c_idx = np.unique(self.config_idx[keep], return_inverse=True)
+        return Prepared(items=self.items[keep].reset_index(drop=True),
+                        annotators=[a for a, r in zip(self.annotators, rated, strict=True) if r],
+                        codes=codes[:, rated], tag_codes=self.tag_codes[keep][:, rated],
+                        tag_strings=self.tag_strings, tags=self.tags,
+                        datasets=[self.datasets[i] for i in d_used], configs=[self.configs[i] for i in c_used],
+                        dataset_idx=d_idx.astype(np.int64).ravel(), config_idx=c_idx.astype(np.int64).ravel())
 
     def string_masks(self) -> list[int]:
         """For each of `tag_strings`, a bit mask over `tags` (bit t set when the string holds tag t)."""

@@ -17,10 +17,11 @@ import plotly.graph_objects as go
 
 from analysis.agreement import BOOTSTRAP_DEFAULT
 from analysis.compare import DEFAULT_COMPARE, Comparison, compare
-from analysis.data import Prepared, prepare, split_export
+from analysis.data import GOLD_CONFIG, Prepared, prepare, split_export
 from analysis.png import PngExporter
 from analysis.tables import (
     CONTRACT_KEYS,
+    GOLD_ROW,
     GroupStats,
     adjudication_counts,
     disagreement_rows,
@@ -33,6 +34,7 @@ from analysis.tables import (
     tag_agreement,
 )
 from annotate.core.scale import RATING_LABELS, RATINGS
+from annotate.core.spreadsheet import escape_frame
 from annotate.core.store import DISAGREEMENT_KINDS, Store
 
 OUTPUT_FILES = ("report.html", "agreement.json", "scores.csv", "shortcomings.csv", "disagreements.csv")
@@ -62,6 +64,9 @@ class Analysis:
     seed: int
     n_boot: int
     notes: list[str] = field(default_factory=list)
+    # The gold explanations (config "gold"), a human ceiling kept out of every other figure; None when unrated.
+    gold_overall: GroupStats | None = None
+    gold_by_dataset: list[GroupStats] = field(default_factory=list)
 
     @property
     def annotators(self) -> list[str]:
@@ -94,43 +99,70 @@ class Analysis:
             "shortcomings": [{"dataset": r.dataset, "config": r.config, "tag": r.tag, "count": int(r.count)}
                              for r in self.shortcomings.itertuples(index=False)],
             "comparison": self.comparison.contract(),
+            "gold": None if self.gold_overall is None else {
+                "overall": strip(self.gold_overall, ()),
+                "by_dataset": [strip(s, ("dataset",)) for s in self.gold_by_dataset]},
         }
 
     def scores_frame(self) -> pd.DataFrame:
         """scores.csv: one row per group (level cell/dataset/config/overall) with intervals and reasons."""
         rows = []
+        gold = [] if self.gold_overall is None else [*self.gold_by_dataset, self.gold_overall]
         for level, groups in (("cell", self.cells), ("dataset", self.by_dataset), ("config", self.by_config),
-                              ("overall", [self.overall])):
+                              ("overall", [self.overall]), ("gold", gold)):
             for s in groups:
-                rows.append({"level": level, "dataset": s.key.get("dataset", ""), "config": s.key.get("config", ""),
+                config = GOLD_CONFIG if level == "gold" else s.key.get("config", "")
+                rows.append({"level": level, "dataset": s.key.get("dataset", ""), "config": config,
                              **{k: v for k, v in s.flat().items() if k not in ("dataset", "config")}})
         return pd.DataFrame(rows)
 
     def score_table(self) -> pd.DataFrame:
-        return score_table(self.cells, self.by_dataset, self.by_config, self.overall)
+        return score_table(self.cells, self.by_dataset, self.by_config, self.overall, self.gold_by_dataset,
+                           self.gold_overall)
+
+
+def check_compare_configs(items: pd.DataFrame, configs: tuple[str, str]) -> None:
+    """ValueError unless both configurations exist in the study (rated or not) and neither is gold."""
+    known = sorted({str(c) for c in items["config"].unique()} - {GOLD_CONFIG})
+    for c in configs:
+        if c == GOLD_CONFIG:
+            raise ValueError(f"{GOLD_CONFIG!r} holds the gold explanations, the human ceiling, not a configuration; "
+                             f"the study's configurations: {', '.join(known) or 'none'}")
+        if c not in known:
+            raise ValueError(f"unknown configuration {c!r} to compare; the study's configurations: "
+                             f"{', '.join(known) or 'none'}")
 
 
 def analyse(items: pd.DataFrame, ratings: pd.DataFrame, *, study: str, tags: list[str] | None = None,
-            adjudications: pd.DataFrame | None = None, compare_configs: tuple[str, str] = DEFAULT_COMPARE,
+            adjudications: pd.DataFrame | None = None, compare_configs: tuple[str, str] | None = None,
             seed: int = 0, n_boot: int = BOOTSTRAP_DEFAULT) -> Analysis:
     """Every number of the report from items (item_id, dataset, sample_id, config) and ratings (item_id,
-    annotator, rating, tags)."""
+    annotator, rating, tags). `compare_configs`: two configurations of the study (checked); None: the default
+    pair, whether or not the study has them. Items of config "gold" are reported only as the human ceiling."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if compare_configs is not None:
+        check_compare_configs(items, compare_configs)
     p = prepare(items, ratings, tags)
     if len(p.items) == 0:
         raise ValueError(f"study {study!r} has no ratings yet; nothing to report")
-    stats = {level: level_stats(p, level, n_boot=n_boot, seed=seed)
+    gold = p.config_mask(GOLD_CONFIG)
+    models = p.subset(~gold) if gold.any() else p
+    stats = {level: level_stats(models, level, n_boot=n_boot, seed=seed)
              for level in ("cell", "dataset", "config", "overall")}
-    pw, reasons = pairwise_kappa(p)
+    pw, reasons = pairwise_kappa(models)
     adj = adjudications if adjudications is not None else pd.DataFrame(
         columns=["item_id", "dataset", "sample_id", "config", "final_rating", "kind", "note"])
     a = Analysis(
         study=study, prepared=p, overall=stats["overall"][0], cells=stats["cell"], by_dataset=stats["dataset"],
         by_config=stats["config"], distribution=rating_distribution(p), shortcomings=shortcoming_counts(p),
-        tag_agreement=tag_agreement(p), pairwise=pw, pairwise_reasons=reasons,
-        comparison=compare(p, *compare_configs, n_boot=n_boot, seed=seed),
+        tag_agreement=tag_agreement(models), pairwise=pw, pairwise_reasons=reasons,
+        comparison=compare(p, *(compare_configs or DEFAULT_COMPARE), n_boot=n_boot, seed=seed),
         disagreements=disagreement_rows(p, adj), adjudications=adj, seed=seed, n_boot=n_boot)
+    if gold.any():
+        ceiling = p.subset(gold)
+        a.gold_overall = level_stats(ceiling, "overall", n_boot=n_boot, seed=seed)[0]
+        a.gold_by_dataset = level_stats(ceiling, "dataset", n_boot=n_boot, seed=seed)
     if len(a.annotators) < 2:
         a.notes.append("Only one annotator has rated items, so no agreement figure is defined.")
     return a
@@ -142,7 +174,7 @@ def analyse_export(ratings: pd.DataFrame, *, study: str = "ratings", **kw: Any) 
     return analyse(items, r, study=study, **kw)
 
 
-def analyse_store(store: Store, study: str | None = None, *, compare_configs: tuple[str, str] = DEFAULT_COMPARE,
+def analyse_store(store: Store, study: str | None = None, *, compare_configs: tuple[str, str] | None = None,
                   seed: int = 0, n_boot: int = BOOTSTRAP_DEFAULT,
                   frames: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> Analysis:
     """`analyse` over a study in the store (the only one when `study` is None), with its adjudications.
@@ -170,7 +202,9 @@ def figures(a: Analysis) -> dict[str, go.Figure]:
     figs["rating_distribution"] = fig
 
     for by in ("config", "dataset"):
-        counts = shortcomings_by(a.shortcomings, by)
+        # Per configuration, gold is its own bar; per dataset, only model configurations are pooled.
+        short = a.shortcomings if by == "config" else a.shortcomings[a.shortcomings["config"] != GOLD_CONFIG]
+        counts = shortcomings_by(short, by)
         fig = go.Figure()
         for key in dict.fromkeys(counts[by]):
             d = counts[counts[by] == key]
@@ -194,11 +228,20 @@ def figures(a: Analysis) -> dict[str, go.Figure]:
     figs["kappa_per_cell"] = fig
 
     c = a.comparison
-    if c.n_pairs:
+    if c.test == "wilcoxon" and c.n_pairs:
         diff = pd.Series(100 * c.differences).round(1).value_counts().sort_index()
         fig = go.Figure(go.Bar(x=diff.index, y=diff.to_numpy()))
         fig.update_layout(title=f"Per-sample score difference, {c.a} − {c.b} (×100)", xaxis_title="difference",
                           yaxis_title="samples")
+        figs["comparison"] = fig
+    elif len(c.scores_a) or len(c.scores_b):
+        # Different samples: the test compares the two distributions of per-sample scores, so show those.
+        fig = go.Figure()
+        for name, scores in ((c.a, c.scores_a), (c.b, c.scores_b)):
+            counts = pd.Series(100 * scores).round(1).value_counts().sort_index()
+            fig.add_bar(x=counts.index, y=counts.to_numpy(), name=f"{name} ({len(scores)} samples)")
+        fig.update_layout(barmode="group", title=f"Per-sample scores, {c.a} vs {c.b} (×100)",
+                          xaxis_title="per-sample mean score ×100", yaxis_title="samples")
         figs["comparison"] = fig
 
     if len(a.annotators) > 2:
@@ -220,13 +263,29 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def agreement_table(a: Analysis) -> pd.DataFrame:
-    """Agreement per group, formatted for display: κ (plain, linear, quadratic, binary) with 95 % intervals."""
+FLEISS_DEFINITION = ("FEB's κ: Fleiss' κ with uniform (free-marginal) chance agreement 1/2 on {yes, weak yes} vs "
+                     "{weak no, no}, over the items with the most common number of ratings (allenai/feb "
+                     "scripts/compute_kappa.py); items used in brackets.")
+
+
+def agreement_table(a: Analysis, footnotes: list[str] | None = None) -> pd.DataFrame:
+    """Agreement per group, formatted for display: κ (plain, linear, quadratic, binary) with 95 % intervals and
+    FEB's κ. An undefined value shows "n/a [k]"; its reason is appended, once, to `footnotes` as entry k."""
+    notes: list[str] = [] if footnotes is None else footnotes
+
+    def na(reason: str | None) -> str:
+        reason = reason or "undefined"
+        if reason not in notes:
+            notes.append(reason)
+        return f"n/a [{notes.index(reason) + 1}]"
+
     rows = []
+    gold = [] if a.gold_overall is None else [a.gold_overall, *a.gold_by_dataset]
     for level, groups in (("overall", [a.overall]), ("dataset", a.by_dataset), ("config", a.by_config),
-                          ("cell", a.cells)):
+                          ("cell", a.cells), (GOLD_ROW, gold)):
         for s in groups:
-            row = {"level": level, "dataset": s.key.get("dataset", "all"), "config": s.key.get("config", "all"),
+            config = GOLD_CONFIG if level == GOLD_ROW else s.key.get("config", "all")
+            row = {"level": level, "dataset": s.key.get("dataset", "all"), "config": config,
                    "ratings": s.n, "items rated by ≥2": s.n_pairs,
                    "mean ×100 [95 % CI]": f"{_fmt(None if s.mean_score is None else 100 * s.mean_score, 1)} "
                    f"[{_fmt(None if s.mean_score_ci.low is None else 100 * s.mean_score_ci.low, 1)}, "
@@ -235,27 +294,49 @@ def agreement_table(a: Analysis) -> pd.DataFrame:
                                ("cohen_kappa_quadratic", "κ quadratic"), ("cohen_kappa_binary", "κ binary")):
                 st, ci = s.kappas[key], s.kappa_cis[key]
                 row[label] = (f"{st.value:.3f} [{_fmt(ci.low)}, {_fmt(ci.high)}]" if st.value is not None
-                              else f"n/a ({st.reason})")
+                              else na(st.reason))
+            row["FEB κ (items)"] = (
+                f"{s.fleiss.value:.3f} ({s.fleiss.n})" if s.fleiss.value is not None else na(s.fleiss.reason))
             row["% agreement"] = _fmt(None if s.percent_agreement.value is None else 100 * s.percent_agreement.value, 1)
             row["disagreements"] = s.disagreements
-            row["α ordinal"] = _fmt(s.alpha.value)
+            row["α ordinal"] = _fmt(s.alpha.value) if s.alpha.value is not None else na(s.alpha.reason)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _test_text(name: str, symbol: str, statistic: float | None, p: float | None, reason: str | None) -> str:
+    if p is None:
+        return f"{name}: n/a ({reason})"
+    return f"{name}: {symbol} = {_fmt(statistic, 1)}, p = {_fmt(p, 4)}"
+
+
 def comparison_table(c: Comparison) -> pd.DataFrame:
-    return pd.DataFrame([
+    """The side-by-side summary: the primary test (named, with its statistic) and, when samples differ, the
+    paired test on the shared samples."""
+    def x100(v: float | None) -> str:
+        return _fmt(None if v is None else 100 * v, 1)
+
+    symbol = "W" if c.test == "wilcoxon" else "U"
+    rows = [
         ("configurations", f"{c.a} (a) vs {c.b} (b)"),
-        ("samples rated under both", str(c.n_pairs)),
-        ("mean score ×100, a", _fmt(None if c.mean_a is None else 100 * c.mean_a, 1)),
-        ("mean score ×100, b", _fmt(None if c.mean_b is None else 100 * c.mean_b, 1)),
+        ("samples rated, a / b", f"{c.n_a} / {c.n_b}"),
+        ("mean score ×100, a (all its samples)", x100(c.mean_a)),
+        ("mean score ×100, b (all its samples)", x100(c.mean_b)),
         ("mean difference a − b ×100 [95 % CI]",
-         f"{_fmt(None if c.mean_diff is None else 100 * c.mean_diff, 1)} "
-         f"[{_fmt(None if c.mean_diff_ci.low is None else 100 * c.mean_diff_ci.low, 1)}, "
-         f"{_fmt(None if c.mean_diff_ci.high is None else 100 * c.mean_diff_ci.high, 1)}]"),
-        ("wins a / ties / wins b", f"{c.wins_a} / {c.ties} / {c.wins_b}"),
-        ("Wilcoxon signed-rank p", _fmt(c.p_value, 4) if c.p_value is not None else f"n/a ({c.reason})"),
-    ], columns=["figure", "value"])
+         f"{x100(c.mean_diff)} [{x100(c.mean_diff_ci.low)}, {x100(c.mean_diff_ci.high)}]"),
+        ("primary test, two-sided", _test_text(c.test_name, symbol, c.statistic, c.p_value, c.reason)),
+        ("samples rated under both", str(c.n_pairs)),
+        ("wins a / ties / wins b (shared samples)", f"{c.wins_a} / {c.ties} / {c.wins_b}"),
+    ]
+    if c.test != "wilcoxon":
+        if c.paired is not None:
+            rows += [("paired subset: mean score ×100, a / b", f"{x100(c.paired.mean_a)} / {x100(c.paired.mean_b)}"),
+                     ("paired subset: test, two-sided",
+                      _test_text("Wilcoxon signed-rank", "W", c.paired.statistic, c.paired.p_value,
+                                 "every paired difference is zero"))]
+        else:
+            rows.append(("paired subset: test", f"n/a (fewer than 10 shared samples: {c.n_pairs})"))
+    return pd.DataFrame(rows, columns=["figure", "value"])
 
 
 def _table_html(df: pd.DataFrame, index: bool = False) -> str:
@@ -273,10 +354,13 @@ def render_html(a: Analysis, figs: dict[str, go.Figure]) -> str:
              f"every annotator: {a.n_items_rated_by_all}. Bootstrap: {a.n_boot} resamples of items, seed {a.seed}."
              "</p>"]
     parts += [f"<p class='note'>{e(n)}</p>" for n in a.notes]
+    gold_note = (f" The row “{GOLD_ROW}” holds the dataset's own gold explanations, rated blind like the "
+                 "others: it is a ceiling, and no other row, figure or test includes it."
+                 if a.gold_overall is not None else "")
     parts += ["<h2>Scores</h2>",
               "<p>Mean score ×100 over all ratings of all annotators (yes 1, weak yes 2/3, weak no 1/3, no 0) and, "
               "in brackets, Cohen's κ between annotators. The average column pools each configuration's ratings "
-              "over datasets.</p>",
+              f"over datasets.{e(gold_note)}</p>",
               _table_html(a.score_table(), index=True).replace('class="dataframe t"', 'class="dataframe t" id="score-table"')]
     plotly_js: bool | str = True
     fig_html: dict[str, str] = {}
@@ -285,16 +369,24 @@ def render_html(a: Analysis, figs: dict[str, go.Figure]) -> str:
         plotly_js = False
     parts += [fig_html.get("rating_distribution", ""), fig_html.get("shortcomings_by_config", ""),
               fig_html.get("shortcomings_by_dataset", "")]
+    footnotes: list[str] = []
+    agreement = _table_html(agreement_table(a, footnotes))
     parts += ["<h2>Agreement</h2>",
-              "<p>Over the items both annotators rated: Cohen's κ on the four answers, linearly and quadratically "
-              "weighted κ, binary κ ({yes, weak yes} vs {weak no, no}), percent agreement, disagreements, "
-              "Krippendorff's α (ordinal). With more than two annotators κ and % agreement are means over annotator "
-              "pairs. n/a: undefined, with the reason.</p>",
-              _table_html(agreement_table(a)), fig_html.get("kappa_per_cell", "")]
+              "<p>Over the items both annotators rated: Cohen's κ on the four answers (the paper's figure), linearly "
+              "and quadratically weighted κ, binary κ ({yes, weak yes} vs {weak no, no}), percent agreement, "
+              "disagreements, Krippendorff's α (ordinal). With more than two annotators κ and % agreement are means "
+              "over annotator pairs. n/a [k]: undefined, for reason k below the table.</p>",
+              f"<p>{e(FLEISS_DEFINITION)}</p>", agreement,
+              "<ol class='footnotes' id='agreement-footnotes'>" + "".join(f"<li>{e(n)}</li>" for n in footnotes)
+              + "</ol>", fig_html.get("kappa_per_cell", "")]
     if len(a.annotators) > 2:
         parts += ["<h3>Pairwise Cohen's κ</h3>", _table_html(a.pairwise.round(3), index=True),
                   fig_html.get("pairwise_kappa", "")]
-    parts += ["<h3>Agreement on each shortcoming tag (κ on presence)</h3>", _table_html(a.tag_agreement)]
+    # A blank reason means κ is defined; n/a stays for an undefined κ.
+    tags = a.tag_agreement
+    if "reason" in tags.columns:
+        tags = tags.astype({"reason": object}).fillna({"reason": ""})
+    parts += ["<h3>Agreement on each shortcoming tag (κ on presence)</h3>", _table_html(tags)]
     c = a.comparison
     parts += [f"<h2>Side by side: {e(c.a)} vs {e(c.b)}</h2>", _table_html(comparison_table(c))]
     if c.note:
@@ -344,9 +436,9 @@ def outputs(a: Analysis, figs: dict[str, go.Figure] | None = None) -> dict[str, 
         "report.html": render_html(a, figs).encode(),
         "agreement.json": json.dumps(_json_safe(a.agreement_json()), indent=2, ensure_ascii=False,
                                      allow_nan=False).encode(),
-        "scores.csv": a.scores_frame().to_csv(index=False).encode(),
-        "shortcomings.csv": a.shortcomings.to_csv(index=False).encode(),
-        "disagreements.csv": _big_csv(a.disagreements),
+        "scores.csv": escape_frame(a.scores_frame()).to_csv(index=False).encode(),
+        "shortcomings.csv": escape_frame(a.shortcomings).to_csv(index=False).encode(),
+        "disagreements.csv": _big_csv(escape_frame(a.disagreements)),
     }
 
 
@@ -357,7 +449,7 @@ class ReportResult:
     png_note: str | None
 
 
-def build_report(store: Store, study: str | None = None, *, compare_configs: tuple[str, str] = DEFAULT_COMPARE,
+def build_report(store: Store, study: str | None = None, *, compare_configs: tuple[str, str] | None = None,
                  out_dir: str | Path, seed: int = 0, n_boot: int = BOOTSTRAP_DEFAULT, png: bool = True,
                  frames: tuple[pd.DataFrame, pd.DataFrame] | None = None,
                  exporter: PngExporter | None = None) -> ReportResult:

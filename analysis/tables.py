@@ -21,6 +21,7 @@ from analysis.agreement import (
     binary_kappa,
     bootstrap_types,
     cohen_kappa,
+    fleiss_kappa_free_binary,
     kappa_from_tables,
     krippendorff_alpha,
     percent_agreement,
@@ -35,9 +36,11 @@ KAPPAS: dict[str, Weights | Literal["binary"]] = {
     "cohen_kappa": None, "cohen_kappa_linear": "linear", "cohen_kappa_quadratic": "quadratic",
     "cohen_kappa_binary": "binary",
 }
-CONTRACT_KEYS = ("n", "mean_score", *KAPPAS, "percent_agreement", "disagreements")
+CONTRACT_KEYS = ("n", "mean_score", *KAPPAS, "fleiss_kappa_free_binary", "n_items_fleiss", "percent_agreement",
+                 "disagreements")
 AVERAGE = "average"
 ALL_CONFIGS = "all configurations"
+GOLD_ROW = "gold (human ceiling)"
 
 
 @dataclass
@@ -54,6 +57,7 @@ class GroupStats:
     percent_agreement: Stat
     disagreements: int
     alpha: Stat
+    fleiss: Stat
     key: dict[str, str] = field(default_factory=dict)
 
     def contract(self) -> dict[str, Any]:
@@ -61,6 +65,7 @@ class GroupStats:
         out: dict[str, Any] = dict(self.key)
         out.update(n=self.n, mean_score=self.mean_score)
         out.update({k: s.value for k, s in self.kappas.items()})
+        out.update(fleiss_kappa_free_binary=self.fleiss.value, n_items_fleiss=self.fleiss.n)
         out.update(percent_agreement=self.percent_agreement.value, disagreements=self.disagreements)
         return out
 
@@ -72,6 +77,8 @@ class GroupStats:
         for k, s in self.kappas.items():
             out.update({k: s.value, f"{k}_low": self.kappa_cis[k].low, f"{k}_high": self.kappa_cis[k].high,
                         f"{k}_reason": s.reason})
+        out.update(fleiss_kappa_free_binary=self.fleiss.value, n_items_fleiss=self.fleiss.n,
+                   fleiss_kappa_free_binary_reason=self.fleiss.reason)
         out.update(percent_agreement=self.percent_agreement.value, disagreements=self.disagreements,
                    krippendorff_alpha_ordinal=self.alpha.value, krippendorff_alpha_reason=self.alpha.reason)
         return out
@@ -95,7 +102,9 @@ def _light(stats: list[Stat], n: int) -> Stat:
 def group_stats(types: np.ndarray, counts: np.ndarray, *, n_boot: int = BOOTSTRAP_DEFAULT, seed: int = 0) -> GroupStats:
     """All numbers for a group given its item types: distinct rows of rating codes (items × annotators, -1 for
     not rated) and how many items have each row. Intervals resample items (see bootstrap_types)."""
-    types = np.asarray(types, dtype=np.int8).reshape(len(counts), -1)
+    types = np.asarray(types, dtype=np.int8)
+    if types.ndim != 2:
+        types = types.reshape(len(counts), -1)
     counts = np.asarray(counts, dtype=np.int64)
     n_ann = types.shape[1]
     present = types >= 0
@@ -125,6 +134,7 @@ def group_stats(types: np.ndarray, counts: np.ndarray, *, n_boot: int = BOOTSTRA
              for x, y in pairs for m in [_pair_mask(types, x, y)]]
     pa = _light(agree, n_pairs) if agree else Stat(None, "undefined: only one annotator", 0)
     alpha = krippendorff_alpha(types, metric="ordinal", weights=counts)
+    fleiss = fleiss_kappa_free_binary(types, counts)
 
     # Bootstrap: one set of resampled type counts shared by every statistic of the group.
     tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -156,7 +166,7 @@ def group_stats(types: np.ndarray, counts: np.ndarray, *, n_boot: int = BOOTSTRA
                                n_boot=n_boot, seed=seed) if n else none)
     return GroupStats(n=n, n_items=n_items, n_pairs=n_pairs, mean_score=mean, mean_score_ci=mean_ci,
                       kappas=kappas, kappa_cis=kappa_cis, percent_agreement=pa, disagreements=n_disagree,
-                      alpha=alpha)
+                      alpha=alpha, fleiss=fleiss)
 
 
 def item_types(codes: np.ndarray, group_ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -200,6 +210,14 @@ def level_stats(p: Prepared, level: Level, *, n_boot: int = BOOTSTRAP_DEFAULT, s
     else:
         raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
     out = []
+    if len(p.items) == 0:
+        if level != "overall":
+            return out
+        # Only gold items were rated: the model configurations' overall figures exist but are undefined.
+        none, undefined = Interval(None, None, n_boot, seed), Stat(None, "undefined: no rated item", 0)
+        return [GroupStats(n=0, n_items=0, n_pairs=0, mean_score=None, mean_score_ci=none,
+                           kappas={k: undefined for k in KAPPAS}, kappa_cis={k: none for k in KAPPAS},
+                           percent_agreement=undefined, disagreements=0, alpha=undefined, fleiss=undefined)]
     for g, (types, counts) in sorted(item_types(p.codes, gid).items()):
         stats = group_stats(types, counts, n_boot=n_boot, seed=seed)
         stats.key = keyf(g)
@@ -214,16 +232,21 @@ def _cell_text(mean: float | None, kappa: float | None) -> str:
 
 
 def score_table(cells: list[GroupStats], by_dataset: list[GroupStats], by_config: list[GroupStats],
-                overall: GroupStats) -> pd.DataFrame:
-    """Rows: configurations (and all of them); columns: datasets and their average; cells "mean×100 (κ)".
+                overall: GroupStats, gold_by_dataset: list[GroupStats] | None = None,
+                gold_overall: GroupStats | None = None) -> pd.DataFrame:
+    """Rows: configurations, all of them, and the gold explanations' ceiling when rated; columns: datasets and
+    their average; cells "mean×100 (κ)".
 
     The average column is each configuration over all its ratings (with κ over all its items); with the same
-    number of rated samples per dataset it equals the mean of the dataset columns.
+    number of rated samples per dataset it equals the mean of the dataset columns. Gold items are in none of the
+    other rows (the callers leave them out), only in their own.
     """
-    datasets = [s.key["dataset"] for s in by_dataset]
+    gold_by_dataset = gold_by_dataset or []
+    datasets = list(dict.fromkeys([s.key["dataset"] for s in by_dataset]
+                                  + [s.key["dataset"] for s in gold_by_dataset]))
     configs = [s.key["config"] for s in by_config]
-    table = pd.DataFrame("", index=pd.Index(configs + [ALL_CONFIGS], name="config"),
-                         columns=[*datasets, AVERAGE])
+    rows = configs + [ALL_CONFIGS] + ([GOLD_ROW] if gold_overall is not None and gold_overall.n else [])
+    table = pd.DataFrame("", index=pd.Index(rows, name="config"), columns=[*datasets, AVERAGE])
     for s in cells:
         table.loc[s.key["config"], s.key["dataset"]] = _cell_text(s.mean_score, s.kappas["cohen_kappa"].value)
     for s in by_config:
@@ -231,6 +254,10 @@ def score_table(cells: list[GroupStats], by_dataset: list[GroupStats], by_config
     for s in by_dataset:
         table.loc[ALL_CONFIGS, s.key["dataset"]] = _cell_text(s.mean_score, s.kappas["cohen_kappa"].value)
     table.loc[ALL_CONFIGS, AVERAGE] = _cell_text(overall.mean_score, overall.kappas["cohen_kappa"].value)
+    if GOLD_ROW in table.index:
+        for s in gold_by_dataset:
+            table.loc[GOLD_ROW, s.key["dataset"]] = _cell_text(s.mean_score, s.kappas["cohen_kappa"].value)
+        table.loc[GOLD_ROW, AVERAGE] = _cell_text(gold_overall.mean_score, gold_overall.kappas["cohen_kappa"].value)
     return table
 
 

@@ -19,8 +19,10 @@ def _store(args: argparse.Namespace) -> Store:
 
 def cmd_import(args: argparse.Namespace) -> int:
     with _store(args) as store:
-        result = store.import_nles(args.file, args.study, with_gold=args.with_gold)
+        result = store.import_nles(args.file, args.study, with_gold=args.with_gold, allow_mixed=args.allow_mixed)
     print(f"imported {args.file}: {result.summary()}")
+    for line in result.mixed_sources:
+        print(f"warning: {line} (merged under one name: --allow-mixed)")
     return 0
 
 
@@ -53,14 +55,14 @@ def cmd_annotators_reset(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with _store(args) as store:
-        n = store.export(args.out, args.format, args.study)
+        n = store.export(args.out, args.format, args.study, raw=args.raw)
     print(f"wrote {n} ratings to {args.out}")
     return 0
 
 
 def cmd_import_ratings(args: argparse.Namespace) -> int:
     with _store(args) as store:
-        result = store.import_ratings(args.file, args.study)
+        result = store.import_ratings(args.file, args.study, raw=args.raw)
     print(f"imported {args.file}: {result.summary()}")
     if result.rule_violations:
         print(f"note: {result.rule_violations} imported ratings break the study's answer/tag rules "
@@ -108,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--with-gold", action="store_true",
                    help="also add each sample's first gold explanation as a blind reference item (config 'gold')")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="accept NLEs of another model or split_seed than their configuration already holds")
     p.set_defaults(func=cmd_import)
 
     ann = sub.add_parser("annotators", help="add or list annotators").add_subparsers(dest="action", required=True)
@@ -123,10 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_db(sub.add_parser("export", help="write one row per rating"))
     p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     p.add_argument("--out", required=True)
+    p.add_argument("--raw", action="store_true",
+                   help="CSV: write cells as stored, without the quote that keeps spreadsheets from running formulas")
     p.set_defaults(func=cmd_export)
 
     p = with_db(sub.add_parser("import-ratings", help="import ratings collected elsewhere (export's columns)"))
     p.add_argument("file")
+    p.add_argument("--raw", action="store_true",
+                   help="the file was written with export --raw: keep a leading quote before =, +, -, @ as text")
     p.set_defaults(func=cmd_import_ratings)
 
     p = sub.add_parser("backup", help="copy the database safely while the app is running")

@@ -31,9 +31,11 @@ def rated_study(store: Store, key: str) -> tuple[str, Prepared]:
     return study, prepare(items, ratings, store.get_study(study)["tags"])
 
 
-def import_upload(store: Store, filename: str, data: bytes, study: str | None, with_gold: bool) -> ImportResult:
+def import_upload(store: Store, filename: str, data: bytes, study: str | None, with_gold: bool, *,
+                  allow_mixed: bool = False) -> ImportResult:
     """Import an uploaded NLE file (all or nothing); errors name the uploaded file's own name."""
-    return store.import_nles(Path(filename).name or "upload.jsonl", study, with_gold=with_gold, data=data)
+    return store.import_nles(Path(filename).name or "upload.jsonl", study, with_gold=with_gold, data=data,
+                             allow_mixed=allow_mixed)
 
 
 def progress_rows(store: Store, study: str) -> list[dict[str, Any]]:

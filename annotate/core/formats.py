@@ -17,8 +17,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from annotate.core.auth import name_key
 from annotate.core.errors import InputFileError
 from annotate.core.scale import normalize_rating, score
+from annotate.core.spreadsheet import unescape_cell
 
 MAX_LINE_CHARS = 1_000_000
 
@@ -26,7 +28,8 @@ REQUIRED_KEYS = ("dataset", "sample_id", "config", "input", "predicted_label", "
 OPTIONAL_KEYS = ("model", "split_seed", "gold_label", "gold_explanations", "prompt", "study")
 
 RATING_COLUMNS = ("dataset", "sample_id", "config", "annotator", "rating")
-OPTIONAL_RATING_COLUMNS = ("score", "tags", "comment", "seconds", "submitted_at", "predicted_label", "explanation")
+OPTIONAL_RATING_COLUMNS = ("score", "tags", "comment", "seconds", "submitted_at", "input", "predicted_label",
+                           "explanation")
 
 
 @dataclass
@@ -69,6 +72,12 @@ class RatingRow:
     predicted_label: str | None = None
     explanation: str | None = None
     line: int = 0
+    input: dict[str, Any] | None = None
+
+    @property
+    def has_content(self) -> bool:
+        """Whether the row carries everything an annotator needs to rate its item: input, label, explanation."""
+        return bool(self.input) and bool(self.predicted_label) and bool(self.explanation)
 
 
 def _decode_lines(path: Path, data: bytes | None = None) -> list[str]:
@@ -337,6 +346,23 @@ def _parse_seconds(path: Path, number: int, row: dict[str, str]) -> float | None
     return seconds
 
 
+def _parse_input(path: Path, number: int, row: dict[str, str]) -> dict[str, Any] | None:
+    """The optional `input` column: the item's input as a JSON object, as in the NLE file."""
+    text = row.get("input", "").strip()
+    if not text:
+        return None
+    try:
+        inp = json.loads(text)
+    except ValueError:
+        inp = None
+    ok = isinstance(inp, dict) and bool(inp) and all(
+        isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)) for v in inp.values())
+    if not ok:
+        raise InputFileError(path, number, "input", "must be a JSON object of named strings (or lists of strings), "
+                                                    'e.g. {"premise": "...", "hypothesis": "..."}')
+    return inp
+
+
 def _parse_rating_row(path: Path, number: int, row: dict[str, str], allowed: set[str]) -> RatingRow:
     """One validated rating row."""
     for col in RATING_COLUMNS:
@@ -353,13 +379,14 @@ def _parse_rating_row(path: Path, number: int, row: dict[str, str], allowed: set
         predicted_label=row.get("predicted_label") or None,
         explanation=row.get("explanation") or None,
         line=number,
+        input=_parse_input(path, number, row),
     )
 
 
 def read_ratings_csv(path: str | Path, tags_allowed: tuple[str, ...] | list[str],
-                     data: bytes | None = None) -> list[RatingRow]:
+                     data: bytes | None = None, *, raw: bool = False) -> list[RatingRow]:
     """Parse and validate a ratings CSV with the export's columns (or `data`, an upload named `path`);
-    raises InputFileError."""
+    raises InputFileError. Each cell loses the quote the export puts before formula characters, unless `raw`."""
     path = Path(path)
     text = _decode_text(path, data)
     for number, line_text in enumerate(text.split("\n"), start=1):
@@ -372,8 +399,10 @@ def read_ratings_csv(path: str | Path, tags_allowed: tuple[str, ...] | list[str]
     rows: list[RatingRow] = []
     seen: dict[tuple[str, str, str, str], int] = {}
     for number, values in _records(path, reader, len(header)):
+        if not raw:
+            values = [unescape_cell(v) for v in values]
         row = _parse_rating_row(path, number, dict(zip(header, values, strict=True)), allowed)
-        who = (row.dataset, row.sample_id, row.config, row.annotator.lower())  # names are case-insensitive
+        who = (row.dataset, row.sample_id, row.config, name_key(row.annotator))  # the store's rule for names
         if who in seen:
             raise InputFileError(path, number, "annotator",
                                  f"second rating of the same item by {row.annotator!r} (first on line {seen[who]})")

@@ -33,6 +33,12 @@ class ImportResult:
     annotators_created: int = 0
     rule_violations: int = 0
     violation_examples: list[str] = field(default_factory=list)
+    # Of `unchanged`: the gold items, by the file line each came from (a generated reference: its source line).
+    gold_unchanged_lines: list[int] = field(default_factory=list)
+    # Of `items_created`: those left out of every annotator's queue (the row lacked input, label or explanation).
+    items_not_queued: int = 0
+    # With --allow-mixed: one line per configuration that now holds NLEs of several models or split seeds.
+    mixed_sources: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line such as `study 'demo', added: 40, gold added: 20`."""
@@ -41,8 +47,17 @@ class ImportResult:
                      "ratings_unchanged", "items_created", "annotators_created", "rule_violations"):
             value = getattr(self, name)
             if value:
-                parts.append(f"{name.replace('_', ' ')}: {value}")
+                parts.append(f"{name.replace('_', ' ')}: {value}{self._detail(name)}")
         return ", ".join(parts)
+
+    def _detail(self, name: str) -> str:
+        if name == "unchanged" and self.gold_unchanged_lines:
+            lines = sorted(set(self.gold_unchanged_lines))
+            shown = ", ".join(map(str, lines[:10])) + (f" and {len(lines) - 10} more" if len(lines) > 10 else "")
+            return f" (of them gold items: {len(self.gold_unchanged_lines)}, from lines {shown})"
+        if name == "items_created" and self.items_not_queued:
+            return f" ({self.items_not_queued} not queued: no input, predicted_label and explanation in the file)"
+        return ""
 
 
 def check_study_fields(path: str | Path, records: list[NLE], study: str, known: set[str]) -> None:
@@ -105,7 +120,37 @@ def diff_items(path: str | Path, records: list[NLE], existing: dict[tuple[str, s
                 f"different {where}; give the new version another config or sample_id",
             )
         result.unchanged += 1
+        if rec.config == GOLD_CONFIG:
+            result.gold_unchanged_lines.append(abs(rec.line))
     return result, new
+
+
+def _source(model: str | None, split_seed: int | None) -> str:
+    return f"model {model!r}, split_seed {split_seed}"
+
+
+def mixed_sources(existing: dict[str, dict[tuple[str | None, int | None], int]], new: list[NLE]) -> list[str]:
+    """For each configuration to which `new` adds NLEs of another model or split_seed than the ones it already
+    holds (`existing`: config -> (model, split_seed) -> count), one line with the counts. An unknown (None) model
+    or seed conflicts with nothing."""
+    added: dict[str, dict[tuple[str | None, int | None], int]] = {}
+    for r in new:
+        if r.config != GOLD_CONFIG:
+            counts = added.setdefault(r.config, {})
+            counts[(r.model, r.split_seed)] = counts.get((r.model, r.split_seed), 0) + 1
+
+    def differ(a: tuple[str | None, int | None], b: tuple[str | None, int | None]) -> bool:
+        return any(x is not None and y is not None and x != y for x, y in zip(a, b, strict=True))
+
+    out = []
+    for config, counts in added.items():
+        old = existing.get(config, {})
+        clash = {s: n for s, n in counts.items() if any(differ(s, o) for o in old)}
+        if clash:
+            held = "; ".join(f"{n} of {_source(*s)}" for s, n in old.items())
+            adds = "; ".join(f"{n} of {_source(*s)}" for s, n in clash.items())
+            out.append(f"configuration {config!r} already holds {held}, and this file adds {adds}")
+    return out
 
 
 def item_rows(records: list[NLE], study_id: int, created_at: str) -> list[dict[str, Any]]:

@@ -35,6 +35,10 @@ from annotate.core.schema import migrate, now_iso
 __all__ = ["DISAGREEMENT_KINDS", "EXPORT_COLUMNS", "GOLD_CONFIG", "ImportResult", "Store"]
 
 DISAGREEMENT_KINDS = ("perception", "position", "expectation", "other")
+# Items an annotator may be asked to rate: all but those a ratings import created without the row carrying
+# input, predicted_label and explanation (they would show a blank item).
+QUEUEABLE = ("(COALESCE(json_extract(metadata, '$.created_by'), '') != 'import-ratings'"
+             " OR json_extract(metadata, '$.queued') = 1)")
 
 
 class Store:
@@ -206,9 +210,10 @@ class Store:
     # -- items ---------------------------------------------------------------------------------------------------
 
     def import_nles(self, path: str | Path, study: str | None = None, *, with_gold: bool = False,
-                    data: bytes | None = None) -> ImportResult:
+                    data: bytes | None = None, allow_mixed: bool = False) -> ImportResult:
         """Import an NLE JSONL file (or `data`, an upload named `path`) into a study, all or nothing;
-        re-importing the same file changes nothing."""
+        re-importing the same file changes nothing. NLEs of another model or split_seed than a configuration
+        already holds are refused (ValueError) unless `allow_mixed`; then they are listed in `mixed_sources`."""
         records = read_nle_file(path, data)
         study = self.target_study(study, create=True)
         importing.check_study_fields(path, records, study, {s["name"] for s in self.studies()})
@@ -219,6 +224,10 @@ class Store:
         existing = self._item_contents(s["id"]) if s else {}
         result, new = importing.diff_items(path, records, existing, study)
         result.gold_skipped = gold_skipped
+        result.mixed_sources = importing.mixed_sources(self._item_sources(s["id"]) if s else {}, new)
+        if result.mixed_sources and not allow_mixed:
+            raise ValueError(f"{path}: {result.mixed_sources[0]}; give them another config name, or pass "
+                             "--allow-mixed to merge them (nothing was imported)")
         with self._transaction() as conn:
             study_id = s["id"] if s else self._insert_study(study)
             self.db["items"].insert_all(importing.item_rows(new, study_id, now_iso()))
@@ -231,15 +240,25 @@ class Store:
             "SELECT dataset, sample_id, config, explanation, predicted_label, input FROM items WHERE study_id = ?",
             (study_id,))}
 
+    def _item_sources(self, study_id: int) -> dict[str, dict[tuple[str | None, int | None], int]]:
+        """config -> (model, split_seed) -> number of items, for a study's items."""
+        out: dict[str, dict[tuple[str | None, int | None], int]] = {}
+        for config, model, seed, n in self.conn.execute(
+                "SELECT config, model, split_seed, COUNT(*) FROM items WHERE study_id = ? GROUP BY 1, 2, 3",
+                (study_id,)):
+            out.setdefault(config, {})[(model, seed)] = n
+        return out
+
     def _sync_assignments(self, conn: sqlite3.Connection, study_id: int, annotator_id: int | None = None) -> None:
-        """Append each annotator's missing items to their queue, in an order random per annotator."""
+        """Append each annotator's missing items to their queue, in an order random per annotator (never the
+        blank items a ratings import created; see QUEUEABLE)."""
         annotators = conn.execute(
             "SELECT id, name FROM annotators WHERE study_id = ?" + (" AND id = ?" if annotator_id else ""),
             (study_id, annotator_id) if annotator_id else (study_id,),
         ).fetchall()
         for aid, name in annotators:
             missing = [r[0] for r in conn.execute(
-                "SELECT id FROM items WHERE study_id = ? AND id NOT IN "
+                f"SELECT id FROM items WHERE study_id = ? AND {QUEUEABLE} AND id NOT IN "
                 "(SELECT item_id FROM assignments WHERE annotator_id = ?) ORDER BY id", (study_id, aid))]
             if not missing:
                 continue
@@ -488,22 +507,26 @@ class Store:
                                    "tags": pd.Categorical(json.loads(row[3]))})
         return items, ratings_df
 
-    def export_bytes(self, study: str | None = None, fmt: str = "csv") -> bytes:
-        """The ratings export (one row per rating, EXPORT_COLUMNS) as CSV or JSONL bytes."""
-        return ratings_bytes(self.ratings_frame(study), fmt)
+    def export_bytes(self, study: str | None = None, fmt: str = "csv", *, raw: bool = False) -> bytes:
+        """The ratings export (one row per rating, EXPORT_COLUMNS) as CSV or JSONL bytes; CSV cells are escaped
+        for spreadsheets unless `raw`."""
+        return ratings_bytes(self.ratings_frame(study), fmt, raw=raw)
 
-    def export(self, out: str | Path, fmt: str = "csv", study: str | None = None) -> int:
+    def export(self, out: str | Path, fmt: str = "csv", study: str | None = None, *, raw: bool = False) -> int:
         """Write one row per rating as CSV or JSONL; returns the number of rows."""
-        data = self.export_bytes(study, fmt)
+        data = self.export_bytes(study, fmt, raw=raw)
         Path(out).write_bytes(data)
         return len(self.ratings_frame(study))
 
-    def import_ratings(self, path: str | Path, study: str | None = None, *, data: bytes | None = None) -> ImportResult:
+    def import_ratings(self, path: str | Path, study: str | None = None, *, data: bytes | None = None,
+                       raw: bool = False) -> ImportResult:
         """Import ratings collected elsewhere (or `data`, an upload named `path`), all or nothing. Missing items and
-        annotators are created; answer/tag rules are not enforced, but violations are counted."""
+        annotators are created (items queued for annotators only when the row carries input, predicted_label and
+        explanation); answer/tag rules are not enforced, but violations are counted. `raw`: cells were written
+        without the export's spreadsheet escaping."""
         target = self.target_study(study, create=True)
         s = self.get_study(target)
-        rows = read_ratings_csv(path, s["tags"] if s else list(DEFAULT_TAGS), data)
+        rows = read_ratings_csv(path, s["tags"] if s else list(DEFAULT_TAGS), data, raw=raw)
         rules = Rules.from_dict(s["rules"]) if s else Rules()
         result = ImportResult(study=target)
         with self._transaction() as conn:
@@ -538,11 +561,14 @@ class Store:
         """The id of the rated item, created (with what the row carries) when the study lacks it."""
         key = (row.dataset, row.sample_id, row.config)
         if key not in items:
+            queued = row.has_content
             items[key] = self.db["items"].insert({
                 "study_id": study_id, "dataset": row.dataset, "sample_id": row.sample_id, "config": row.config,
-                "input": "{}", "predicted_label": row.predicted_label or "", "explanation": row.explanation or "",
-                "metadata": json.dumps({"created_by": "import-ratings"}), "created_at": ts}).last_pk
+                "input": json.dumps(row.input or {}, ensure_ascii=False), "predicted_label": row.predicted_label or "",
+                "explanation": row.explanation or "",
+                "metadata": json.dumps({"created_by": "import-ratings", "queued": queued}), "created_at": ts}).last_pk
             result.items_created += 1
+            result.items_not_queued += not queued
         return items[key]
 
     def _ensure_annotator(self, annotators: dict[str, tuple[int, int]], row: RatingRow, study_id: int, ts: str,

@@ -119,3 +119,23 @@ def test_analysis_page_shows_tables_and_downloads(pilot: Store) -> None:
     assert sorted(downloads) == sorted(["report.html", "agreement.json", "scores.csv", "shortcomings.csv", "disagreements.csv"])
     comparison = frame_with(at, "value")
     assert "3 / 0 / 2" in comparison["value"].tolist()
+
+
+@pytest.mark.parametrize("name, key", [("results", "analysis_a"), ("side_by_side", "sbs_a")])
+def test_gold_is_never_offered_for_comparison(pilot: Store, tmp_path: Path, name: str, key: str) -> None:
+    gold = {("esnli", "s1", "gold"): {"alice": ("yes", ""), "bob": ("yes", "")}}
+    pilot.import_ratings(write_ratings_csv(tmp_path / "gold.csv", gold), "pilot")
+    at = page(name)
+    assert not at.exception
+    assert at.selectbox(key=key).options == ["full_ft", "att_q+layer_norm"]
+
+
+def test_analysis_page_gives_the_reasons_for_n_a_below_the_agreement_table(pilot: Store, tmp_path: Path) -> None:
+    same = {("sbic", s, "full_ft"): {"alice": ("yes", ""), "bob": ("yes", "")} for s in ("x1", "x2")}
+    pilot.import_ratings(write_ratings_csv(tmp_path / "same.csv", same), "pilot")
+    at = page("results")
+    assert not at.exception
+    table = frame_with(at, "FEB κ (items)")
+    assert "n/a [1]" in table["κ"].tolist()
+    captions = [c.value.replace("\\", "") for c in at.caption]  # shown Markdown-escaped
+    assert any(c.startswith("[1] undefined: both annotators gave every item the same single answer") for c in captions)

@@ -13,7 +13,7 @@ import pytest
 
 from analysis import cli as report_cli
 from analysis.agreement import binary_kappa, cohen_kappa
-from analysis.report import analyse_export, build_report
+from analysis.report import analyse_export, build_report, outputs
 from annotate import cli as annotate_cli
 from annotate.core.scale import DEFAULT_TAGS
 from annotate.core.store import Store
@@ -21,10 +21,11 @@ from tests.analysis.analysis_helpers import RATINGS, fill_store, write_ratings_c
 from tests.helpers import nle
 
 TOP = {"study", "annotators", "n_items", "n_items_rated_by_all", "overall", "cells", "by_dataset", "by_config",
-       "shortcomings", "comparison"}
+       "shortcomings", "comparison", "gold"}
 GROUP = {"n", "mean_score", "cohen_kappa", "cohen_kappa_linear", "cohen_kappa_quadratic", "cohen_kappa_binary",
-         "percent_agreement", "disagreements"}
-COMPARISON = {"a", "b", "n_pairs", "mean_a", "mean_b", "wins_a", "ties", "wins_b", "p_value"}
+         "fleiss_kappa_free_binary", "n_items_fleiss", "percent_agreement", "disagreements"}
+COMPARISON = {"a", "b", "test", "statistic", "n_a", "n_b", "n_pairs", "mean_a", "mean_b", "wins_a", "ties", "wins_b",
+              "p_value", "paired"}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,9 @@ def test_agreement_json_contract_and_values(report_dir: Path) -> None:
     cell = next(c for c in data["cells"] if (c["dataset"], c["config"]) == ("esnli", "full_ft"))
     assert cell["cohen_kappa"] == pytest.approx(4 / 7) and cell["mean_score"] == pytest.approx(0.5)
     assert data["comparison"] == {**data["comparison"], "a": "full_ft", "b": "att_q+layer_norm", "n_pairs": 5,
-                                  "wins_a": 3, "ties": 0, "wins_b": 2}
+                                  "wins_a": 3, "ties": 0, "wins_b": 2, "test": "mann-whitney", "n_a": 6, "n_b": 6,
+                                  "statistic": 22.0, "paired": None}
+    assert data["gold"] is None
     for block in [data["overall"], *data["cells"], *data["by_dataset"], *data["by_config"]]:
         assert 0 <= block["mean_score"] <= 1
 
@@ -93,7 +96,8 @@ def test_html_is_self_contained_and_holds_the_table(report_dir: Path) -> None:
 def test_csv_outputs(report_dir: Path) -> None:
     scores = pd.read_csv(report_dir / "scores.csv")
     assert set(scores["level"]) == {"cell", "dataset", "config", "overall"} and len(scores) == 4 + 2 + 2 + 1
-    assert {"cohen_kappa_low", "cohen_kappa_high", "cohen_kappa_reason", "mean_score_low"} <= set(scores.columns)
+    assert {"cohen_kappa_low", "cohen_kappa_high", "cohen_kappa_reason", "mean_score_low", "fleiss_kappa_free_binary",
+            "n_items_fleiss"} <= set(scores.columns)
     assert (scores["mean_score_low"] <= scores["mean_score"]).all()
     short = pd.read_csv(report_dir / "shortcomings.csv")
     # Tags given: alice 5 (nonsensical, hallucination, inaccurate, empty, one word), bob 6 (inaccurate,
@@ -119,6 +123,35 @@ def test_adjudications_are_counted(store: Store, write_jsonl, tmp_path: Path) ->
     assert result.analysis.comparison.n_pairs == 5
 
 
+def test_report_tables_fit_a_screen_and_name_the_test(report_dir: Path) -> None:
+    page = (report_dir / "report.html").read_text(encoding="utf-8")
+    # An undefined κ is "n/a [k]" in the cell with its reason once, as footnote k, below the table.
+    same = {("sbic", s, "full_ft"): {"alice": ("yes", ""), "bob": ("yes", "")} for s in ("x1", "x2")}
+    ratings = pd.read_csv(write_ratings_csv(report_dir.parent / "same.csv", {**RATINGS, **same}), keep_default_na=False)
+    other = outputs(analyse_export(ratings))["report.html"].decode()
+    assert "n/a (undefined" not in other
+    notes = re.findall(r"<li>(.*?)</li>", re.search(r"id='agreement-footnotes'>(.*?)</ol>", other).group(1))
+    assert "same single answer (yes)" in notes[0] and len(notes) == len(set(notes))
+    # κ, linear and quadratic of the sbic row and of the sbic × full_ft cell; binary κ has its own reason, [2].
+    assert other.count("<td>n/a [1]</td>") == 6 and other.count("<td>n/a [2]</td>") == 2
+    # Per-tag table: a defined κ has a blank reason; only undefined κ say n/a.
+    tags = page[page.index("Agreement on each shortcoming tag"):page.index("<h2>Side by side")]
+    row = re.search(r"<td>nonsensical</td>\s*<td>12</td>\s*<td>1\.0+</td>\s*<td>(.*?)</td>", tags)
+    assert row and row.group(1) == ""
+    assert "Mann–Whitney U: U = 22.0, p = " in page and "with uniform (free-marginal) chance agreement 1/2" in page
+
+
+def test_report_csvs_are_safe_to_open_in_a_spreadsheet(store: Store, write_jsonl, tmp_path: Path) -> None:
+    fill_store(store, write_jsonl, write_ratings_csv(tmp_path / "r.csv"))
+    items = store.items_frame("pilot").set_index(["dataset", "sample_id", "config"])["item_id"]
+    store.set_adjudication(int(items[("esnli", "s2", "full_ft")]), "weak_yes", "other", '=cmd|" /C calc"!A0')
+    build_report(store, "pilot", out_dir=tmp_path / "out", png=False)
+    dis = pd.read_csv(tmp_path / "out" / "disagreements.csv", keep_default_na=False)
+    assert dis[dis["note"] != ""]["note"].tolist() == ['\'=cmd|" /C calc"!A0']
+    scores = pd.read_csv(tmp_path / "out" / "scores.csv")
+    assert scores["cohen_kappa"].dtype == float  # numbers are not quoted, negative or not
+
+
 def test_undefined_kappa_is_null_in_json_with_reason_in_csv(tmp_path: Path, db_path: Path) -> None:
     same = {("esnli", str(i), "full_ft"): {"alice": ("yes", ""), "bob": ("yes", "")} for i in range(3)}
     with Store(db_path) as store:
@@ -135,6 +168,8 @@ def test_undefined_kappa_is_null_in_json_with_reason_in_csv(tmp_path: Path, db_p
     (["--db", "{tmp}/missing.db"], "no such database file"),
     (["--db", "{db}", "--study", "nope"], "unknown study 'nope'"),
     (["--db", "{db}", "--compare", "full_ft", "full_ft"], "two different configurations"),
+    (["--db", "{db}", "--compare", "full_ft", "full_tf"],
+     "unknown configuration 'full_tf' to compare; the study's configurations: att_q+layer_norm, full_ft"),
 ])
 def test_cli_errors_are_one_line(args: list[str], message: str, store: Store, write_jsonl, tmp_path: Path,
                                  db_path: Path, capsys) -> None:

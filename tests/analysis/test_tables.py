@@ -72,8 +72,8 @@ def test_score_table_layout(analysis) -> None:
 
 
 def test_undefined_kappa_in_a_cell_is_none_with_reason() -> None:
-    frame = export_frame({("esnli", "1", "gold"): {"alice": ("yes", ""), "bob": ("yes", "")},
-                          ("esnli", "2", "gold"): {"alice": ("yes", ""), "bob": ("yes", "")}})
+    frame = export_frame({("esnli", "1", "full_ft"): {"alice": ("yes", ""), "bob": ("yes", "")},
+                          ("esnli", "2", "full_ft"): {"alice": ("yes", ""), "bob": ("yes", "")}})
     a = analyse_export(frame)
     cell = a.cells[0]
     assert cell.mean_score == 1.0
@@ -81,7 +81,7 @@ def test_undefined_kappa_in_a_cell_is_none_with_reason() -> None:
         assert cell.kappas[key].value is None and "same single answer" in cell.kappas[key].reason
         assert cell.kappa_cis[key].low is None
     assert cell.percent_agreement.value == 1.0
-    assert score_table(a.cells, a.by_dataset, a.by_config, a.overall).loc["gold", "esnli"] == "100.0 (n/a)"
+    assert score_table(a.cells, a.by_dataset, a.by_config, a.overall).loc["full_ft", "esnli"] == "100.0 (n/a)"
 
 
 def test_shortcoming_counts_per_cell(analysis) -> None:
@@ -158,14 +158,20 @@ def test_compare_by_hand(analysis) -> None:
     #   esnli s1: 1 vs 1/6 (+5/6)   esnli s2: 1/2 vs 2/3 (−1/6)   ecqa q1: 5/6 vs 0 (+5/6)
     #   ecqa q2: 1/3 vs 2/3 (−1/3)  ecqa q3: 1 vs 2/3 (+1/3)
     assert c.n_pairs == 5 and (c.wins_a, c.ties, c.wins_b) == (3, 0, 2)
-    assert c.mean_a == pytest.approx(11 / 15)  # (1 + 1/2 + 5/6 + 1/3 + 1) / 5 = (22/6) / 5
-    assert c.mean_b == pytest.approx(13 / 30)  # (1/6 + 2/3 + 0 + 2/3 + 2/3) / 5 = (13/6) / 5
-    # Signed ranks of |d| = 1/6 (1), 1/3 1/3 (2.5 each), 5/6 5/6 (4.5 each): W+ = 11.5, W− = 3.5 → statistic 3.5
-    assert c.statistic == pytest.approx(3.5) and 0 < c.p_value < 1
-    # esnli s3 was rated only under full_ft, s4 only under att_q+layer_norm.
-    assert (c.only_a, c.only_b) == (1, 1)
-    assert "different samples" in c.note
-    assert c.mean_diff_ci.low <= c.mean_diff <= c.mean_diff_ci.high
+    assert c.paired_mean_a == pytest.approx(11 / 15)  # (1 + 1/2 + 5/6 + 1/3 + 1) / 5 = (22/6) / 5
+    assert c.paired_mean_b == pytest.approx(13 / 30)  # (1/6 + 2/3 + 0 + 2/3 + 2/3) / 5 = (13/6) / 5
+    # esnli s3 was rated only under full_ft, s4 only under att_q+layer_norm: Mann–Whitney on all 6 vs 6 samples.
+    assert (c.only_a, c.only_b, c.n_a, c.n_b) == (1, 1, 6, 6) and c.test == "mann-whitney"
+    # a: 1, 1/2, 0 (s3), 5/6, 1/3, 1; b: 1/6, 2/3, 5/6 (s4), 0, 2/3, 2/3. U_a counts pairs with a > b, ties 1/2:
+    #   1 → 6, 1/2 → 2, 0 → 0.5, 5/6 → 5 + 0.5, 1/3 → 2, 1 → 6: U = 22
+    assert c.statistic == pytest.approx(22.0) and 0 < c.p_value < 1
+    # Fewer than 10 shared samples: no paired test next to it.
+    assert c.paired is None and c.contract()["paired"] is None
+    # The means are the score table's (all ratings of each configuration): 22/36 and 18/36.
+    assert c.mean_a == pytest.approx(11 / 18) and c.mean_b == pytest.approx(0.5)
+    assert c.mean_a == pytest.approx(next(s.mean_score for s in analysis.by_config if s.key["config"] == "full_ft"))
+    assert "different samples" in c.note and "Mann–Whitney" in c.note
+    assert c.mean_diff == pytest.approx(1 / 9) and c.mean_diff_ci.low <= c.mean_diff <= c.mean_diff_ci.high
 
 
 def test_paired_test_exact_and_undefined() -> None:

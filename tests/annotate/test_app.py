@@ -545,3 +545,15 @@ def test_the_pages_csv_download_imports_back_with_a_bare_carriage_return(
         result = other.import_ratings("download.csv", "s", data=data)
         assert result.ratings_added == 1
         assert other.ratings_frame("s")["comment"].tolist() == ["first\rsecond"]
+
+
+def test_the_pages_csv_download_is_safe_to_open_in_a_spreadsheet(
+        admin: AppTest, store: Store, study: dict[str, int], tmp_path: Path) -> None:
+    """The download escapes a comment a spreadsheet would run as a formula, and imports back to the original."""
+    item = store.annotator_item(study["anna"], 0)["item_id"]
+    store.submit(study["anna"], item, "no", ["one word"], comment='=cmd|" /C calc"!A0')
+    data = store.export_bytes("s", "csv")  # what the page's "Ratings CSV" button serves
+    assert b"'=cmd|" in data and b',=cmd|' not in data and b',"=cmd|' not in data
+    with Store(tmp_path / "other.db") as other:
+        other.import_ratings("download.csv", "s", data=data)
+        assert other.ratings_frame("s")["comment"].tolist() == ['=cmd|" /C calc"!A0']

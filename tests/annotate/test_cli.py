@@ -133,6 +133,91 @@ def test_reset_code(capsys: pytest.CaptureFixture[str], study_db: Path) -> None:
     assert_one_line_error(err, "unknown annotator 'nobody'")
 
 
+@pytest.mark.parametrize("typed", ["Alice", " ALICE ", "alice"])
+def test_reset_code_matches_names_as_sign_in_does(capsys: pytest.CaptureFixture[str], study_db: Path,
+                                                   typed: str) -> None:
+    rc, out, _ = run(capsys, "annotators", "reset-code", typed, "--db", study_db)
+    assert rc == 0
+    with Store(study_db) as store:
+        assert store.authenticate(typed, out.rsplit(": ", 1)[1].strip())["name"] == "alice"
+
+
+FORMULA = '=cmd|" /C calc"!A0'
+
+
+def _comment_rating(db: Path, comment: str) -> None:
+    with Store(db) as store:
+        aid = store.authenticate("alice", "alice-code")["id"]
+        store.submit(aid, store.annotator_item(aid, 0)["item_id"], "yes", [], comment, 1.0)
+
+
+def test_export_is_safe_to_open_in_a_spreadsheet_and_imports_back(capsys: pytest.CaptureFixture[str], study_db: Path,
+                                                                   tmp_path: Path) -> None:
+    _comment_rating(study_db, FORMULA)
+    out_file = tmp_path / "ratings.csv"
+    assert run(capsys, "export", "--db", study_db, "--out", out_file)[0] == 0
+    with out_file.open(newline="", encoding="utf-8") as f:
+        comments = [r["comment"] for r in csv.DictReader(f)]
+    assert "'" + FORMULA in comments and FORMULA not in comments
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in comments)
+    fresh = tmp_path / "fresh.db"
+    assert run(capsys, "import-ratings", out_file, "--db", fresh, "--study", "s")[0] == 0
+    with Store(study_db) as a, Store(fresh) as b:
+        pd_a, pd_b = a.ratings_frame("s"), b.ratings_frame("s")
+        assert FORMULA in pd_b["comment"].tolist() and pd_b["comment"].tolist() == pd_a["comment"].tolist()
+
+
+def test_export_raw_writes_cells_as_stored(capsys: pytest.CaptureFixture[str], study_db: Path, tmp_path: Path) -> None:
+    _comment_rating(study_db, FORMULA)
+    raw = tmp_path / "raw.csv"
+    assert run(capsys, "export", "--db", study_db, "--out", raw, "--raw")[0] == 0
+    with raw.open(newline="", encoding="utf-8") as f:
+        assert FORMULA in [r["comment"] for r in csv.DictReader(f)]
+    # A raw file whose text starts with a quote keeps it on import --raw, and loses it without.
+    _comment_rating(study_db, "'=kept")
+    assert run(capsys, "export", "--db", study_db, "--out", raw, "--raw")[0] == 0
+    for flag, expected in ((["--raw"], "'=kept"), ([], "=kept")):
+        fresh = tmp_path / f"fresh{len(flag)}.db"
+        assert run(capsys, "import-ratings", raw, "--db", fresh, "--study", "s", *flag)[0] == 0
+        with Store(fresh) as store:
+            assert expected in store.ratings_frame("s")["comment"].tolist()
+
+
+def test_import_of_another_split_seed_or_model_needs_allow_mixed(capsys: pytest.CaptureFixture[str], db_path: Path,
+                                                                  write_jsonl) -> None:
+    first = write_jsonl([nle("esnli", str(i), model="t5-large", split_seed=0) for i in range(3)], "seed0.jsonl")
+    other = write_jsonl([nle("esnli", str(i), "full_ft", model="t5-large", split_seed=1) for i in range(3, 5)]
+                        + [nle("esnli", "9", "bitfit", model="t5-large", split_seed=1)], "seed1.jsonl")
+    assert run(capsys, "import", first, "--db", db_path, "--study", "s")[0] == 0
+    before = dump(db_path)
+    rc, out, err = run(capsys, "import", other, "--db", db_path, "--study", "s")
+    assert (rc, out) == (2, "")
+    assert_one_line_error(err, f"{other}: configuration 'full_ft' already holds 3 of model 't5-large', split_seed 0, "
+                               "and this file adds 2 of model 't5-large', split_seed 1", "--allow-mixed",
+                          "(nothing was imported)")
+    assert dump(db_path) == before
+    rc, out, err = run(capsys, "import", other, "--db", db_path, "--study", "s", "--allow-mixed")
+    assert (rc, err) == (0, "")
+    assert out.splitlines() == [
+        f"imported {other}: study 's', added: 3",
+        "warning: configuration 'full_ft' already holds 3 of model 't5-large', split_seed 0, and this file adds 2 of"
+        " model 't5-large', split_seed 1 (merged under one name: --allow-mixed)"]
+    # A file without model or seed conflicts with nothing.
+    unknown = write_jsonl([nle("esnli", "20")], "plain.jsonl")
+    assert run(capsys, "import", unknown, "--db", db_path, "--study", "s")[0] == 0
+
+
+def test_import_summary_names_the_lines_of_unchanged_gold_items(capsys: pytest.CaptureFixture[str], db_path: Path,
+                                                               write_jsonl) -> None:
+    path = write_jsonl([nle("esnli", "1"), nle("esnli", "1", "bitfit"), nle("esnli", "2"),
+                        nle("esnli", "3", "gold")])
+    assert run(capsys, "import", path, "--db", db_path, "--study", "s", "--with-gold")[0] == 0
+    rc, out, _ = run(capsys, "import", path, "--db", db_path, "--study", "s", "--with-gold")
+    # Unchanged: four file lines, the gold references made from lines 1 and 3, and line 4's own gold item.
+    assert rc == 0 and out == (f"imported {path}: study 's', unchanged: 6 (of them gold items: 3, from lines 1, 3, 4)"
+                               "\n")
+
+
 def test_export_csv(capsys: pytest.CaptureFixture[str], study_db: Path, tmp_path: Path) -> None:
     out_file = tmp_path / "ratings.csv"
     rc, out, _ = run(capsys, "export", "--db", study_db, "--format", "csv", "--out", out_file)
@@ -177,8 +262,8 @@ def test_import_ratings_round_trip_and_violation_note(capsys: pytest.CaptureFixt
     run(capsys, "export", "--db", study_db, "--out", exported)
     fresh = tmp_path / "fresh.db"
     rc, out, _ = run(capsys, "import-ratings", exported, "--db", fresh, "--study", "s")
-    assert rc == 0 and out == (f"imported {exported}: study 's', ratings added: 6, items created: 6, "
-                               "annotators created: 2\n")
+    assert rc == 0 and out == (f"imported {exported}: study 's', ratings added: 6, items created: 6 (6 not queued: "
+                               "no input, predicted_label and explanation in the file), annotators created: 2\n")
     with Store(study_db) as a, Store(fresh) as b:
         assert a.ratings_frame("s").equals(b.ratings_frame("s"))
     rc, out, _ = run(capsys, "import-ratings", exported, "--db", fresh)

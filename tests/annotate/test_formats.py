@@ -180,24 +180,41 @@ def test_annotator_names_match_case_insensitively(store: Store, write_jsonl, tmp
 def test_items_and_annotators_are_created_from_rows(store: Store, write_jsonl, tmp_path: Path) -> None:
     store.import_nles(write_jsonl([nle("esnli", "g1")]), "s")
     store.add_annotator("alice", "s", code="a")
-    header = [*EXPORT_COLUMNS, "predicted_label", "explanation"]
+    header = [*EXPORT_COLUMNS, "input", "predicted_label", "explanation"]
     path = write_csv(tmp_path / "r.csv", [
         row("g1", "alice", "yes", predicted_label="x", explanation="y"),
         row("new-1", "carol", "weak_no", tags="inaccurate", predicted_label="neutral", explanation="because so"),
         row("new-2", "carol", "no", tags="empty"),
+        row("new-3", "carol", "yes", input='{"premise": "p", "hypothesis": "h"}', predicted_label="entailment",
+            explanation="p says h"),
     ], header=header)
     result = store.import_ratings(path, "s")
-    assert (result.items_created, result.annotators_created, result.ratings_added) == (2, 1, 3)
+    assert (result.items_created, result.items_not_queued, result.annotators_created, result.ratings_added) == (3, 2, 1, 4)
     items = store.items_frame("s").set_index("sample_id")
     assert items.loc["g1", "explanation"] == nle("esnli", "g1")["explanation"]  # existing item untouched
     assert (items.loc["new-1", "predicted_label"], items.loc["new-1", "explanation"]) == ("neutral", "because so")
-    assert items.loc["new-1", "metadata"] == {"created_by": "import-ratings"}
+    assert items.loc["new-1", "metadata"] == {"created_by": "import-ratings", "queued": False}
+    assert items.loc["new-3", "input"] == {"premise": "p", "hypothesis": "h"}
+    # Only the item whose row carried input, predicted_label and explanation joins the queues: an annotator is
+    # never asked to rate a blank item.
     carol = next(a for a in store.annotators("s") if a["name"] == "carol")
-    assert (carol["can_sign_in"], carol["assigned"], carol["answered"]) == (0, 3, 2)
+    assert (carol["can_sign_in"], carol["assigned"], carol["answered"]) == (0, 2, 3)
     alice = annotator_ids(store)["alice"]
-    # alice's queue gained the new items; her imported answer counts as answered.
-    assert store.queue_length(alice) == 3 and store.answered_count(alice) == 1
+    assert store.queue_length(alice) == 2 and store.answered_count(alice) == 1
+    queued = {store.annotator_item(alice, i)["item_id"] for i in range(2)}
+    assert queued == {int(items.loc["g1", "item_id"]), int(items.loc["new-3", "item_id"])}
+    # ... nor later, when another annotator joins.
+    store.add_annotator("dave", "s", code="d")
+    assert store.queue_length(annotator_ids(store)["dave"]) == 2
     assert store.ratings_frame("s", extra=True)["source"].unique().tolist() == ["import"]
+
+
+@pytest.mark.parametrize("value", ['{"premise": 3}', "[1]", "{}", "not json"])
+def test_input_column_must_be_an_object_of_strings(store: Store, tmp_path: Path, value: str) -> None:
+    store.create_study("s")
+    path = write_csv(tmp_path / "r.csv", [row("n", "carol", input=value)], header=[*EXPORT_COLUMNS, "input"])
+    with pytest.raises(InputFileError, match=r"line 2, field 'input': must be a JSON object of named strings"):
+        store.import_ratings(path, "s")
 
 
 def test_rule_violations_are_counted_not_enforced(store: Store, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from annotate.cli import main
 from annotate.core.errors import InputFileError
 from annotate.core.formats import REQUIRED_KEYS
 from annotate.core.scale import DEFAULT_TAGS, RATINGS, normalize_rating, score
+from annotate.core.spreadsheet import FORMULA_STARTS
 from annotate.core.store import EXPORT_COLUMNS, Store
 from tests.helpers import dump, nle
 
@@ -376,7 +377,8 @@ def template(tmp_path: Path, write_jsonl) -> Store:
     """Study "s" with every tag allowed with every answer, items with awkward ids, three annotators."""
     store = Store(tmp_path / "template.db")
     store.create_study("s", rules={"no_tags_for": [], "tags_required_for": [], "exclusive_tags": []})
-    ids = ["1", "007", "a,b", 'q"uote', "ünï", "x y"]
+    # Ids a spreadsheet would read as formulas, or that start with the escape quote, must round-trip too.
+    ids = ["1", "-007", "=a,b", 'q"uote', "@ünï", "'+x y"]
     store.import_nles(write_jsonl([nle(["esnli", "ecqa", "sbic"][i % 3], sid, ["full_ft", "att_q+layer_norm"][i % 2])
                                    for i, sid in enumerate(ids)]), "s")
     for name in ANNOTATORS:
@@ -392,7 +394,11 @@ ANSWERS = st.lists(
         st.sampled_from(RATINGS),
         st.lists(st.sampled_from(DEFAULT_TAGS), unique=True, max_size=4),
         st.one_of(st.text(max_size=40), st.sampled_from(['a, "quoted" comment', "two\nlines", "cr\ronly", "crlf\r\n",
-                                                           "semi;colon", "\u2028\x85\x00", "  "])),
+                                                           "semi;colon", "\u2028\x85\x00", "  "]),
+                  # What a spreadsheet would evaluate, and text that already starts with the escape quote.
+                  st.tuples(st.sampled_from(["=", "+", "-", "@", "\t", "\r", "'", "'=", "''", "'\t"]),
+                            st.text(max_size=20)).map("".join),
+                  st.sampled_from(['=cmd|" /C calc"!A0', "=HYPERLINK(\"http://x\")", "-1+1", "@SUM(A1)"])),
         st.none() | st.floats(min_value=0, max_value=1e7, allow_nan=False) | st.integers(0, 10_000).map(float),
     ),
     min_size=1, max_size=12,
@@ -410,6 +416,9 @@ def test_export_import_round_trip_property(template: Store, tmp_path: Path, answ
             src.submit(aid, src.annotator_item(aid, pos)["item_id"], rating, tags, comment, seconds)
         out = tmp_path / "export.csv"
         n = src.export(out, "csv", "s")
+        with out.open(newline="", encoding="utf-8") as f:
+            cells = [c for row in csv.reader(f) for c in row]
+        assert not any(c.startswith(FORMULA_STARTS) for c in cells)  # nothing a spreadsheet would evaluate
         result = fresh.import_ratings(out, "s")
         expected = src.ratings_frame("s")
         assert n == len(expected) == result.ratings_added

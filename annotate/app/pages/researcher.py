@@ -21,16 +21,21 @@ with st.form("import_nles", clear_on_submit=True):
     target = st.text_input("Into study", value=study or "default", key="import_study")
     with_gold = st.checkbox("Also add each sample's first gold explanation as a blind reference item (config 'gold')",
                             key="import_with_gold")
+    allow_mixed = st.checkbox("Accept NLEs of another model or split seed than their configuration already holds",
+                              key="import_allow_mixed")
     if st.form_submit_button("Import", type="primary", key="import_submit"):
         if upload is None:
             st.error("Choose a file first.")
         else:
             try:
-                result = admin.import_upload(store, upload.name, upload.getvalue(), target.strip() or None, with_gold)
+                result = admin.import_upload(store, upload.name, upload.getvalue(), target.strip() or None, with_gold,
+                                             allow_mixed=allow_mixed)
             except (InputFileError, ValueError) as e:
                 st.error(f"Nothing was imported. {e}")
             else:
                 st.success(f"Imported {upload.name}: {result.summary()}")
+                for line in result.mixed_sources:
+                    st.warning(render.md_escape(line))
 
 if study is None:
     st.info("No study yet: import an NLE file to create one.")

@@ -4,7 +4,14 @@ agreement, the side-by-side summary and adjudications — with the report files 
 import streamlit as st
 
 from analysis.compare import DEFAULT_COMPARE, compare
-from analysis.report import agreement_table, analyse_store, comparison_table, figures, outputs
+from analysis.report import (
+    FLEISS_DEFINITION,
+    agreement_table,
+    analyse_store,
+    comparison_table,
+    figures,
+    outputs,
+)
 from analysis.tables import adjudication_counts
 from annotate.app.admin import choose_study
 from annotate.app.render import config_choices, md_escape
@@ -22,7 +29,7 @@ except ValueError as exc:
     st.info(md_escape(str(exc)))
     st.stop()
 
-configs = a.prepared.configs
+configs = a.prepared.model_configs  # gold is the human ceiling, never one side of a comparison
 if len(configs) >= 2:
     i, j = config_choices(configs, DEFAULT_COMPARE)
     left, right = st.columns(2)
@@ -50,8 +57,12 @@ st.plotly_chart(figs["shortcomings_by_dataset"], key="fig_short_dataset")
 
 st.subheader("Agreement")
 st.caption("κ on the four answers, weighted (linear, quadratic), binary ({yes, weak yes} vs {weak no, no}); "
-           "95 % bootstrap intervals in brackets; n/a when undefined, with the reason.")
-st.dataframe(agreement_table(a), hide_index=True, key="agreement_table")
+           "95 % bootstrap intervals in brackets; n/a [k] when undefined, for reason k below the table.")
+st.caption(md_escape(FLEISS_DEFINITION))
+footnotes: list[str] = []
+st.dataframe(agreement_table(a, footnotes), hide_index=True, key="agreement_table")
+for k, reason in enumerate(footnotes, start=1):
+    st.caption(md_escape(f"[{k}] {reason}"))
 st.plotly_chart(figs["kappa_per_cell"], key="fig_kappa")
 if len(a.annotators) > 2:
     st.dataframe(a.pairwise.round(3), key="pairwise")

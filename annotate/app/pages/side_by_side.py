@@ -15,14 +15,15 @@ store = require_admin()
 st.title("Side by side")
 
 study, p = rated_study(store, key="sbs_study")
-if len(p.configs) < 2:
+configs = p.model_configs  # gold is the human ceiling, never one side of a comparison
+if len(configs) < 2:
     st.info("This study has ratings for one configuration only; nothing to compare.")
     st.stop()
 
-i, j = config_choices(p.configs, DEFAULT_COMPARE)
+i, j = config_choices(configs, DEFAULT_COMPARE)
 left, right = st.columns(2)
-a = left.selectbox("Configuration A", p.configs, index=i, key="sbs_a")
-b = right.selectbox("Configuration B", p.configs, index=j, key="sbs_b")
+a = left.selectbox("Configuration A", configs, index=i, key="sbs_a")
+b = right.selectbox("Configuration B", configs, index=j, key="sbs_b")
 if a == b:
     st.warning("Choose two different configurations.")
     st.stop()
@@ -32,9 +33,10 @@ disagree_only = st.checkbox("Only samples where annotators disagree", key="sbs_d
 c = compare(p, a, b)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Samples rated under both", c.n_pairs)
-m2.metric("Mean score ×100, A", "n/a" if c.mean_a is None else f"{100 * c.mean_a:.1f}")
-m3.metric("Mean score ×100, B", "n/a" if c.mean_b is None else f"{100 * c.mean_b:.1f}")
-m4.metric("Wilcoxon p", "n/a" if c.p_value is None else f"{c.p_value:.3g}")
+m2.metric("Mean score ×100, A (all its samples)", "n/a" if c.mean_a is None else f"{100 * c.mean_a:.1f}")
+m3.metric("Mean score ×100, B (all its samples)", "n/a" if c.mean_b is None else f"{100 * c.mean_b:.1f}")
+m4.metric(f"{c.test_name} p", "n/a" if c.p_value is None else f"{c.p_value:.3g}",
+          help=f"primary test for this design; statistic {c.statistic}" if c.statistic is not None else None)
 st.text(f"A better: {c.wins_a}   ties: {c.ties}   B better: {c.wins_b}")
 if c.reason:
     st.caption(md_escape(c.reason))
