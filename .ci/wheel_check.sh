@@ -8,6 +8,9 @@ WORK=$(mktemp -d)
 trap 'kill "${PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 python3 -m venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install -q "$ROOT"
+# The other two entry scripts start from the wheel too (the core install has no torch: --help must not need it).
+"$WORK/venv/bin/nle-report" --help >/dev/null
+"$WORK/venv/bin/nle-gen" --help >/dev/null
 PORT=$("$WORK/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir "$WORK/run" && cd "$WORK/run"
 "$WORK/venv/bin/nle-annotate" serve --db annotations.db --demo --server.port "$PORT" --server.headless true \
