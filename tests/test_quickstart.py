@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch", reason="the generation extras (torch, trans
 
 from analysis.cli import main as nle_report  # noqa: E402
 from annotate.cli import main as nle_annotate  # noqa: E402
+from annotate.core.formats import read_nle_file  # noqa: E402
 from annotate.core.store import Store  # noqa: E402
 from generation.cli import main as nle_gen  # noqa: E402
 
@@ -137,8 +138,10 @@ def test_readme_quick_start_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert [(p, a) for p, a, _ in ran] == [
         ("nle-gen", "train"), ("nle-gen", "generate"), ("nle-annotate", "import"),
         ("nle-annotate", "annotators"), ("nle-annotate", "import-ratings"), ("nle-report", "--db")]
-    gen_out = ran[1][2]
-    assert "accuracy 1.000 on 60" in gen_out and "wrote 30 NLEs" in gen_out
+    generate = commands[1]
+    nles = read_nle_file(work / generate[generate.index("--out") + 1])
+    assert len(nles) == 30 and all(r.predicted_label == r.gold_label for r in nles)  # --first 30, all correct
+    assert {r.config for r in nles} == {commands[0][commands[0].index("--config") + 1]}
     assert "added: 30" in ran[2][2] and "gold added: 30" in ran[2][2]
     assert "Access code" in ran[3][2]
     assert "ratings added: 120" in ran[4][2]  # 30 NLEs + 30 gold references, two annotators each
