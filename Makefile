@@ -7,7 +7,7 @@ DB ?= data/annotations.db
 # whose index serves CUDA builds, `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu` avoids gigabytes.
 TORCH_INDEX ?=
 
-.PHONY: app test lint bench wheel-check
+.PHONY: app test lint bench wheel-check floors
 
 app: $(VENV)/.installed-app
 	$(VENV)/bin/nle-annotate serve --db $(DB) --demo
@@ -34,3 +34,7 @@ $(VENV)/.installed-test: pyproject.toml
 # Install the wheel (not editable) into a fresh venv and start `serve --demo` from an empty folder (CI runs this).
 wheel-check:
 	bash .ci/wheel_check.sh
+
+# Install every dependency floor of pyproject.toml exactly into a fresh venv and run the fast tests.
+floors:
+	bash .ci/floors.sh

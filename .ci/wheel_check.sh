@@ -7,7 +7,18 @@ ROOT=$PWD
 WORK=$(mktemp -d)
 trap 'kill "${PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/python" -m pip install -q "$ROOT"
+# Build from a copy of the checkout's files (tracked and not ignored): setuptools' build/ folder inside the
+# checkout would otherwise carry modules deleted since the last build into the wheel.
+mkdir "$WORK/src"
+if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git -C "$ROOT" ls-files -z --cached --others --exclude-standard | (cd "$ROOT" && xargs -0 cp --parents -t "$WORK/src" 2>/dev/null || true)
+else
+  cp -r "$ROOT/." "$WORK/src" && rm -rf "$WORK/src/build" "$WORK/src/.venv"
+fi
+"$WORK/venv/bin/python" -m pip install -q "$WORK/src"
+# The other two entry scripts start from the wheel too (the core install has no torch: --help must not need it).
+"$WORK/venv/bin/nle-report" --help >/dev/null
+"$WORK/venv/bin/nle-gen" --help >/dev/null
 PORT=$("$WORK/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir "$WORK/run" && cd "$WORK/run"
 "$WORK/venv/bin/nle-annotate" serve --db annotations.db --demo --server.port "$PORT" --server.headless true \

@@ -5,14 +5,12 @@ and a reason, never an exception or a silent 0."""
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
 
 from analysis.defaults import BOOTSTRAP_DEFAULT
 from annotate.core.scale import RATINGS, SCORES
@@ -121,16 +119,17 @@ def _weighted(ca: np.ndarray, cb: np.ndarray, sample_weight: np.ndarray | None
     return ca[keep], cb[keep], w[keep], int(w[keep].sum())
 
 
-def _sk_kappa(ca: np.ndarray, cb: np.ndarray, labels: list[int], weights: Weights,
-              w: np.ndarray | None) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn warns and returns nan on 0/0; we detect that case ourselves
-        return float(cohen_kappa_score(ca, cb, labels=labels, weights=weights, sample_weight=w))
+def _kappa(ca: np.ndarray, cb: np.ndarray, k: int, weights: Weights, w: np.ndarray | None) -> float:
+    """κ through the one implementation, `kappa_from_tables` (vectorised for the bootstrap; the tests hold it
+    to scikit-learn's cohen_kappa_score as the oracle)."""
+    table = np.zeros((k, k))
+    np.add.at(table, (ca.astype(np.intp), cb.astype(np.intp)), 1.0 if w is None else w)
+    return float(kappa_from_tables(table, weights))
 
 
 def cohen_kappa(a: Sequence[str] | np.ndarray, b: Sequence[str] | np.ndarray, weights: Weights = None,
                 sample_weight: np.ndarray | None = None) -> Stat:
-    """Cohen's κ of two annotators' answers to the same items (scikit-learn), on the ordinal RATINGS scale.
+    """Cohen's κ of two annotators' answers to the same items, on the ordinal RATINGS scale.
 
     `a`, `b`: rating names or codes 0..3; `sample_weight`: how many items each (a, b) entry stands for.
     """
@@ -140,7 +139,7 @@ def cohen_kappa(a: Sequence[str] | np.ndarray, b: Sequence[str] | np.ndarray, we
     reason = _undefined_reason(ca, cb, RATINGS)
     if reason:
         return Stat(None, reason, n)
-    value = _sk_kappa(ca, cb, list(range(K)), weights, w)
+    value = _kappa(ca, cb, K, weights, w)
     if not math.isfinite(value):  # defensive: the check above catches every 0/0 we know of
         return Stat(None, "undefined: chance agreement is 1", n)
     return Stat(value, None, n)
@@ -155,7 +154,7 @@ def binary_kappa(a: Sequence[str] | np.ndarray, b: Sequence[str] | np.ndarray,
     reason = _undefined_reason(ba, bb, ("positive (yes or weak yes)", "negative (weak no or no)"))
     if reason:
         return Stat(None, reason, n)
-    return Stat(_sk_kappa(ba, bb, [0, 1], None, w), None, n)
+    return Stat(_kappa(ba, bb, 2, None, w), None, n)
 
 
 def presence_kappa(a: Sequence[bool] | np.ndarray, b: Sequence[bool] | np.ndarray, what: str = "the tag",
@@ -168,7 +167,7 @@ def presence_kappa(a: Sequence[bool] | np.ndarray, b: Sequence[bool] | np.ndarra
     reason = _undefined_reason(ba, bb, (f"{what} absent", f"{what} present"))
     if reason:
         return Stat(None, reason, n)
-    return Stat(_sk_kappa(ba, bb, [0, 1], None, w), None, n)
+    return Stat(_kappa(ba, bb, 2, None, w), None, n)
 
 
 def percent_agreement(a: Sequence[str] | np.ndarray, b: Sequence[str] | np.ndarray,

@@ -67,6 +67,11 @@ class Prepared:
         """For each of `tag_strings`, a bit mask over `tags` (bit t set when the string holds tag t)."""
         return [_mask(s, self.tags) for s in self.tag_strings]
 
+    def has_tag(self) -> np.ndarray:
+        """0/1 matrix, one row per `tag_strings` entry and one column per `tags` entry: does the string hold it."""
+        masks = np.array(self.string_masks(), dtype=np.int64).reshape(-1, 1)
+        return (masks >> np.arange(len(self.tags), dtype=np.int64)) & 1
+
     def tag_masks(self) -> np.ndarray:
         """Per item × annotator, a bit mask over `tags` (bit t set when tag t was given); 0 when not rated."""
         masks = np.array([*self.string_masks(), 0], dtype=np.int64)

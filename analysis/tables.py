@@ -286,8 +286,7 @@ def shortcoming_counts(p: Prepared) -> pd.DataFrame:
     present = p.present
     cells = np.repeat(cell, p.codes.shape[1]).reshape(p.codes.shape)[present]
     pair_counts = np.bincount(cells * n_str + p.tag_codes[present], minlength=n_cells * n_str)
-    has_tag = np.array([[(m >> t) & 1 for t in range(len(p.tags))] for m in p.string_masks()],
-                       dtype=np.int64).reshape(n_str, len(p.tags))
+    has_tag = p.has_tag()
     totals = pair_counts.reshape(n_cells, n_str) @ has_tag
     rated = np.bincount(cell, minlength=n_cells) > 0
     rows = [{"dataset": datasets[g // len(configs)], "config": configs[g % len(configs)], "tag": tag,
@@ -306,8 +305,7 @@ def tag_agreement(p: Prepared) -> pd.DataFrame:
     than two annotators), with how often each annotator gave it."""
     present = p.present
     n_str = len(p.tag_strings)
-    has_tag = np.array([[(m >> t) & 1 for t in range(len(p.tags))] for m in p.string_masks()],
-                       dtype=np.int64).reshape(n_str, len(p.tags))
+    has_tag = p.has_tag()
     pairs = list(combinations(range(len(p.annotators)), 2))
     # Count (tag string of x, tag string of y) over the items both rated — few distinct pairs — once per pair
     # of annotators; each tag's 2×2 table is then a sum over those counts.

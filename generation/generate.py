@@ -36,7 +36,9 @@ def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, p
             idx = order[start:start + batch_size]
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
                             max_length=max_input_tokens).to(device)
-            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            # Only ids and mask: some tokenizers add token_type_ids, which generate() rejects (transformers 4.x).
+            ids = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                  use_cache=True, pad_token_id=tokenizer.pad_token_id)
             if decoder_only:
                 ids = ids[:, enc["input_ids"].shape[1]:]  # strip the prompt

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import krippendorff
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
 
 from analysis.agreement import (
@@ -139,6 +142,35 @@ def test_weighted_sample_equals_expanded_and_tables_match_sklearn(seed: int, wei
     assert kappa_from_tables(table[None], weights)[0] == pytest.approx(expected)
 
 
+pairs_of_answers = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(1, 5)), min_size=1,
+                            max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs_of_answers)
+def test_every_kappa_matches_sklearn_as_the_oracle(rows: list[tuple[int, int, int]]) -> None:
+    # The product computes κ one way (kappa_from_tables); scikit-learn's cohen_kappa_score is the oracle.
+    a, b, w = (np.array(c) for c in zip(*rows, strict=True))
+
+    def oracle(x: np.ndarray, y: np.ndarray, labels: list[int], weights=None) -> float | None:
+        if len(np.unique(np.concatenate([x, y]))) == 1:
+            return None  # 0/0: the product reports a reason, sklearn warns and returns nan
+        return float(cohen_kappa_score(x, y, labels=labels, weights=weights, sample_weight=w))
+
+    for weights in (None, "linear", "quadratic"):
+        expected = oracle(a, b, [0, 1, 2, 3], weights)
+        got = cohen_kappa(a, b, weights, sample_weight=w).value
+        assert got == (None if expected is None else pytest.approx(expected, abs=1e-9))
+    binary = np.array([0, 0, 1, 1])
+    expected = oracle(binary[a], binary[b], [0, 1])
+    got = binary_kappa(a, b, sample_weight=w).value
+    assert got == (None if expected is None else pytest.approx(expected, abs=1e-9))
+    tag_a, tag_b = (a + b) % 2, b % 2
+    expected = oracle(tag_a, tag_b, [0, 1])
+    got = presence_kappa(tag_a, tag_b, sample_weight=w).value
+    assert got == (None if expected is None else pytest.approx(expected, abs=1e-9))
+
+
 def test_kappa_from_tables_nan_when_undefined() -> None:
     only_yes = np.zeros((4, 4))
     only_yes[0, 0] = 7
@@ -175,6 +207,35 @@ def test_krippendorff_alpha_published_example(metric: str, published: float) -> 
     ]).T
     units = np.where(data > 0, data - 1, -1)  # codes 0..4
     assert round(krippendorff_alpha(units, 5, metric).value, 3) == published  # type: ignore[arg-type]
+
+
+units_with_gaps = st.lists(st.lists(st.integers(-1, 3), min_size=3, max_size=3), min_size=2, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(units_with_gaps, st.sampled_from(["nominal", "ordinal", "interval"]))
+def test_krippendorff_alpha_matches_the_krippendorff_package(rows: list[list[int]], metric: str) -> None:
+    # The `krippendorff` package (Castro) as the oracle: coders × units, NaN for a missing value.
+    units = np.array(rows)
+    ours = krippendorff_alpha(units, 4, metric)  # type: ignore[arg-type]
+    pairable = units[(units >= 0).sum(axis=1) >= 2]
+    values = np.unique(pairable[pairable >= 0])
+    if len(values) < 2:  # no pairable unit, or one value only: undefined, and the package cannot compute it
+        assert ours.value is None and ours.reason
+        return
+    data = np.where(units >= 0, units, np.nan).T.astype(float)
+    expected = krippendorff.alpha(reliability_data=data, level_of_measurement=metric, value_domain=[0, 1, 2, 3])
+    assert ours.value == pytest.approx(expected, abs=1e-9)
+
+
+def test_weighted_units_equal_repeated_units_for_alpha() -> None:
+    rng = np.random.default_rng(3)
+    units = rng.integers(0, 4, (20, 2))
+    counts = rng.integers(1, 4, 20)
+    expanded = np.repeat(units, counts, axis=0)
+    expected = krippendorff.alpha(reliability_data=expanded.T.astype(float), level_of_measurement="ordinal",
+                                  value_domain=[0, 1, 2, 3])
+    assert krippendorff_alpha(units, 4, "ordinal", weights=counts).value == pytest.approx(expected)
 
 
 def test_krippendorff_alpha_undefined() -> None:

@@ -7,6 +7,7 @@ One server (module scope) on a temporary database loaded with the demo study by 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -37,7 +38,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 OTHER = "carol"
 OTHER_COMMENT = "CAROL-SECRET-COMMENT"
-SCREENSHOT_COPY = Path("/tmp/nle_annotate_page.png")
+# The screenshot stays in tmp_path; NLE_SCREENSHOT=path also copies it there (to look at it after the run).
+SCREENSHOT_COPY = os.environ.get("NLE_SCREENSHOT")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +144,8 @@ def test_two_annotators_rate_at_once_with_the_keyboard_and_stay_blind(demo_app: 
                 if name == "alice" and answered == 2:
                     shot = tmp_path / "annotation_page.png"
                     page.screenshot(path=str(shot), full_page=True)
-                    shutil.copy(shot, SCREENSHOT_COPY)
+                    if SCREENSHOT_COPY:
+                        shutil.copy(shot, SCREENSHOT_COPY)
             seen_text[name].append(page_text(page))
             yield
 

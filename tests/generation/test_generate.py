@@ -71,29 +71,34 @@ def memorized_run(tiny_t5: Path, tmp_path_factory) -> Path:
 def test_generate_writes_jsonl_the_app_imports(memorized_run: Path, tmp_path: Path, store) -> None:
     out = tmp_path / "nles.jsonl"
     metrics = evaluate_run(memorized_run, out, first=4, progress=False)
-    assert metrics["n"] == 6 and metrics["accuracy"] >= 4 / 6
+    # 150 steps at lr 1e-2 take the training loss from ~4 to ~0.01 on these six examples (seeded): the model
+    # reproduces every target, which is what a memorisation fixture guarantees, so its outputs are known exactly.
+    assert metrics["n"] == 6 and metrics["accuracy"] == 1.0 and metrics["no_because"] == 0
     records = read_nle_file(out)  # the app's own validator
     assert len(records) == metrics["selected"] == 4
     labels = [r.predicted_label for r in records]
     assert labels.count("entailment") == 2 and labels.count("neutral") == 1 and labels.count("contradiction") == 1
     for r in records:
         assert r.config == "full_ft" and r.split_seed == 0 and r.model and r.prompt.startswith("explain nli")
-        assert r.predicted_label == r.gold_label and r.explanation and set(r.input) == {"premise", "hypothesis"}
+        assert r.predicted_label == r.gold_label and set(r.input) == {"premise", "hypothesis"}
+        assert r.explanation == r.gold_explanations[0]  # the memorised target, word for word
     saved = json.loads((memorized_run / "metrics.json").read_text())
     assert saved["accuracy"] == metrics["accuracy"] and saved["no_because"] == metrics["no_because"]
 
     result = store.import_nles(out, "sparsefit")
-    assert len(store.items_frame("sparsefit")) == 4
-    assert result is not None
+    assert (result.added, result.unchanged) == (4, 0)
+    items = store.items_frame("sparsefit")
+    assert list(zip(items.sample_id, items.explanation, strict=True)) == [(r.sample_id, r.explanation) for r in records]
 
 
 def test_generate_cli_then_nle_annotate_import(memorized_run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "nles.jsonl"
     assert main(["generate", "--run", str(memorized_run), "--out", str(out), "--first", "2", "--quiet"]) == 0
-    assert "accuracy" in capsys.readouterr().out
+    assert capsys.readouterr().out == f"full_ft: accuracy 1.000 on 6, 0 without 'because'; wrote 2 NLEs to {out}\n"
     done = subprocess.run([sys.executable, "-m", "annotate.cli", "import", str(out), "--db", str(tmp_path / "a.db")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert done.stdout == f"imported {out}: study 'default', added: 2\n"
     assert len(read_nle_file(out)) == 2
 
 

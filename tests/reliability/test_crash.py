@@ -19,6 +19,7 @@ from annotate.core.store import Store
 from .helpers import annotator_ids, make_study, parse_acks, start_writer, write_nles
 from .writer import answer_for
 
+IMPORTER = Path(__file__).with_name("importer.py")
 KILLS = 5
 N_ITEMS = 3_000
 
@@ -92,14 +93,12 @@ def test_sigkill_inside_an_import_transaction_leaves_the_database_as_it_was(tmp_
     nles = write_nles(tmp_path / "big.jsonl", 15_000)  # big enough that SQLite spills to the WAL before COMMIT
     with Store(db) as store:
         before = store.counts()
-    cli = Path(sys.executable).with_name("nle-annotate")
-    proc = subprocess.Popen([str(cli), "import", str(nles), "--db", str(db), "--study", "load"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wal = Path(f"{db}-wal")
-    # Kill as soon as the import's transaction has written pages to the WAL, i.e. inside BEGIN ... COMMIT.
-    while proc.poll() is None and not (wal.exists() and wal.stat().st_size > 0):
-        time.sleep(0.002)
-    assert proc.poll() is None, "the import finished before its transaction could be interrupted"
+    # The importer stops itself on the first statement after its transaction spilled pages to the WAL (inside
+    # BEGIN ... COMMIT, decided by SQLite, not by a clock) and waits there to be killed.
+    proc = subprocess.Popen([sys.executable, str(IMPORTER), str(db), str(nles), "load"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "inside\n", f"the import never stopped inside its transaction: {proc.stderr.read()}"
+    assert Path(f"{db}-wal").stat().st_size > 0
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
