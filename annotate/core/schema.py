@@ -64,7 +64,27 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX login_attempts_name ON login_attempts(name, at)")
 
 
-MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [("0001_initial", _m0001_initial)]
+def _m0003_k_of_n_assignment(db: sqlite_utils.Database) -> None:
+    """Issue 12 §1, §3, §4: per-study assignment settings (overlap k, cap, reservation lapse), crowd joining,
+    attention checks. Studies that exist already keep today's behaviour (overlap NULL = every annotator)."""
+    db.execute("""CREATE TABLE study_settings (
+        study_id INTEGER PRIMARY KEY REFERENCES studies(id), overlap INTEGER, max_per_annotator INTEGER,
+        lapse_seconds INTEGER NOT NULL DEFAULT 1800, attention_tolerance TEXT NOT NULL DEFAULT 'exact',
+        join_token_hash TEXT, join_open INTEGER NOT NULL DEFAULT 0, max_joined INTEGER,
+        completion_code TEXT, redirect_url TEXT)""")
+    db.execute("INSERT INTO study_settings (study_id) SELECT id FROM studies")
+    # When the item was handed to the annotator: an unanswered assignment is a live reservation until it lapses.
+    db.execute("ALTER TABLE assignments ADD COLUMN reserved_at REAL")
+    db.execute("CREATE INDEX assignments_item ON assignments(item_id)")
+    # JSON list of accepted answers; NULL for an ordinary item.
+    db.execute("ALTER TABLE items ADD COLUMN expected_rating TEXT")
+    db.execute("ALTER TABLE annotators ADD COLUMN joined INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("0001_initial", _m0001_initial),
+    ("0003_k_of_n_assignment", _m0003_k_of_n_assignment),
+]
 
 
 

@@ -1,0 +1,163 @@
+"""k-of-N assignment (issue 12 §1): who gets which item next, inside the caller's write transaction.
+
+A study's `overlap` k (table study_settings; NULL = every annotator rates every item, the paper's set-up) bounds
+how many annotators rate an item. In a k-of-N study an annotator's queue grows one item at a time: the next item
+is reserved for them (an `assignments` row with `reserved_at` and no answer) only while the item's submitted
+ratings plus other annotators' live reservations are fewer than k. A reservation lapses after `lapse_seconds`;
+the next annotator to claim the item then takes it over and the lapsed row leaves the absent annotator's queue,
+so an item never collects more than k ratings. Items that others already rated (or hold) come first, so
+complete k-sets accrue early; ties break in an order random per annotator. Attention checks (items with an
+`expected_rating`) are outside k: every annotator gets each of them, mixed in at random among their regular items.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+DEFAULT_OVERLAP = 2  # issue 12: two ratings per item, as the paper's two annotators gave
+# What a study gets when nobody chose: every annotator rates every item (k = all), the behaviour every existing
+# database, test and the demo's "alice and bob each rate" flow rely on. `nle-annotate import --overlap 2` or
+# `study set --overlap 2` choose k-of-N.
+NEW_STUDY_OVERLAP: int | None = None
+DEFAULT_LAPSE_SECONDS = 1800
+Tolerance = Literal["exact", "within_one"]
+TOLERANCES: tuple[str, ...] = ("exact", "within_one")
+
+
+@dataclass(frozen=True)
+class AssignmentSettings:
+    """A study's assignment settings; `overlap` None means every annotator rates every item (k = `all`)."""
+
+    overlap: int | None = DEFAULT_OVERLAP
+    max_per_annotator: int | None = None
+    lapse_seconds: int = DEFAULT_LAPSE_SECONDS
+    attention_tolerance: Tolerance = "exact"
+
+    def __post_init__(self) -> None:
+        if self.overlap is not None and self.overlap < 1:
+            raise ValueError(f"overlap must be a positive number of annotators or 'all', got {self.overlap}")
+        if self.max_per_annotator is not None and self.max_per_annotator < 1:
+            raise ValueError(f"max_per_annotator must be at least 1, got {self.max_per_annotator}")
+        if self.lapse_seconds < 1:
+            raise ValueError(f"lapse_seconds must be at least 1, got {self.lapse_seconds}")
+        if self.attention_tolerance not in TOLERANCES:
+            raise ValueError(f"attention_tolerance must be one of {', '.join(TOLERANCES)}, "
+                             f"got {self.attention_tolerance!r}")
+
+
+def parse_overlap(text: str | int | None) -> int | None:
+    """'all' (or None) -> None; a positive integer (as text or int) -> itself; ValueError otherwise."""
+    if text is None or (isinstance(text, str) and text.strip().lower() == "all"):
+        return None
+    try:
+        k = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"overlap must be a positive integer or 'all', got {text!r}") from None
+    if k < 1:
+        raise ValueError(f"overlap must be a positive integer or 'all', got {text!r}")
+    return k
+
+
+def read_settings(conn: sqlite3.Connection, study_id: int) -> AssignmentSettings:
+    row = conn.execute("SELECT overlap, max_per_annotator, lapse_seconds, attention_tolerance FROM study_settings"
+                       " WHERE study_id = ?", (study_id,)).fetchone()
+    if row is None:  # a study created by code that predates the settings table: today's behaviour
+        return AssignmentSettings(overlap=None)
+    return AssignmentSettings(*row)
+
+
+def study_of(conn: sqlite3.Connection, annotator_id: int) -> int:
+    row = conn.execute("SELECT study_id FROM annotators WHERE id = ?", (annotator_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"no annotator with id {annotator_id}")
+    return row[0]
+
+
+def _candidates(conn: sqlite3.Connection, study_id: int, annotator_id: int, k: int, live_after: float,
+                attention: bool, limit: int | None) -> list[int]:
+    """Items this annotator may still be given, best first: regular items under k (most taken first), or the
+    attention checks they have not had."""
+    if attention:
+        sql = ("SELECT i.id FROM items i WHERE i.study_id = ? AND i.expected_rating IS NOT NULL AND NOT EXISTS"
+               " (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.annotator_id = ?)"
+               " ORDER BY (i.id * 2654435761 + ? * 40503) % 4294967311")
+        return [r[0] for r in conn.execute(sql, (study_id, annotator_id, annotator_id))]
+    # taken = submitted ratings + other annotators' live reservations; the annotator's own rows are excluded
+    # by NOT EXISTS. The hash orders ties differently for each annotator (the old per-annotator shuffle).
+    sql = ("SELECT id FROM (SELECT i.id,"
+           " (SELECT COUNT(*) FROM ratings r WHERE r.item_id = i.id)"
+           " + (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.answered_at IS NULL"
+           "    AND a.reserved_at >= ?) AS taken"
+           " FROM items i WHERE i.study_id = ? AND i.expected_rating IS NULL AND NOT EXISTS"
+           " (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.annotator_id = ?))"
+           " WHERE taken < ? ORDER BY taken DESC, (id * 2654435761 + ? * 40503) % 4294967311"
+           + (f" LIMIT {int(limit)}" if limit is not None else ""))
+    return [r[0] for r in conn.execute(sql, (live_after, study_id, annotator_id, k, annotator_id))]
+
+
+def _regular_held(conn: sqlite3.Connection, annotator_id: int) -> int:
+    """Regular items in the annotator's queue (answered or reserved): what the per-annotator cap counts."""
+    return conn.execute("SELECT COUNT(*) FROM assignments a JOIN items i ON i.id = a.item_id"
+                        " WHERE a.annotator_id = ? AND i.expected_rating IS NULL", (annotator_id,)).fetchone()[0]
+
+
+def remaining(conn: sqlite3.Connection, annotator_id: int, now: float | None = None) -> int:
+    """How many more items this annotator could be given now (regular ones under the cap, plus attention checks
+    while regular work remains)."""
+    study_id = study_of(conn, annotator_id)
+    s = read_settings(conn, study_id)
+    if s.overlap is None:
+        return 0
+    now = time.time() if now is None else now
+    room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - _regular_held(conn, annotator_id))
+    regular = len(_candidates(conn, study_id, annotator_id, s.overlap, now - s.lapse_seconds, False, room)) \
+        if room != 0 else 0
+    return regular + (len(_candidates(conn, study_id, annotator_id, 0, 0, True, None)) if regular else 0)
+
+
+def claim(conn: sqlite3.Connection, annotator_id: int, now: float | None = None) -> int | None:
+    """Reserve the next item for the annotator (call inside BEGIN IMMEDIATE); returns its queue position, or None
+    when nothing is left for them."""
+    study_id = study_of(conn, annotator_id)
+    s = read_settings(conn, study_id)
+    if s.overlap is None:
+        return None
+    now = time.time() if now is None else now
+    live_after = now - s.lapse_seconds
+    room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - _regular_held(conn, annotator_id))
+    regular = _candidates(conn, study_id, annotator_id, s.overlap, live_after, False, room) if room != 0 else []
+    if not regular:
+        return None
+    checks = _candidates(conn, study_id, annotator_id, 0, 0, True, None)
+    position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM assignments WHERE annotator_id = ?",
+                            (annotator_id,)).fetchone()[0]
+    # Attention checks are spread evenly at random over the regular work still ahead of this annotator.
+    pick_check = bool(checks) and random.Random(f"{annotator_id}:{position}").random() < \
+        len(checks) / (len(checks) + len(regular))
+    item_id = checks[0] if pick_check else regular[0]
+    if not pick_check:
+        # Take the item over from annotators whose reservation lapsed: their row leaves their queue, so the item
+        # never collects more than k ratings.
+        conn.execute("DELETE FROM assignments WHERE item_id = ? AND answered_at IS NULL AND reserved_at < ?",
+                     (item_id, live_after))
+    conn.execute("INSERT INTO assignments (annotator_id, item_id, position, answered_at, reserved_at)"
+                 " VALUES (?, ?, ?, NULL, ?)", (annotator_id, item_id, position, now))
+    return position
+
+
+def own_open(conn: sqlite3.Connection, annotator_id: int, after: int) -> int | None:
+    """The annotator's first unanswered queue position after `after`, or None."""
+    row = conn.execute("SELECT position FROM assignments WHERE annotator_id = ? AND answered_at IS NULL"
+                       " AND position > ? ORDER BY position LIMIT 1", (annotator_id, after)).fetchone()
+    return row[0] if row else None
+
+
+def renew(conn: sqlite3.Connection, annotator_id: int, position: int, now: float | None = None) -> None:
+    """Refresh the reservation of an item the annotator returns to (safe: a row that still exists was never
+    taken over, so it is within the item's k)."""
+    conn.execute("UPDATE assignments SET reserved_at = ? WHERE annotator_id = ? AND position = ?"
+                 " AND answered_at IS NULL", (time.time() if now is None else now, annotator_id, position))
