@@ -55,7 +55,7 @@ sets.metric(f"Complete sets ({k_text})", f"{progress['complete_sets']} of {progr
 eta.metric("ETA", admin.eta_text(progress["eta_seconds"]))
 rows = admin.progress_rows(store, study)
 if rows:
-    st.dataframe(rows, hide_index=True, key="progress_table", column_config={
+    st.dataframe(rows, hide_index=True, column_config={
         "share done": st.column_config.ProgressColumn("share done", min_value=0.0, max_value=1.0, format="percent"),
     })
     with st.form("reset_code"):
