@@ -63,3 +63,10 @@ def show_completion(annotator: dict[str, Any]) -> None:
                        icon=":material/open_in_new:")
     else:
         st.caption(f"Enter this code where the study platform asks for it: {render.md_escape(done['completion_code'])}")
+
+
+def sign_out() -> None:
+    """Sign out, and drop the join link from the URL so the next run does not sign the worker straight back in."""
+    session.sign_out()
+    for name in ("study", JOIN_PARAM, *PID_PARAMS):
+        st.query_params.pop(name, None)

@@ -40,6 +40,6 @@ def route() -> None:
     if session.is_admin() or annotator:
         with st.sidebar:
             st.caption("Signed in as researcher" if session.is_admin() else f"Signed in as {annotator['name']}")
-            st.button("Sign out", on_click=session.sign_out, icon=":material/logout:")
+            st.button("Sign out", on_click=join.sign_out, icon=":material/logout:")
 
     st.navigation(pages).run()

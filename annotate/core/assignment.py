@@ -106,17 +106,18 @@ def _regular_held(conn: sqlite3.Connection, annotator_id: int) -> int:
 
 
 def remaining(conn: sqlite3.Connection, annotator_id: int, now: float | None = None) -> int:
-    """How many more items this annotator could be given now (regular ones under the cap, plus attention checks
-    while regular work remains)."""
+    """How many more items this annotator could be given now: regular ones under the cap, plus the attention
+    checks they have not had (once they have or can get regular work)."""
     study_id = study_of(conn, annotator_id)
     s = read_settings(conn, study_id)
     if s.overlap is None:
         return 0
     now = time.time() if now is None else now
-    room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - _regular_held(conn, annotator_id))
+    held = _regular_held(conn, annotator_id)
+    room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - held)
     regular = len(_candidates(conn, study_id, annotator_id, s.overlap, now - s.lapse_seconds, False, room)) \
         if room != 0 else 0
-    return regular + (len(_candidates(conn, study_id, annotator_id, 0, 0, True, None)) if regular else 0)
+    return regular + (len(_candidates(conn, study_id, annotator_id, 0, 0, True, None)) if regular or held else 0)
 
 
 def claim(conn: sqlite3.Connection, annotator_id: int, now: float | None = None) -> int | None:
@@ -128,15 +129,18 @@ def claim(conn: sqlite3.Connection, annotator_id: int, now: float | None = None)
         return None
     now = time.time() if now is None else now
     live_after = now - s.lapse_seconds
-    room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - _regular_held(conn, annotator_id))
+    held = _regular_held(conn, annotator_id)
+    room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - held)
     regular = _candidates(conn, study_id, annotator_id, s.overlap, live_after, False, room) if room != 0 else []
-    if not regular:
+    # Every annotator who takes part gets every attention check: those not yet mixed in come at the end. Someone
+    # who never got regular work (the study was already complete) gets none.
+    checks = _candidates(conn, study_id, annotator_id, 0, 0, True, None) if regular or held else []
+    if not regular and not checks:
         return None
-    checks = _candidates(conn, study_id, annotator_id, 0, 0, True, None)
     position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM assignments WHERE annotator_id = ?",
                             (annotator_id,)).fetchone()[0]
     # Attention checks are spread evenly at random over the regular work still ahead of this annotator.
-    pick_check = bool(checks) and random.Random(f"{annotator_id}:{position}").random() < \
+    pick_check = not regular or bool(checks) and random.Random(f"{annotator_id}:{position}").random() < \
         len(checks) / (len(checks) + len(regular))
     item_id = checks[0] if pick_check else regular[0]
     if not pick_check:

@@ -102,3 +102,11 @@ def test_researcher_sees_progress_k_sets_attention_and_can_set_k(monkeypatch, cr
     at.text_input(key="settings_overlap").input("3")
     at = at.button(key="settings_save").click().run()
     assert store.assignment_settings("s").overlap == 3
+
+
+def test_sign_out_drops_the_join_link_so_the_worker_stays_signed_out(crowd: str) -> None:
+    at = visit(study="s", join=crowd, pid="w1")
+    assert "Signed in as w1" in [c.value for c in at.sidebar.caption]
+    at = at.sidebar.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="sign_in_name") and "join" not in at.query_params

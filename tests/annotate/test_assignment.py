@@ -249,3 +249,19 @@ def test_the_token_is_stored_only_as_a_hash(crowd_study) -> None:
     conn = sqlite3.connect(store.path)
     assert token not in json.dumps(conn.execute("SELECT * FROM study_settings").fetchall())
     conn.close()
+
+
+def test_every_check_is_given_even_when_the_cap_ends_the_regular_work(with_checks: Store) -> None:
+    with_checks.configure_study("s", max_per_annotator=2)
+    a = aid(with_checks, "a")
+    assert with_checks.queue_length(a) == 4
+    rated = rate(with_checks, "a")
+    checks = {r[0] for r in with_checks.conn.execute("SELECT id FROM items WHERE expected_rating IS NOT NULL")}
+    assert len(rated) == 4 and checks <= set(rated)
+    # An annotator who arrives when every item has its k ratings gets no attention check either.
+    with_checks.configure_study("s", max_per_annotator=None)
+    rate(with_checks, "b")
+    rate(with_checks, "a")
+    with_checks.add_annotator("late", "s", code="code-late")
+    assert with_checks.next_unanswered(aid(with_checks, "late")) is None
+    assert with_checks.queue_length(aid(with_checks, "late")) == 0

@@ -75,14 +75,26 @@ def test_five_threads_each_with_its_own_store_leave_exactly_k_ratings(tmp_path: 
     check_exactly_k(db)
 
 
+def _process(db: str, name: str, barrier, results) -> None:
+    barrier.wait(60)  # every process has imported and is ready: they start submitting together
+    results.put((name, rate_until_done(db, name)))
+
+
 @pytest.mark.timeout(180)
 def test_five_os_processes_leave_exactly_k_ratings(tmp_path: Path) -> None:
     db = make_study(tmp_path)
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(len(NAMES)) as pool:
-        counts = pool.starmap(rate_until_done, [(str(db), n) for n in NAMES])
-    assert sum(counts) == N_ITEMS * K
-    assert min(counts) > 0, f"an annotator got no work: {counts}"
+    barrier, results = ctx.Barrier(len(NAMES)), ctx.Queue()
+    procs = [ctx.Process(target=_process, args=(str(db), n, barrier, results)) for n in NAMES]
+    for p in procs:
+        p.start()
+    counts = dict(results.get(timeout=150) for _ in procs)
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert sum(counts.values()) == N_ITEMS * K
+    print(f"submissions per process: {counts}")
+    assert min(counts.values()) > 0, f"an annotator got no work: {counts}"
     check_exactly_k(db)
 
 
