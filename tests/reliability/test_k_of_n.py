@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -30,14 +31,19 @@ def make_study(tmp_path: Path, n_items: int = N_ITEMS, overlap: int | str = K, n
     return db
 
 
-def rate_until_done(db: str, name: str, limit: int | None = None) -> int:
-    """What the app does for one annotator: next item, submit, until nothing is left (or `limit` submissions)."""
+def rate_until_done(db: str, name: str, limit: int | None = None, pause_s: float = 0.0, barrier=None) -> int:
+    """What the app does for one annotator: next item, submit, until nothing is left (or `limit` submissions).
+    `pause_s`: reading time per item (SQLite's busy handler is not fair: a writer that never pauses can keep the
+    lock while others back off); `barrier`: wait on it once the store is open."""
     done = 0
     with Store(db) as store:
         aid = next(a["id"] for a in store.annotators() if a["name"] == name)
+        if barrier is not None:
+            barrier.wait(60)
         pos = store.next_unanswered(aid)
         while pos is not None and (limit is None or done < limit):
             item = store.annotator_item(aid, pos)
+            time.sleep(pause_s)
             store.submit(aid, item["item_id"], "yes", [], "", 1.0)
             done += 1
             pos = store.next_unanswered(aid, after=pos)
@@ -63,8 +69,7 @@ def test_five_threads_each_with_its_own_store_leave_exactly_k_ratings(tmp_path: 
     barrier = threading.Barrier(len(NAMES))
 
     def work(name: str) -> None:
-        barrier.wait()
-        counts[name] = rate_until_done(str(db), name)
+        counts[name] = rate_until_done(str(db), name, pause_s=0.002, barrier=barrier)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in NAMES]
     for t in threads:
@@ -72,12 +77,13 @@ def test_five_threads_each_with_its_own_store_leave_exactly_k_ratings(tmp_path: 
     for t in threads:
         t.join(100)
     assert sum(counts.values()) == N_ITEMS * K
+    assert min(counts.values()) > 0, f"an annotator got no work: {counts}"
     check_exactly_k(db)
 
 
 def _process(db: str, name: str, barrier, results) -> None:
-    barrier.wait(60)  # every process has imported and is ready: they start submitting together
-    results.put((name, rate_until_done(db, name)))
+    # Every process has imported and opened its store before any submits: they start together.
+    results.put((name, rate_until_done(db, name, pause_s=0.005, barrier=barrier)))
 
 
 @pytest.mark.timeout(180)
