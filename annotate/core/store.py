@@ -239,13 +239,15 @@ class Store:
         """Append each annotator's missing items to their queue, in an order random per annotator. In a k-of-N
         study queues grow one claim at a time instead; only ratings imported from elsewhere are entered."""
         if assignment.read_settings(conn, study_id).overlap is not None:
-            conn.execute(
-                "INSERT INTO assignments (annotator_id, item_id, position, answered_at)"
-                " SELECT r.annotator_id, r.item_id, (SELECT COALESCE(MAX(position), -1) FROM assignments x"
-                "  WHERE x.annotator_id = r.annotator_id) + 1, r.submitted_at FROM ratings r"
+            missing = conn.execute(
+                "SELECT r.annotator_id, r.item_id, r.submitted_at FROM ratings r"
                 " JOIN annotators n ON n.id = r.annotator_id WHERE n.study_id = ? AND NOT EXISTS"
-                " (SELECT 1 FROM assignments a WHERE a.annotator_id = r.annotator_id AND a.item_id = r.item_id)",
-                (study_id,))
+                " (SELECT 1 FROM assignments a WHERE a.annotator_id = r.annotator_id AND a.item_id = r.item_id)"
+                " ORDER BY r.annotator_id, r.id", (study_id,)).fetchall()
+            for aid, item_id, submitted_at in missing:
+                conn.execute("INSERT INTO assignments (annotator_id, item_id, position, answered_at) VALUES"
+                             " (?, ?, (SELECT COALESCE(MAX(position) + 1, 0) FROM assignments"
+                             " WHERE annotator_id = ?), ?)", (aid, item_id, aid, submitted_at))
             return
         annotators = conn.execute(
             "SELECT id, name FROM annotators WHERE study_id = ?" + (" AND id = ?" if annotator_id else ""),

@@ -265,3 +265,14 @@ def test_every_check_is_given_even_when_the_cap_ends_the_regular_work(with_check
     with_checks.add_annotator("late", "s", code="code-late")
     assert with_checks.next_unanswered(aid(with_checks, "late")) is None
     assert with_checks.queue_length(aid(with_checks, "late")) == 0
+
+
+def test_ratings_imported_into_a_k_study_count_towards_k(study: Store, tmp_path) -> None:
+    csv = tmp_path / "ext.csv"
+    csv.write_text("dataset,sample_id,config,annotator,rating,tags\n"
+                   + "".join(f"esnli,s{i},full_ft,{who},yes,\n" for i in range(3) for who in ("x", "y")))
+    study.import_ratings(csv, "s")
+    assert study.answered_count(aid(study, "x")) == 3
+    rated = rate(study, "a")
+    assert len(rated) == 7 and not set(rated) & {r[0] for r in study.conn.execute(
+        "SELECT item_id FROM ratings WHERE annotator_id = ?", (aid(study, "x"),))}
