@@ -3,10 +3,11 @@
 A study's `overlap` k (table study_settings; NULL = every annotator rates every item, the paper's set-up) bounds
 how many annotators rate an item. In a k-of-N study an annotator's queue grows one item at a time: the next item
 is reserved for them (an `assignments` row with `reserved_at` and no answer) only while the item's submitted
-ratings plus other annotators' live reservations are fewer than k. A reservation lapses after `lapse_seconds`;
+ratings (`items.rating_count`, kept by triggers) plus other annotators' live reservations are fewer than k. A reservation lapses after `lapse_seconds`;
 the next annotator to claim the item then takes it over and the lapsed row leaves the absent annotator's queue,
 so an item never collects more than k ratings. Items that others already rated (or hold) come first, so
-complete k-sets accrue early; ties break in an order random per annotator. Attention checks (items with an
+complete k-sets accrue early; fresh items follow the study's random order (`items.shuffle_key`), which each
+annotator enters at their own point. Attention checks (items with an
 `expected_rating`) are outside k: every annotator gets each of them, mixed in at random among their regular items.
 """
 
@@ -77,26 +78,76 @@ def study_of(conn: sqlite3.Connection, annotator_id: int) -> int:
     return row[0]
 
 
-def _candidates(conn: sqlite3.Connection, study_id: int, annotator_id: int, k: int, live_after: float,
-                attention: bool, limit: int | None) -> list[int]:
-    """Items this annotator may still be given, best first: regular items under k (most taken first), or the
-    attention checks they have not had."""
-    if attention:
-        sql = ("SELECT i.id FROM items i WHERE i.study_id = ? AND i.expected_rating IS NOT NULL AND NOT EXISTS"
-               " (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.annotator_id = ?)"
-               " ORDER BY (i.id * 2654435761 + ? * 40503) % 4294967311")
-        return [r[0] for r in conn.execute(sql, (study_id, annotator_id, annotator_id))]
-    # taken = submitted ratings + other annotators' live reservations; the annotator's own rows are excluded
-    # by NOT EXISTS. The hash orders ties differently for each annotator (the old per-annotator shuffle).
-    sql = ("SELECT id FROM (SELECT i.id,"
-           " (SELECT COUNT(*) FROM ratings r WHERE r.item_id = i.id)"
-           " + (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.answered_at IS NULL"
-           "    AND a.reserved_at >= ?) AS taken"
-           " FROM items i WHERE i.study_id = ? AND i.expected_rating IS NULL AND NOT EXISTS"
-           " (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.annotator_id = ?))"
-           " WHERE taken < ? ORDER BY taken DESC, (id * 2654435761 + ? * 40503) % 4294967311"
-           + (f" LIMIT {int(limit)}" if limit is not None else ""))
-    return [r[0] for r in conn.execute(sql, (live_after, study_id, annotator_id, k, annotator_id))]
+def _tie_break(item_id: int, annotator_id: int) -> int:
+    # Orders equally taken items differently for each annotator (the old per-annotator shuffle).
+    return (item_id * 2654435761 + annotator_id * 40503) % 4294967311
+
+
+def _entry_point(annotator_id: int) -> float:
+    """Where this annotator enters the study's random order of fresh items, so that two annotators starting at
+    once do not reach for the same fresh item."""
+    return random.Random(f"entry:{annotator_id}").random()
+
+
+def _partial(conn: sqlite3.Connection, study_id: int, annotator_id: int, k: int, live_after: float) -> list[int]:
+    """Regular items already rated or held by others but still under k, most taken first, that the annotator has
+    not had: few at any time, found through the rating_count index and the open-reservation index."""
+    live = dict(conn.execute(
+        # CROSS JOIN: start from the few open reservations (partial index), not from the study's items.
+        "SELECT a.item_id, COUNT(*) FROM assignments a CROSS JOIN items i ON i.id = a.item_id"
+        " WHERE a.answered_at IS NULL AND a.reserved_at IS NOT NULL AND a.reserved_at >= ? AND a.annotator_id != ?"
+        " AND i.study_id = ? AND i.expected_rating IS NULL GROUP BY a.item_id",
+        (live_after, annotator_id, study_id)).fetchall())
+    rated = dict(conn.execute(
+        "SELECT id, rating_count FROM items WHERE study_id = ? AND expected_rating IS NULL AND rating_count > 0"
+        " AND rating_count < ?", (study_id, k)).fetchall())
+    if live:
+        marks = ",".join("?" * len(live))
+        rated.update(conn.execute(f"SELECT id, rating_count FROM items WHERE id IN ({marks})", tuple(live)).fetchall())
+    taken = {i: n + live.get(i, 0) for i, n in rated.items()}
+    taken = {i: t for i, t in taken.items() if t < k}
+    if taken:
+        marks = ",".join("?" * len(taken))
+        own = {r[0] for r in conn.execute(f"SELECT item_id FROM assignments WHERE annotator_id = ? AND item_id IN"
+                                          f" ({marks})", (annotator_id, *taken))}
+        taken = {i: t for i, t in taken.items() if i not in own}
+    # Most taken first; among equals, items already rated before items only held (a held item may yet lapse).
+    return sorted(taken, key=lambda i: (-taken[i], -rated[i], _tie_break(i, annotator_id)))
+
+
+_FRESH = ("SELECT id FROM items i WHERE study_id = ? AND expected_rating IS NULL AND rating_count = 0 AND {cond}"
+          " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND (a.annotator_id = ?"
+          " OR (a.answered_at IS NULL AND a.reserved_at >= ?))) ORDER BY shuffle_key LIMIT ?")
+
+
+def _fresh(conn: sqlite3.Connection, study_id: int, annotator_id: int, live_after: float, limit: int) -> list[int]:
+    """Up to `limit` items nobody rated or holds, in the study's random order from this annotator's entry point."""
+    entry = _entry_point(annotator_id)
+    out = [r[0] for r in conn.execute(_FRESH.format(cond="shuffle_key >= ?"),
+                                      (study_id, entry, annotator_id, live_after, limit))]
+    if len(out) < limit:
+        out += [r[0] for r in conn.execute(_FRESH.format(cond="shuffle_key < ?"),
+                                           (study_id, entry, annotator_id, live_after, limit - len(out)))]
+    return out
+
+
+def _fresh_count(conn: sqlite3.Connection, study_id: int, annotator_id: int, live_after: float) -> int:
+    total = conn.execute("SELECT COUNT(*) FROM items WHERE study_id = ? AND expected_rating IS NULL"
+                         " AND rating_count = 0", (study_id,)).fetchone()[0]
+    held = conn.execute(
+        "SELECT COUNT(DISTINCT a.item_id) FROM assignments a CROSS JOIN items i ON i.id = a.item_id"
+        " WHERE a.answered_at IS NULL AND a.reserved_at IS NOT NULL AND (a.annotator_id = ? OR a.reserved_at >= ?)"
+        " AND i.study_id = ? AND i.expected_rating IS NULL AND i.rating_count = 0",
+        (annotator_id, live_after, study_id)).fetchone()[0]
+    return total - held
+
+
+def _checks(conn: sqlite3.Connection, study_id: int, annotator_id: int) -> list[int]:
+    """The attention checks this annotator has not had, in an order random per annotator."""
+    rows = [r[0] for r in conn.execute(
+        "SELECT i.id FROM items i WHERE i.study_id = ? AND i.expected_rating IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.annotator_id = ?)", (study_id, annotator_id))]
+    return sorted(rows, key=lambda i: _tie_break(i, annotator_id))
 
 
 def _regular_held(conn: sqlite3.Connection, annotator_id: int) -> int:
@@ -112,12 +163,13 @@ def remaining(conn: sqlite3.Connection, annotator_id: int, now: float | None = N
     s = read_settings(conn, study_id)
     if s.overlap is None:
         return 0
-    now = time.time() if now is None else now
+    live_after = (time.time() if now is None else now) - s.lapse_seconds
     held = _regular_held(conn, annotator_id)
-    room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - held)
-    regular = len(_candidates(conn, study_id, annotator_id, s.overlap, now - s.lapse_seconds, False, room)) \
-        if room != 0 else 0
-    return regular + (len(_candidates(conn, study_id, annotator_id, 0, 0, True, None)) if regular or held else 0)
+    regular = len(_partial(conn, study_id, annotator_id, s.overlap, live_after)) \
+        + _fresh_count(conn, study_id, annotator_id, live_after)
+    if s.max_per_annotator is not None:
+        regular = min(regular, max(0, s.max_per_annotator - held))
+    return regular + (len(_checks(conn, study_id, annotator_id)) if regular or held else 0)
 
 
 def claim(conn: sqlite3.Connection, annotator_id: int, now: float | None = None) -> int | None:
@@ -131,17 +183,24 @@ def claim(conn: sqlite3.Connection, annotator_id: int, now: float | None = None)
     live_after = now - s.lapse_seconds
     held = _regular_held(conn, annotator_id)
     room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - held)
-    regular = _candidates(conn, study_id, annotator_id, s.overlap, live_after, False, room) if room != 0 else []
+    regular: list[int] = []
+    n_regular = 0
+    if room != 0:
+        partial = _partial(conn, study_id, annotator_id, s.overlap, live_after)
+        regular = partial or _fresh(conn, study_id, annotator_id, live_after, 1)
+        if regular:
+            n_regular = len(partial) + _fresh_count(conn, study_id, annotator_id, live_after)
+            n_regular = n_regular if room is None else min(n_regular, room)
     # Every annotator who takes part gets every attention check: those not yet mixed in come at the end. Someone
     # who never got regular work (the study was already complete) gets none.
-    checks = _candidates(conn, study_id, annotator_id, 0, 0, True, None) if regular or held else []
+    checks = _checks(conn, study_id, annotator_id) if regular or held else []
     if not regular and not checks:
         return None
     position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM assignments WHERE annotator_id = ?",
                             (annotator_id,)).fetchone()[0]
     # Attention checks are spread evenly at random over the regular work still ahead of this annotator.
     pick_check = not regular or bool(checks) and random.Random(f"{annotator_id}:{position}").random() < \
-        len(checks) / (len(checks) + len(regular))
+        len(checks) / (len(checks) + n_regular)
     item_id = checks[0] if pick_check else regular[0]
     if not pick_check:
         # Take the item over from annotators whose reservation lapsed: their row leaves their queue, so the item

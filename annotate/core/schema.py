@@ -76,8 +76,26 @@ def _m0003_k_of_n_assignment(db: sqlite_utils.Database) -> None:
     # When the item was handed to the annotator: an unanswered assignment is a live reservation until it lapses.
     db.execute("ALTER TABLE assignments ADD COLUMN reserved_at REAL")
     db.execute("CREATE INDEX assignments_item ON assignments(item_id)")
+    # Open reservations only (k = all queues have reserved_at NULL): finding the live ones stays a short scan.
+    db.execute("""CREATE INDEX assignments_reserved ON assignments(reserved_at)
+        WHERE answered_at IS NULL AND reserved_at IS NOT NULL""")
     # JSON list of accepted answers; NULL for an ordinary item.
     db.execute("ALTER TABLE items ADD COLUMN expected_rating TEXT")
+    # Kept by triggers so that the next item is an index seek, not a count over every item's ratings; shuffle_key
+    # is the study's random order of fresh items, which each annotator enters at a different point.
+    db.execute("ALTER TABLE items ADD COLUMN rating_count INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE items ADD COLUMN shuffle_key REAL")
+    db.execute("UPDATE items SET rating_count = (SELECT COUNT(*) FROM ratings r WHERE r.item_id = items.id),"
+               " shuffle_key = abs(random()) / 9223372036854775807.0")
+    db.execute("""CREATE INDEX items_to_rate ON items(study_id, rating_count, shuffle_key)
+        WHERE expected_rating IS NULL""")
+    db.execute("CREATE INDEX items_checks ON items(study_id) WHERE expected_rating IS NOT NULL")
+    db.execute("""CREATE TRIGGER items_shuffle_key AFTER INSERT ON items WHEN NEW.shuffle_key IS NULL
+        BEGIN UPDATE items SET shuffle_key = abs(random()) / 9223372036854775807.0 WHERE id = NEW.id; END""")
+    db.execute("""CREATE TRIGGER ratings_count_insert AFTER INSERT ON ratings
+        BEGIN UPDATE items SET rating_count = rating_count + 1 WHERE id = NEW.item_id; END""")
+    db.execute("""CREATE TRIGGER ratings_count_delete AFTER DELETE ON ratings
+        BEGIN UPDATE items SET rating_count = rating_count - 1 WHERE id = OLD.item_id; END""")
     db.execute("ALTER TABLE annotators ADD COLUMN joined INTEGER NOT NULL DEFAULT 0")
 
 
