@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=BOOTSTRAP_DEFAULT,
                    help=f"bootstrap resamples (default {BOOTSTRAP_DEFAULT})")
     # Opt-in: the static exporter starts a headless Chromium, which costs seconds (see benchmarks/report_scale.py).
+    p.add_argument("--min-attention", type=float, default=None, metavar="RATE",
+                   help="drop annotators whose attention-check pass rate is below RATE (0-1) from every figure; "
+                        "report.html and agreement.json say who and why")
     p.add_argument("--png", action="store_true", help="also export the figures as PNG (needs kaleido and Chromium)")
     return p
 
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             raise read["error"]  # type: ignore[misc]
         result = build_report(store, study, compare_configs=tuple(args.compare) if args.compare else None, out_dir=args.out, seed=args.seed,
                               n_boot=args.n_boot, png=args.png, frames=read["frames"],  # type: ignore[arg-type]
-                              exporter=exporter)
+                              exporter=exporter, min_attention=args.min_attention)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
     a = result.analysis
     print(f"study {a.study!r}: {a.overall.n} ratings of {a.n_items} items by {len(a.annotators)} annotators")
+    for d in (a.attention or {}).get("dropped", []):
+        print(f"dropped annotator {d['annotator']}: {d['reason']}")
     print(f"wrote {len(result.files)} files to {args.out}: {', '.join(p.name for p in result.files)}")
     if result.png_note:
         print(f"note: {result.png_note}")

@@ -67,6 +67,8 @@ class Analysis:
     # The gold explanations (config "gold"), a human ceiling kept out of every other figure; None when unrated.
     gold_overall: GroupStats | None = None
     gold_by_dataset: list[GroupStats] = field(default_factory=list)
+    # Attention checks (issue 12 §4): per-annotator pass rates, and who `min_attention` dropped and why.
+    attention: dict[str, Any] | None = None
 
     @property
     def annotators(self) -> list[str]:
@@ -102,6 +104,7 @@ class Analysis:
             "gold": None if self.gold_overall is None else {
                 "overall": strip(self.gold_overall, ()),
                 "by_dataset": [strip(s, ("dataset",)) for s in self.gold_by_dataset]},
+            **({"attention": self.attention} if self.attention is not None else {}),
         }
 
     def scores_frame(self) -> pd.DataFrame:
@@ -176,13 +179,45 @@ def analyse_export(ratings: pd.DataFrame, *, study: str = "ratings", **kw: Any) 
 
 def analyse_store(store: Store, study: str | None = None, *, compare_configs: tuple[str, str] | None = None,
                   seed: int = 0, n_boot: int = BOOTSTRAP_DEFAULT,
-                  frames: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> Analysis:
+                  frames: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+                  min_attention: float | None = None) -> Analysis:
     """`analyse` over a study in the store (the only one when `study` is None), with its adjudications.
-    `frames`: the study's `store.analysis_frames`, when the caller already read them."""
+    `frames`: the study's `store.analysis_frames`, when the caller already read them. `min_attention`: drop the
+    ratings of annotators whose attention-check pass rate is below it from every figure (annotators who answered
+    no check are kept, and the report says so)."""
+    if min_attention is not None and not 0.0 <= min_attention <= 1.0:
+        raise ValueError(f"min_attention must be between 0 and 1, got {min_attention}")
     s = store.resolve_study(study)
     items, ratings = frames if frames is not None else store.analysis_frames(s["name"])
-    return analyse(items, ratings, study=s["name"], tags=s["tags"], adjudications=store.adjudications_frame(s["name"]),
-                   compare_configs=compare_configs, seed=seed, n_boot=n_boot)
+    checks = store.attention_frame(s["name"])
+    attention, dropped = attention_summary(checks, min_attention)
+    if dropped:
+        ratings = ratings[~ratings["annotator"].astype(str).isin(dropped)].reset_index(drop=True)
+    a = analyse(items, ratings, study=s["name"], tags=s["tags"], adjudications=store.adjudications_frame(s["name"]),
+                compare_configs=compare_configs, seed=seed, n_boot=n_boot)
+    if attention is not None:
+        checked = {r["annotator"] for r in attention["annotators"]}
+        attention["without_checks"] = [n for n in a.annotators if n not in checked]
+        a.attention = attention
+        a.notes += [f"Dropped annotator {d['annotator']}: {d['reason']}." for d in attention["dropped"]]
+        if min_attention is not None and attention["without_checks"]:
+            a.notes.append("Kept without an attention-check result (answered none): "
+                           + ", ".join(attention["without_checks"]) + ".")
+    return a
+
+
+def attention_summary(checks: pd.DataFrame, min_attention: float | None) -> tuple[dict[str, Any] | None, set[str]]:
+    """(agreement.json's "attention" section, names to drop): pass rates per annotator and, with a threshold,
+    who falls below it and why. None when the study has no attention results and no threshold was asked for."""
+    if min_attention is None and checks.empty:
+        return None, set()
+    rows = [{"annotator": r.annotator, "checks": int(r.checks), "passed": int(r.passed),
+             "pass_rate": float(r.pass_rate)} for r in checks.itertuples(index=False)]
+    dropped = [] if min_attention is None else [
+        {**r, "reason": f"attention-check pass rate {r['pass_rate']:.0%} ({r['passed']} of {r['checks']}) is below "
+                        f"--min-attention {min_attention:g}"} for r in rows if r["pass_rate"] < min_attention]
+    return ({"min_attention": min_attention, "annotators": rows, "dropped": dropped, "without_checks": []},
+            {d["annotator"] for d in dropped})
 
 
 # -- figures --------------------------------------------------------------------------------------------------------
@@ -452,7 +487,7 @@ class ReportResult:
 def build_report(store: Store, study: str | None = None, *, compare_configs: tuple[str, str] | None = None,
                  out_dir: str | Path, seed: int = 0, n_boot: int = BOOTSTRAP_DEFAULT, png: bool = True,
                  frames: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-                 exporter: PngExporter | None = None) -> ReportResult:
+                 exporter: PngExporter | None = None, min_attention: float | None = None) -> ReportResult:
     """Write report.html, agreement.json, scores.csv, shortcomings.csv, disagreements.csv (and PNGs when `png`
     and a static exporter works) into `out_dir`. `frames`: see `analyse_store`; `exporter`: an already started
     PngExporter (closed here)."""
@@ -461,7 +496,8 @@ def build_report(store: Store, study: str | None = None, *, compare_configs: tup
         if png:
             exporter.start()  # the browser starts while the analysis runs
     try:
-        a = analyse_store(store, study, compare_configs=compare_configs, seed=seed, n_boot=n_boot, frames=frames)
+        a = analyse_store(store, study, compare_configs=compare_configs, seed=seed, n_boot=n_boot, frames=frames,
+                          min_attention=min_attention)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         figs = figures(a)

@@ -8,7 +8,9 @@ import sqlite3
 import sys
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlencode
 
+from annotate.core.assignment import parse_overlap
 from annotate.core.errors import InputFileError
 from annotate.core.store import Store
 
@@ -18,11 +20,72 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    overlap = parse_overlap(args.overlap) if args.overlap is not None else None  # checked before any write
     with _store(args) as store:
         result = store.import_nles(args.file, args.study, with_gold=args.with_gold, allow_mixed=args.allow_mixed)
+        if args.overlap is not None:
+            store.configure_study(result.study, overlap=overlap)
     print(f"imported {args.file}: {result.summary()}")
     for line in result.mixed_sources:
         print(f"warning: {line} (merged under one name: --allow-mixed)")
+    return 0
+
+
+def _describe_settings(name: str, s: dict) -> str:
+    k = "all (every annotator rates every item)" if s["overlap"] is None else str(s["overlap"])
+    return "\n".join([
+        f"study {name}", f"  overlap k: {k}", f"  max items per annotator: {s['max_per_annotator'] or 'no cap'}",
+        f"  reservation lapses after: {s['lapse_seconds']} s",
+        f"  attention checks pass: {s['attention_tolerance'].replace('_', ' ')}",
+        f"  completion code: {s['completion_code'] or '(none)'}", f"  redirect URL: {s['redirect_url'] or '(none)'}",
+        f"  joining by link: {'open' if s['join_open'] else 'closed'}"
+        + (f", at most {s['max_joined']} participants" if s["max_joined"] else "")])
+
+
+def cmd_study_set(args: argparse.Namespace) -> int:
+    changes = {k: v for k, v in (("overlap", args.overlap), ("max_per_annotator", args.max_per_annotator),
+                                 ("attention_tolerance", args.attention_tolerance),
+                                 ("completion_code", args.completion_code), ("redirect_url", args.redirect_url))
+               if v is not None}
+    if args.lapse_minutes is not None:
+        changes["lapse_seconds"] = round(args.lapse_minutes * 60)
+    if args.no_cap:
+        changes["max_per_annotator"] = None
+    with _store(args) as store:
+        name = store.resolve_study(args.name)["name"]
+        store.configure_study(name, **changes)
+        print(_describe_settings(name, store.study_settings(name)))
+    return 0
+
+
+def cmd_study_show(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        name = store.resolve_study(args.name)["name"]
+        print(_describe_settings(name, store.study_settings(name)))
+        p = store.progress(name)
+        print(f"  complete sets: {p['complete_sets']} of {p['items']} items; ratings still needed: "
+              f"{p['ratings_needed']}")
+    return 0
+
+
+def cmd_study_open(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        name = store.resolve_study(args.name)["name"]
+        token = store.open_joining(name, max_joined=args.max_joined)
+    link = "/?" + urlencode({"study": name, "join": token, "pid": "WORKER_ID"})
+    print(f"joining study {name!r} is open" + (f" for at most {args.max_joined} participants" if args.max_joined
+                                               else "") + ". The secret link is shown only now (earlier links no "
+          "longer work):")
+    print(f"  {link}")
+    print("Prolific: use ...&PROLIFIC_PID={{%PROLIFIC_PID%}}; MTurk: ...&workerId=... (in place of pid).")
+    return 0
+
+
+def cmd_study_close(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        name = store.resolve_study(args.name)["name"]
+        store.close_joining(name)
+    print(f"joining study {name!r} is closed; join links no longer work")
     return 0
 
 
@@ -112,7 +175,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also add each sample's first gold explanation as a blind reference item (config 'gold')")
     p.add_argument("--allow-mixed", action="store_true",
                    help="accept NLEs of another model or split_seed than their configuration already holds")
+    p.add_argument("--overlap", default=None, metavar="K",
+                   help="ratings per item: a number k (k-of-N assignment) or 'all' (every annotator rates every "
+                        "item, the default for a new study)")
     p.set_defaults(func=cmd_import)
+
+    study = sub.add_parser("study", help="assignment, attention and crowd settings of a study").add_subparsers(
+        dest="action", required=True)
+    p = study.add_parser("set", help="change assignment settings (only the options given)")
+    p.add_argument("--db", required=True, help="SQLite database file")
+    p.add_argument("name", nargs="?", default=None, help="study name (default: the only study)")
+    p.add_argument("--overlap", metavar="K", help="ratings per item: a number k or 'all'")
+    p.add_argument("--max-per-annotator", type=int, metavar="N", help="cap on regular items per annotator")
+    p.add_argument("--no-cap", action="store_true", help="remove the cap on items per annotator")
+    p.add_argument("--lapse-minutes", type=float, metavar="M",
+                   help="a reserved, unanswered item goes back to the pool after M minutes (default 30)")
+    p.add_argument("--attention-tolerance", choices=["exact", "within_one"],
+                   help="an attention check passes on exactly the expected answer, or within one step")
+    p.add_argument("--completion-code", metavar="CODE", help="code shown when an annotator's work is done ('' = none)")
+    p.add_argument("--redirect-url", metavar="URL", help="http(s) link shown with the completion code ('' = none)")
+    p.set_defaults(func=cmd_study_set)
+    p = study.add_parser("show", help="print a study's settings and complete k-sets")
+    p.add_argument("--db", required=True, help="SQLite database file")
+    p.add_argument("name", nargs="?", default=None)
+    p.set_defaults(func=cmd_study_show)
+    p = study.add_parser("open", help="open crowd joining; prints the secret join link once")
+    p.add_argument("--db", required=True, help="SQLite database file")
+    p.add_argument("name", nargs="?", default=None)
+    p.add_argument("--max-joined", type=int, metavar="N", help="cap on annotators who join by link")
+    p.set_defaults(func=cmd_study_open)
+    p = study.add_parser("close", help="close crowd joining (join links stop working)")
+    p.add_argument("--db", required=True, help="SQLite database file")
+    p.add_argument("name", nargs="?", default=None)
+    p.set_defaults(func=cmd_study_close)
 
     ann = sub.add_parser("annotators", help="add or list annotators").add_subparsers(dest="action", required=True)
     p = with_db(ann.add_parser("add", help="add an annotator and print their access code once"))

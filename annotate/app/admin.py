@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -39,11 +40,70 @@ def import_upload(store: Store, filename: str, data: bytes, study: str | None, w
 
 
 def progress_rows(store: Store, study: str) -> list[dict[str, Any]]:
-    """One row per annotator of the study: answered, assigned, share done, last submission."""
+    """One row per annotator of the study: assigned (answered + live reservations), done, share done, median
+    seconds per item, last activity, attention-check pass rate, and whether they sign in with a code or a link."""
     rows = []
-    for a in store.annotators(study):
+    for a in store.progress(study)["annotators"]:
         assigned = a["assigned"] or 0
-        rows.append({"annotator": a["name"], "answered": a["answered"], "assigned": assigned,
-                     "done": (a["answered"] / assigned) if assigned else 0.0,
-                     "last submitted": a["last_submitted_at"] or "", "can sign in": bool(a["can_sign_in"])})
+        median = a["median_seconds"]
+        rate = a["attention_pass_rate"]
+        rows.append({"annotator": a["name"], "assigned": assigned, "done": a["done"],
+                     "share done": (a["done"] / assigned) if assigned else 0.0,
+                     "median s/item": None if median is None or median != median else round(float(median), 1),
+                     "last activity": a["last_activity"] or "",
+                     "attention": "" if not a["attention_checks"] else f"{rate:.0%} of {a['attention_checks']}",
+                     "joined via link": bool(a["joined"]), "can sign in": bool(a["can_sign_in"])})
     return rows
+
+
+def eta_text(seconds: float | None) -> str:
+    """An ETA in words: 'done', 'unknown yet', or hours and minutes at the last hour's pace."""
+    if seconds is None:
+        return "unknown yet (needs ratings in the last hour)"
+    if seconds <= 0:
+        return "done"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"about {hours} h {minutes} min at the last hour's pace" if hours else f"about {max(minutes, 1)} min"
+
+
+def study_settings_form(store: Store, study: str) -> None:
+    """Assignment (overlap k, cap, reservation lapse), attention tolerance, completion code and crowd joining."""
+    st.header("Assignment and crowd")
+    current = store.study_settings(study)
+    with st.form("study_settings"):
+        overlap = st.text_input("Ratings per item (k, or 'all' for every annotator)",
+                                value="all" if current["overlap"] is None else str(current["overlap"]),
+                                key="settings_overlap")
+        cap = st.number_input("Most items per annotator (0 = no cap)", min_value=0, step=1,
+                              value=current["max_per_annotator"] or 0, key="settings_cap")
+        lapse = st.number_input("A reserved item goes back to the pool after (minutes)", min_value=1, step=1,
+                                value=max(1, current["lapse_seconds"] // 60), key="settings_lapse")
+        tolerance = st.radio("Attention check passes when the answer is", ["exact", "within_one"],
+                             index=["exact", "within_one"].index(current["attention_tolerance"]), horizontal=True,
+                             format_func={"exact": "exactly the expected one", "within_one": "within one step"}.get,
+                             key="settings_tolerance")
+        code = st.text_input("Completion code (shown when an annotator's work is done)",
+                             value=current["completion_code"] or "", key="settings_code")
+        redirect = st.text_input("Redirect URL after completion (optional)", value=current["redirect_url"] or "",
+                                 key="settings_redirect")
+        if st.form_submit_button("Save settings", key="settings_save"):
+            try:
+                store.configure_study(study, overlap=overlap, max_per_annotator=int(cap) or None,
+                                      lapse_seconds=int(lapse) * 60, attention_tolerance=tolerance,
+                                      completion_code=code, redirect_url=redirect)
+            except ValueError as e:
+                st.error(f"Nothing was changed. {e}")
+            else:
+                st.success("Settings saved.")
+    state = "open" if current["join_open"] else "closed"
+    cap_text = f", at most {current['max_joined']} participants" if current["max_joined"] else ""
+    st.caption(f"Joining by link is {state}{cap_text}. Links look like "
+               f"`/?study={study}&join=TOKEN&pid=WORKER_ID` (Prolific's PROLIFIC_PID and MTurk's workerId work too).")
+    open_col, close_col = st.columns(2)
+    if open_col.button("Open joining (new link; earlier links stop working)", key="join_open"):
+        token = store.open_joining(study, max_joined=current["max_joined"])
+        st.success("Joining is open. The link's secret is shown only now:")
+        st.code("?" + urlencode({"study": study, "join": token, "pid": "WORKER_ID"}), language=None)
+    if close_col.button("Close joining", key="join_close", disabled=not current["join_open"]):
+        store.close_joining(study)
+        st.success("Joining is closed.")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from annotate.app import session
+from annotate.app import join, session
 
 # Absolute paths: the same pages serve `streamlit run streamlit_app.py` in a checkout and the installed
 # package's entry script (annotate/app/main.py) that `nle-annotate serve` runs.
@@ -20,6 +20,7 @@ PAGES = Path(__file__).resolve().parent / "pages"
 def route() -> None:
     """Set up the page, pick the pages for who is signed in, and run the chosen one."""
     st.set_page_config(page_title="NLE rating", page_icon=":material/rate_review:", layout="centered")
+    join.handle_join_link()
     annotator = session.current_annotator()
     if session.is_admin():
         pages = [
@@ -39,6 +40,6 @@ def route() -> None:
     if session.is_admin() or annotator:
         with st.sidebar:
             st.caption("Signed in as researcher" if session.is_admin() else f"Signed in as {annotator['name']}")
-            st.button("Sign out", on_click=session.sign_out, icon=":material/logout:")
+            st.button("Sign out", on_click=join.sign_out, icon=":material/logout:")
 
     st.navigation(pages).run()

@@ -160,3 +160,11 @@ def require_annotator() -> tuple[Store, dict[str, Any]]:
         st.error("Sign in with your name and access code.")
         st.stop()
     return get_store(), annotator
+
+
+def sign_in_joined(annotator: dict[str, Any]) -> None:
+    """Sign in an annotator who came through a crowd join link (the store checked the link's token)."""
+    _clear_identity()
+    st.session_state[_ADMIN] = False
+    st.session_state[_ANNOTATOR] = annotator
+    st.session_state[_ANNOTATOR_TOKEN] = _annotator_token(annotator)

@@ -19,13 +19,13 @@ from typing import Any
 
 from annotate.core.auth import name_key
 from annotate.core.errors import InputFileError
-from annotate.core.scale import normalize_rating, score
+from annotate.core.scale import RATINGS, normalize_rating, score
 from annotate.core.spreadsheet import unescape_cell
 
 MAX_LINE_CHARS = 1_000_000
 
 REQUIRED_KEYS = ("dataset", "sample_id", "config", "input", "predicted_label", "explanation")
-OPTIONAL_KEYS = ("model", "split_seed", "gold_label", "gold_explanations", "prompt", "study")
+OPTIONAL_KEYS = ("model", "split_seed", "gold_label", "gold_explanations", "prompt", "study", "expected_rating")
 
 RATING_COLUMNS = ("dataset", "sample_id", "config", "annotator", "rating")
 OPTIONAL_RATING_COLUMNS = ("score", "tags", "comment", "seconds", "submitted_at", "input", "predicted_label",
@@ -50,6 +50,8 @@ class NLE:
     study: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     line: int = 0
+    # An attention check: the answers that pass it (canonical ratings); None for an ordinary item.
+    expected_rating: tuple[str, ...] | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -226,7 +228,22 @@ def parse_nle_line(path: Path, line: int, text: str) -> NLE | None:
         split_seed=obj.get("split_seed"), gold_label=obj.get("gold_label"),
         gold_explanations=obj.get("gold_explanations"), prompt=obj.get("prompt"), study=obj.get("study"),
         metadata={k: v for k, v in obj.items() if k not in known}, line=line,
+        expected_rating=_expected_rating(path, line, obj.get("expected_rating")),
     )
+
+
+def _expected_rating(path: Path, line: int, value: Any) -> tuple[str, ...] | None:
+    """An attention check's accepted answers: one rating or a non-empty list of them, spelled as anywhere else."""
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise InputFileError(path, line, "expected_rating", "must be a rating or a non-empty list of ratings")
+    try:
+        ratings = {normalize_rating(v) for v in values}
+    except ValueError as exc:
+        raise InputFileError(path, line, "expected_rating", str(exc)) from None
+    return tuple(r for r in RATINGS if r in ratings)
 
 
 def read_nle_file(path: str | Path, data: bytes | None = None) -> list[NLE]:

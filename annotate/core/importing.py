@@ -75,7 +75,7 @@ def gold_references(records: list[NLE]) -> list[NLE]:
     """One reference item per sample whose explanation is the dataset's first gold explanation."""
     out: dict[tuple[str, str], NLE] = {}
     for r in records:
-        if (r.dataset, r.sample_id) in out or not r.gold_explanations:
+        if (r.dataset, r.sample_id) in out or not r.gold_explanations or r.expected_rating:
             continue
         out[(r.dataset, r.sample_id)] = NLE(
             dataset=r.dataset, sample_id=r.sample_id, config=GOLD_CONFIG, input=r.input,
@@ -162,6 +162,7 @@ def item_rows(records: list[NLE], study_id: int, created_at: str) -> list[dict[s
         "gold_explanations": (json.dumps(r.gold_explanations, ensure_ascii=False)
                               if r.gold_explanations is not None else None),
         "prompt": r.prompt, "metadata": json.dumps(r.metadata, ensure_ascii=False), "created_at": created_at,
+        "expected_rating": json.dumps(list(r.expected_rating)) if r.expected_rating else None,
     } for r in records]
 
 

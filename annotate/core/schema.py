@@ -64,7 +64,45 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX login_attempts_name ON login_attempts(name, at)")
 
 
-MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [("0001_initial", _m0001_initial)]
+def _m0003_k_of_n_assignment(db: sqlite_utils.Database) -> None:
+    """Issue 12 §1, §3, §4: per-study assignment settings (overlap k, cap, reservation lapse), crowd joining,
+    attention checks. Studies that exist already keep today's behaviour (overlap NULL = every annotator)."""
+    db.execute("""CREATE TABLE study_settings (
+        study_id INTEGER PRIMARY KEY REFERENCES studies(id), overlap INTEGER, max_per_annotator INTEGER,
+        lapse_seconds INTEGER NOT NULL DEFAULT 1800, attention_tolerance TEXT NOT NULL DEFAULT 'exact',
+        join_token_hash TEXT, join_open INTEGER NOT NULL DEFAULT 0, max_joined INTEGER,
+        completion_code TEXT, redirect_url TEXT)""")
+    db.execute("INSERT INTO study_settings (study_id) SELECT id FROM studies")
+    # When the item was handed to the annotator: an unanswered assignment is a live reservation until it lapses.
+    db.execute("ALTER TABLE assignments ADD COLUMN reserved_at REAL")
+    db.execute("CREATE INDEX assignments_item ON assignments(item_id)")
+    # Open reservations only (k = all queues have reserved_at NULL): finding the live ones stays a short scan.
+    db.execute("""CREATE INDEX assignments_reserved ON assignments(reserved_at)
+        WHERE answered_at IS NULL AND reserved_at IS NOT NULL""")
+    # JSON list of accepted answers; NULL for an ordinary item.
+    db.execute("ALTER TABLE items ADD COLUMN expected_rating TEXT")
+    # Kept by triggers so that the next item is an index seek, not a count over every item's ratings; shuffle_key
+    # is the study's random order of fresh items, which each annotator enters at a different point.
+    db.execute("ALTER TABLE items ADD COLUMN rating_count INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE items ADD COLUMN shuffle_key REAL")
+    db.execute("UPDATE items SET rating_count = (SELECT COUNT(*) FROM ratings r WHERE r.item_id = items.id),"
+               " shuffle_key = abs(random()) / 9223372036854775807.0")
+    db.execute("""CREATE INDEX items_to_rate ON items(study_id, rating_count, shuffle_key)
+        WHERE expected_rating IS NULL""")
+    db.execute("CREATE INDEX items_checks ON items(study_id) WHERE expected_rating IS NOT NULL")
+    db.execute("""CREATE TRIGGER items_shuffle_key AFTER INSERT ON items WHEN NEW.shuffle_key IS NULL
+        BEGIN UPDATE items SET shuffle_key = abs(random()) / 9223372036854775807.0 WHERE id = NEW.id; END""")
+    db.execute("""CREATE TRIGGER ratings_count_insert AFTER INSERT ON ratings
+        BEGIN UPDATE items SET rating_count = rating_count + 1 WHERE id = NEW.item_id; END""")
+    db.execute("""CREATE TRIGGER ratings_count_delete AFTER DELETE ON ratings
+        BEGIN UPDATE items SET rating_count = rating_count - 1 WHERE id = OLD.item_id; END""")
+    db.execute("ALTER TABLE annotators ADD COLUMN joined INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("0001_initial", _m0001_initial),
+    ("0003_k_of_n_assignment", _m0003_k_of_n_assignment),
+]
 
 
 

@@ -15,6 +15,7 @@ import math
 import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from annotate.core import auth, importing
+from annotate.core import assignment, auth, crowd, importing
 from annotate.core.errors import AccessDenied, InputFileError, RuleViolation
 from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
 from annotate.core.formats import RatingRow, read_nle_file, read_ratings_csv
@@ -37,8 +38,6 @@ __all__ = ["DISAGREEMENT_KINDS", "EXPORT_COLUMNS", "GOLD_CONFIG", "ImportResult"
 DISAGREEMENT_KINDS = ("perception", "position", "expectation", "other")
 # Items an annotator may be asked to rate: all but those a ratings import created without the row carrying
 # input, predicted_label and explanation (they would show a blank item).
-QUEUEABLE = ("(COALESCE(json_extract(metadata, '$.created_by'), '') != 'import-ratings'"
-             " OR json_extract(metadata, '$.queued') = 1)")
 
 
 class Store:
@@ -150,11 +149,14 @@ class Store:
                       rules: Rules | None = None, guidelines: Guidelines | None = None) -> int:
         """The one INSERT of a study (inside the caller's transaction); returns its id."""
         g = guidelines or Guidelines()
-        return self.db["studies"].insert({
+        study_id = self.db["studies"].insert({
             "name": name, "question": question, "scale": json.dumps(list(RATINGS)), "tags": json.dumps(list(tags)),
             "rules": json.dumps((rules or Rules()).to_dict()), "guidelines": json.dumps(g.__dict__),
             "guidelines_version": g.version, "created_at": now_iso(),
         }).last_pk
+        self.conn.execute("INSERT INTO study_settings (study_id, overlap) VALUES (?, ?)",
+                          (study_id, assignment.NEW_STUDY_OVERLAP))
+        return study_id
 
     @staticmethod
     def _study_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -250,15 +252,27 @@ class Store:
         return out
 
     def _sync_assignments(self, conn: sqlite3.Connection, study_id: int, annotator_id: int | None = None) -> None:
-        """Append each annotator's missing items to their queue, in an order random per annotator (never the
-        blank items a ratings import created; see QUEUEABLE)."""
+        """Append each annotator's missing items to their queue, in an order random per annotator. In a k-of-N
+        study queues grow one claim at a time instead; only ratings imported from elsewhere are entered. Never
+        the blank items a ratings import created (see QUEUEABLE)."""
+        if assignment.read_settings(conn, study_id).overlap is not None:
+            missing = conn.execute(
+                "SELECT r.annotator_id, r.item_id, r.submitted_at FROM ratings r"
+                " JOIN annotators n ON n.id = r.annotator_id WHERE n.study_id = ? AND NOT EXISTS"
+                " (SELECT 1 FROM assignments a WHERE a.annotator_id = r.annotator_id AND a.item_id = r.item_id)"
+                " ORDER BY r.annotator_id, r.id", (study_id,)).fetchall()
+            for aid, item_id, submitted_at in missing:
+                conn.execute("INSERT INTO assignments (annotator_id, item_id, position, answered_at) VALUES"
+                             " (?, ?, (SELECT COALESCE(MAX(position) + 1, 0) FROM assignments"
+                             " WHERE annotator_id = ?), ?)", (aid, item_id, aid, submitted_at))
+            return
         annotators = conn.execute(
             "SELECT id, name FROM annotators WHERE study_id = ?" + (" AND id = ?" if annotator_id else ""),
             (study_id, annotator_id) if annotator_id else (study_id,),
         ).fetchall()
         for aid, name in annotators:
             missing = [r[0] for r in conn.execute(
-                f"SELECT id FROM items WHERE study_id = ? AND {QUEUEABLE} AND id NOT IN "
+                f"SELECT id FROM items WHERE study_id = ? AND {assignment.QUEUEABLE} AND id NOT IN "
                 "(SELECT item_id FROM assignments WHERE annotator_id = ?) ORDER BY id", (study_id, aid))]
             if not missing:
                 continue
@@ -358,14 +372,29 @@ class Store:
     # -- the annotator's queue (blind views) ---------------------------------------------------------------------
 
     def queue_length(self, annotator_id: int) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM assignments WHERE annotator_id = ?", (annotator_id,)).fetchone()[0]
+        """Items in the annotator's queue; in a k-of-N study, plus those they could still be given."""
+        held = self.conn.execute("SELECT COUNT(*) FROM assignments WHERE annotator_id = ?",
+                                 (annotator_id,)).fetchone()[0]
+        return held + assignment.remaining(self.conn, annotator_id)
 
     def answered_count(self, annotator_id: int) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM assignments WHERE annotator_id = ? AND answered_at IS NOT NULL",
                                  (annotator_id,)).fetchone()[0]
 
     def next_unanswered(self, annotator_id: int, after: int = -1) -> int | None:
-        """Position of the first unanswered item after `after` (wrapping round to the start), or None when done."""
+        """Position of the first unanswered item after `after` (wrapping round to the start), or None when done.
+
+        In a k-of-N study this reserves the next item when the annotator holds none after `after`."""
+        if assignment.read_settings(self.conn, assignment.study_of(self.conn, annotator_id)).overlap is not None:
+            with self._transaction() as conn:
+                pos = assignment.own_open(conn, annotator_id, after)
+                if pos is None:
+                    pos = assignment.claim(conn, annotator_id)
+                if pos is None:
+                    pos = assignment.own_open(conn, annotator_id, -1)
+                if pos is not None:
+                    assignment.renew(conn, annotator_id, pos)
+                return pos
         for sql, arg in (("position > ?", after), ("position <= ?", after)):
             row = self.conn.execute(
                 f"SELECT position FROM assignments WHERE annotator_id = ? AND answered_at IS NULL AND {sql}"
@@ -411,8 +440,10 @@ class Store:
         if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
             raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
         tags = list(dict.fromkeys(tags))
-        with self._lock:
-            ctx = self.conn.execute(
+        # Checked inside the write transaction: in a k-of-N study another process may take over a lapsed
+        # reservation between a read and the write.
+        with self._transaction() as conn:
+            ctx = conn.execute(
                 """SELECT s.tags, s.rules, s.guidelines_version FROM assignments a
                    JOIN annotators n ON n.id = a.annotator_id JOIN studies s ON s.id = n.study_id
                    WHERE a.annotator_id = ? AND a.item_id = ?""", (annotator_id, item_id)).fetchone()
@@ -424,7 +455,8 @@ class Store:
             problems = Rules.from_dict(json.loads(ctx[1])).violations(rating, tags)
             if problems:
                 raise RuleViolation(problems)
-            return self._write_rating(annotator_id, item_id, rating, tags, comment, seconds, now_iso(), ctx[2], "app")
+            return self._write_rating(annotator_id, item_id, rating, tags, comment, seconds, now_iso(), ctx[2], "app",
+                                      conn=conn)
 
     def _write_rating(self, annotator_id: int, item_id: int, rating: str, tags: list[str], comment: str,
                       seconds: float | None, submitted_at: str, guidelines_version: str | None, source: str,
@@ -464,19 +496,21 @@ class Store:
     # -- ratings out and in --------------------------------------------------------------------------------------
 
     def ratings_frame(self, study: str | None = None, *, extra: bool = False) -> pd.DataFrame:
-        """One row per current rating with the export columns (plus ids and provenance when `extra`)."""
+        """One row per current rating with the export columns (plus ids and provenance when `extra`); attention
+        checks are left out (see `attention_frame`)."""
         s = self.resolve_study(study)
         more = (", r.item_id, r.guidelines_version, r.revision, r.source" if extra else "")
         df = pd.read_sql_query(
             f"""SELECT i.dataset, i.sample_id, i.config, a.name AS annotator, r.rating, r.score, r.tags, r.comment,
                        r.seconds, r.submitted_at{more}
                 FROM ratings r JOIN items i ON i.id = r.item_id JOIN annotators a ON a.id = r.annotator_id
-                WHERE i.study_id = ? ORDER BY r.item_id, a.name""", self.conn, params=(s["id"],))
+                WHERE i.study_id = ? AND i.expected_rating IS NULL ORDER BY r.item_id, a.name""", self.conn,
+            params=(s["id"],))
         return df
 
     def analysis_frames(self, study: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Lean read for analysis: (items: item_id, dataset, sample_id, config; ratings: item_id, annotator,
-        rating, tags). SQLite builds each column as one string (integers comma-separated, text as a JSON
+        rating, tags), attention checks left out. SQLite builds each column as one string (integers comma-separated, text as a JSON
         array), several times faster than a row-by-row fetch at a million ratings; text columns other than
         sample_id come back as categoricals."""
         def ints(text: str | None) -> np.ndarray:
@@ -485,7 +519,7 @@ class Store:
         s = self.resolve_study(study)
         row = self.conn.execute(
             "SELECT group_concat(id), json_group_array(dataset), json_group_array(sample_id),"
-            " json_group_array(config) FROM items WHERE study_id = ?", (s["id"],)).fetchone()
+            " json_group_array(config) FROM items WHERE study_id = ? AND expected_rating IS NULL", (s["id"],)).fetchone()
         items = pd.DataFrame({"item_id": ints(row[0]), "dataset": pd.Categorical(json.loads(row[1])),
                               "sample_id": pd.Series(json.loads(row[2]), dtype=object),
                               "config": pd.Categorical(json.loads(row[3]))})
@@ -496,7 +530,10 @@ class Store:
             f" group_concat(CASE r.rating {cases} ELSE -1 END), json_group_array(r.tags) FROM ratings r"
             # Annotators belong to one study and only rate its items; filtering on them scans the ratings in
             # index order, where filtering on item ids would jump around the table.
-            " WHERE r.annotator_id IN (SELECT id FROM annotators WHERE study_id = ?)", (s["id"],)).fetchone()
+            " WHERE r.annotator_id IN (SELECT id FROM annotators WHERE study_id = ?)"
+            # Attention checks are never counted in scores or agreement.
+            " AND r.item_id NOT IN (SELECT id FROM items WHERE study_id = ? AND expected_rating IS NOT NULL)",
+            (s["id"], s["id"])).fetchone()
         codes = ints(row[2])
         if (codes < 0).any():
             raise ValueError(f"study {s['name']!r} holds a rating outside {', '.join(RATINGS)}")
@@ -584,6 +621,180 @@ class Store:
         if a_study != study_id:
             raise InputFileError(path, row.line, "annotator", f"annotator {row.annotator!r} belongs to another study")
         return aid
+
+    # -- k-of-N assignment, attention checks and crowd joining (issue 12 §1, §3, §4) ----------------------------
+
+    def assignment_settings(self, study: str | None = None) -> assignment.AssignmentSettings:
+        return assignment.read_settings(self.conn, self.resolve_study(study)["id"])
+
+    def configure_study(self, study: str | None = None, **changes: Any) -> assignment.AssignmentSettings:
+        """Change a study's assignment settings (overlap: int, None or 'all'; max_per_annotator; lapse_seconds;
+        attention_tolerance), completion_code and redirect_url; ValueError on an impossible value, nothing changed.
+
+        Going from k = all to a number drops the unanswered queue entries (every annotator had every item);
+        going back to all fills every queue again. Ratings are never touched."""
+        s = self.resolve_study(study)
+        known = {"overlap", "max_per_annotator", "lapse_seconds", "attention_tolerance", "completion_code",
+                 "redirect_url"}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown study settings: {sorted(unknown)}")
+        old = assignment.read_settings(self.conn, s["id"])
+        fields = {f: changes.get(f, getattr(old, f)) for f in
+                  ("overlap", "max_per_annotator", "lapse_seconds", "attention_tolerance")}
+        if "overlap" in changes:
+            fields["overlap"] = assignment.parse_overlap(changes["overlap"])
+        new = assignment.AssignmentSettings(**fields)
+        extra = {}
+        if "completion_code" in changes:
+            code = (changes["completion_code"] or "").strip()
+            extra["completion_code"] = code or None
+        if "redirect_url" in changes:
+            extra["redirect_url"] = crowd.check_redirect(changes["redirect_url"])
+        with self._transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO study_settings (study_id, overlap) VALUES (?, NULL)", (s["id"],))
+            values = {**new.__dict__, **extra}
+            conn.execute("UPDATE study_settings SET " + ", ".join(f"{k} = ?" for k in values) + " WHERE study_id = ?",
+                         (*values.values(), s["id"]))
+            if old.overlap is None and new.overlap is not None:
+                conn.execute("DELETE FROM assignments WHERE answered_at IS NULL AND annotator_id IN"
+                             " (SELECT id FROM annotators WHERE study_id = ?)", (s["id"],))
+            self._sync_assignments(conn, s["id"])
+        return new
+
+    def study_settings(self, study: str | None = None) -> dict[str, Any]:
+        """Every setting of a study as a dict (never the join token itself, only whether joining is open)."""
+        s = self.resolve_study(study)
+        row = self._one("SELECT * FROM study_settings WHERE study_id = ?", (s["id"],)) or {}
+        return {"overlap": row.get("overlap"), "max_per_annotator": row.get("max_per_annotator"),
+                "lapse_seconds": row.get("lapse_seconds", assignment.DEFAULT_LAPSE_SECONDS),
+                "attention_tolerance": row.get("attention_tolerance", "exact"),
+                "join_open": bool(row.get("join_open")), "max_joined": row.get("max_joined"),
+                "completion_code": row.get("completion_code"), "redirect_url": row.get("redirect_url")}
+
+    def progress(self, study: str | None = None) -> dict[str, Any]:
+        """The researcher's view of a study: per annotator assigned (answered + live reservations), done, median
+        seconds per item, last activity, attention pass rate; and the study's complete k-sets with an ETA."""
+        s = self.resolve_study(study)
+        settings = assignment.read_settings(self.conn, s["id"])
+        live_after = time.time() - settings.lapse_seconds
+        per = pd.read_sql_query(
+            """SELECT a.id, a.name, a.joined, a.code_hash IS NOT NULL AS can_sign_in, a.created_at,
+                 (SELECT COUNT(*) FROM assignments x WHERE x.annotator_id = a.id AND (x.answered_at IS NOT NULL
+                    OR x.reserved_at IS NULL OR x.reserved_at >= ?)) AS assigned,
+                 (SELECT COUNT(*) FROM ratings r WHERE r.annotator_id = a.id) AS done,
+                 (SELECT MAX(submitted_at) FROM ratings r WHERE r.annotator_id = a.id) AS last_activity
+               FROM annotators a WHERE a.study_id = ? ORDER BY a.id""", self.conn, params=(live_after, s["id"]))
+        seconds = pd.read_sql_query(
+            "SELECT r.annotator_id AS id, r.seconds FROM ratings r JOIN annotators a ON a.id = r.annotator_id"
+            " WHERE a.study_id = ? AND r.seconds IS NOT NULL", self.conn, params=(s["id"],))
+        medians = seconds.groupby("id")["seconds"].median()
+        per["median_seconds"] = per["id"].map(medians)
+        att = self.attention_frame(s["name"]).set_index("annotator")
+        per["attention_checks"] = per["name"].map(att["checks"]).fillna(0).astype(int)
+        per["attention_pass_rate"] = per["name"].map(att["pass_rate"])
+        counts = [r[0] for r in self.conn.execute(
+            "SELECT (SELECT COUNT(*) FROM ratings r WHERE r.item_id = i.id) FROM items i"
+            " WHERE i.study_id = ? AND i.expected_rating IS NULL", (s["id"],))]
+        n_annotators = max(len(per), 1)
+        k = settings.overlap if settings.overlap is not None else n_annotators
+        complete = sum(c >= k for c in counts)
+        needed = sum(max(k - c, 0) for c in counts)
+        # ETA: ratings still needed over the pace of the last hour's ratings (None until there is a pace).
+        recent = self.conn.execute(
+            "SELECT COUNT(*), MIN(submitted_at) FROM ratings r JOIN annotators a ON a.id = r.annotator_id"
+            " WHERE a.study_id = ? AND r.submitted_at >= ?",
+            (s["id"], (pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1)).isoformat(timespec="milliseconds"),
+             )).fetchone()
+        eta = None
+        if needed == 0:
+            eta = 0.0
+        elif recent[0] >= 2:
+            span = (pd.Timestamp.now(tz="UTC") - pd.Timestamp(recent[1])).total_seconds()
+            if span > 0:
+                eta = needed / (recent[0] / span)
+        return {"annotators": per.drop(columns=["id"]).to_dict("records"), "k": settings.overlap,
+                "items": len(counts), "complete_sets": complete, "ratings_needed": needed, "eta_seconds": eta}
+
+    def attention_frame(self, study: str | None = None) -> pd.DataFrame:
+        """Per annotator: attention checks answered, passed (exact, or within one step when the study says so)
+        and the pass rate."""
+        s = self.resolve_study(study)
+        tolerance = assignment.read_settings(self.conn, s["id"]).attention_tolerance
+        rows = self.conn.execute(
+            "SELECT a.name, r.rating, i.expected_rating FROM ratings r JOIN items i ON i.id = r.item_id"
+            " JOIN annotators a ON a.id = r.annotator_id WHERE i.study_id = ? AND i.expected_rating IS NOT NULL",
+            (s["id"],)).fetchall()
+        step = 1 if tolerance == "within_one" else 0
+        tally: dict[str, list[int]] = {}
+        for name, rating, expected in rows:
+            ok = any(abs(RATINGS.index(rating) - RATINGS.index(e)) <= step for e in json.loads(expected))
+            t = tally.setdefault(name, [0, 0])
+            t[0] += 1
+            t[1] += ok
+        return pd.DataFrame([{"annotator": n, "checks": c, "passed": p, "pass_rate": p / c}
+                             for n, (c, p) in tally.items()], columns=["annotator", "checks", "passed", "pass_rate"])
+
+    def open_joining(self, study: str | None = None, *, max_joined: int | None = None) -> str:
+        """Open crowd joining with a new secret token (returned once; earlier links stop working)."""
+        if max_joined is not None and max_joined < 1:
+            raise ValueError(f"max_joined must be at least 1, got {max_joined}")
+        s = self.resolve_study(study)
+        token = crowd.new_token()
+        with self._transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO study_settings (study_id, overlap) VALUES (?, NULL)", (s["id"],))
+            conn.execute("UPDATE study_settings SET join_token_hash = ?, join_open = 1, max_joined = ?"
+                         " WHERE study_id = ?", (crowd.hash_token(token), max_joined, s["id"]))
+        return token
+
+    def close_joining(self, study: str | None = None) -> None:
+        """End joining: join links stop working, also for workers who joined earlier."""
+        s = self.resolve_study(study)
+        with self._transaction() as conn:
+            conn.execute("UPDATE study_settings SET join_open = 0 WHERE study_id = ?", (s["id"],))
+
+    def join(self, study: str, token: str, pid: str | None) -> dict[str, Any]:
+        """The annotator for a join link: created on the first visit (name = pid), resumed later. JoinRefused
+        with a plain message (and nothing written) for an unknown study, a wrong or closed token, a bad pid or a
+        full study."""
+        pid = crowd.check_pid(pid)
+        s = self.get_study(study) if study else None
+        if s is None:
+            raise crowd.JoinRefused("This study does not exist. Check the link you were given.")
+        with self._transaction() as conn:
+            row = conn.execute("SELECT join_token_hash, join_open, max_joined FROM study_settings"
+                               " WHERE study_id = ?", (s["id"],)).fetchone()
+            if row is None or not crowd.token_matches(str(token or ""), row[0]):
+                raise crowd.JoinRefused("This join link is not valid. Check the link you were given.")
+            if not row[1]:
+                raise crowd.JoinRefused("This study is closed to new and returning participants.")
+            key = auth.name_key(pid)
+            same = [r for r in conn.execute("SELECT id, name, study_id, joined FROM annotators")
+                    if auth.name_key(r[1]) == key]
+            if same:
+                aid, name, study_id, joined = same[0]
+                if study_id != s["id"] or not joined:
+                    raise crowd.JoinRefused("This worker ID cannot join this study. Contact the researcher.")
+                return {"id": aid, "name": name, "study_id": study_id}
+            n_joined = conn.execute("SELECT COUNT(*) FROM annotators WHERE study_id = ? AND joined = 1",
+                                    (s["id"],)).fetchone()[0]
+            if row[2] is not None and n_joined >= row[2]:
+                raise crowd.JoinRefused("This study is full: it has all the participants it needs. Thank you.")
+            aid = self.db["annotators"].insert({"study_id": s["id"], "name": pid, "code_hash": None,
+                                                "created_at": now_iso(), "joined": 1}).last_pk
+            self._sync_assignments(conn, s["id"], aid)
+        return {"id": aid, "name": pid, "study_id": s["id"]}
+
+    def completion(self, annotator_id: int) -> dict[str, Any] | None:
+        """The study's completion code and redirect URL once the annotator has nothing left to rate, else None."""
+        if self.next_unanswered(annotator_id) is not None:
+            return None
+        row = self.conn.execute(
+            "SELECT t.completion_code, t.redirect_url FROM study_settings t JOIN annotators a"
+            " ON a.study_id = t.study_id WHERE a.id = ?", (annotator_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return {"completion_code": row[0], "redirect_url": row[1]}
 
     # -- adjudication --------------------------------------------------------------------------------------------
 

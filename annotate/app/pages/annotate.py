@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from annotate.app import join, render
 from annotate.app import queue as q
-from annotate.app import render
 from annotate.app.session import require_annotator
 from annotate.core.scale import RATINGS
 
@@ -19,6 +19,7 @@ if notice := queue.pop_notice():
 item = queue.item()
 if item is None:
     st.success(f"All {total} items answered — thank you!")
+    join.show_completion(annotator)
     st.write("You can still go back and revise any answer.")
     done = st.container(horizontal=True)
     done.button("Back to the last item", on_click=queue.back, icon=":material/arrow_back:")

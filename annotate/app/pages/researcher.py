@@ -53,10 +53,15 @@ with st.form("add_annotator", clear_on_submit=True):
             st.success(f"Added {name.strip()}. Their access code is shown only now; give it to them:")
             st.code(code, language=None)
 
+progress = store.progress(study)
+k_text = "every annotator" if progress["k"] is None else f"k = {progress['k']}"
+sets, eta = st.columns(2)
+sets.metric(f"Complete sets ({k_text})", f"{progress['complete_sets']} of {progress['items']}")
+eta.metric("ETA", admin.eta_text(progress["eta_seconds"]))
 rows = admin.progress_rows(store, study)
 if rows:
     st.dataframe(rows, hide_index=True, column_config={
-        "done": st.column_config.ProgressColumn("done", min_value=0.0, max_value=1.0, format="percent"),
+        "share done": st.column_config.ProgressColumn("share done", min_value=0.0, max_value=1.0, format="percent"),
     })
     with st.form("reset_code"):
         who = st.selectbox("Issue a new access code for", [r["annotator"] for r in rows])
@@ -65,6 +70,8 @@ if rows:
             st.code(store.reset_code(who), language=None)
 else:
     st.info("No annotators yet.")
+
+admin.study_settings_form(store, study)
 
 st.header("Downloads")
 csv_col, jsonl_col, db_col = st.columns(3)

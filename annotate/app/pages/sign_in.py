@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from annotate.app import session, settings
+from annotate.app import join, session, settings
 from annotate.core.demo import DEMO_ANNOTATORS, DEMO_STUDY
 from annotate.core.errors import AccessDenied, TooManyAttempts
 
 store = session.get_store()  # create (and, with --demo, fill) the database before anyone signs in
 
 st.title("Rate explanations")
+join.show_join_error()
 with st.form("annotator_sign_in"):
     st.subheader("Annotator")
     name = st.text_input("Name", key="sign_in_name")

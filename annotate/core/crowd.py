@@ -1,0 +1,60 @@
+"""Crowd sign-up (issue 12 §3): join links with a per-study secret token, worker ids, completion codes.
+
+The link `/?study=NAME&join=TOKEN&pid=WORKER_ID` is the secret: the token is random (128 bits), stored only as a
+SHA-256 hash and shown once when joining is opened. The first visit creates an annotator named after the worker id
+(marked `joined`), later visits with the same link and id resume. Annotators added by the researcher can never be
+reached through a join link, so knowing the token does not let anyone act as them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import unicodedata
+from urllib.parse import urlparse
+
+from annotate.core.errors import AccessDenied
+
+MAX_PID_CHARS = 128
+# Prolific appends PROLIFIC_PID, MTurk workerId; `pid` is ours.
+PID_PARAMS = ("pid", "PROLIFIC_PID", "workerId")
+
+
+class JoinRefused(AccessDenied):
+    """A join link that cannot be used (plain message for the worker); nothing was created."""
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def hash_token(token: str) -> str:
+    # Unsalted SHA-256 is enough: the token is 128 random bits, not a password a person chose.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token: str, stored: str | None) -> bool:
+    return stored is not None and hmac.compare_digest(hash_token(token), stored)
+
+
+def check_pid(pid: str | None) -> str:
+    """The worker id, stripped; JoinRefused when missing, too long or holding control characters."""
+    if pid is None or not str(pid).strip():
+        raise JoinRefused("This link has no worker ID (pid). Open the link exactly as the study platform gave it.")
+    pid = str(pid).strip()
+    if len(pid) > MAX_PID_CHARS:
+        raise JoinRefused(f"The worker ID is longer than {MAX_PID_CHARS} characters.")
+    if any(unicodedata.category(ch).startswith("C") for ch in pid):
+        raise JoinRefused("The worker ID contains control characters.")
+    return pid
+
+
+def check_redirect(url: str | None) -> str | None:
+    """An http(s) URL or None; ValueError for anything else (a javascript: link would run in the worker's page)."""
+    if url is None or not url.strip():
+        return None
+    parsed = urlparse(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"redirect URL must start with http:// or https://, got {url!r}")
+    return url.strip()

@@ -1,0 +1,278 @@
+"""k-of-N assignment, attention checks and crowd joining in the store (issue 12 §1, §3, §4)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+
+import pytest
+
+from annotate.core.crowd import JoinRefused
+from annotate.core.errors import AccessDenied, InputFileError
+from annotate.core.formats import read_nle_file
+from annotate.core.store import Store
+from tests.helpers import dump, nle
+
+
+def aid(store: Store, name: str) -> int:
+    return next(a["id"] for a in store.annotators() if a["name"] == name)
+
+
+def rate(store: Store, name: str, limit: int | None = None, rating: str = "yes") -> list[int]:
+    """Rate like the app (next, submit) until done or `limit`; returns the item ids rated."""
+    a, rated = aid(store, name), []
+    pos = store.next_unanswered(a)
+    while pos is not None and (limit is None or len(rated) < limit):
+        item = store.annotator_item(a, pos)
+        store.submit(a, item["item_id"], rating, [] if rating in ("yes", "weak_yes") else ["nonsensical"])
+        rated.append(item["item_id"])
+        pos = store.next_unanswered(a, after=pos)
+    return rated
+
+
+@pytest.fixture
+def study(store: Store, write_jsonl) -> Store:
+    store.import_nles(write_jsonl([nle("esnli", f"s{i}") for i in range(10)]), "s")
+    store.configure_study("s", overlap=2)
+    for name in ("a", "b", "c"):
+        store.add_annotator(name, "s", code=f"code-{name}")
+    return store
+
+
+def ratings_per_item(store: Store) -> Counter:
+    return Counter(r[0] for r in store.conn.execute("SELECT item_id FROM ratings"))
+
+
+def test_items_others_rated_come_first_and_no_item_gets_more_than_k(study: Store) -> None:
+    first = rate(study, "a", limit=3)
+    assert set(rate(study, "b", limit=3)) == set(first)  # b is offered a's items before any fresh one
+    assert not set(rate(study, "c", limit=3)) & set(first)  # those have k = 2 ratings: c gets others
+    rate(study, "a")
+    rate(study, "b")
+    rate(study, "c")
+    assert set(ratings_per_item(study).values()) == {2}
+    assert len(ratings_per_item(study)) == 10
+
+
+def test_a_lapsed_reservation_goes_to_someone_else_and_its_holder_cannot_add_a_third(study: Store) -> None:
+    study.configure_study("s", lapse_seconds=60)
+    a, b, c = aid(study, "a"), aid(study, "b"), aid(study, "c")
+    pos_a = study.next_unanswered(a)
+    held = study.annotator_item(a, pos_a)["item_id"]
+    pos_b = study.next_unanswered(b)
+    assert study.annotator_item(b, pos_b)["item_id"] == held  # held by a: b joins it for the pair
+    pos_c = study.next_unanswered(c)
+    assert study.annotator_item(c, pos_c)["item_id"] != held  # two live reservations: k is reached
+    # a walks away: the reservation lapses; the next claimant takes the item over.
+    study.conn.execute("UPDATE assignments SET reserved_at = reserved_at - 120 WHERE annotator_id = ?", (a,))
+    study.submit(c, study.annotator_item(c, pos_c)["item_id"], "yes")
+    pos_c = study.next_unanswered(c, after=pos_c)
+    assert study.annotator_item(c, pos_c)["item_id"] == held
+    before = dump(study.path)
+    with pytest.raises(AccessDenied):
+        study.submit(a, held, "yes")  # a comes back: the item is no longer theirs, nothing is written
+    assert dump(study.path) == before
+    study.submit(b, held, "yes")
+    study.submit(c, held, "yes")
+    assert ratings_per_item(study)[held] == 2
+
+
+def test_cap_per_annotator_and_a_late_annotator_gets_the_remaining_work(study: Store) -> None:
+    study.configure_study("s", max_per_annotator=4)
+    assert len(rate(study, "a")) == 4
+    assert len(rate(study, "b")) == 4
+    assert len(rate(study, "c")) == 4
+    assert sum(ratings_per_item(study).values()) == 12
+    study.add_annotator("d", "s", code="code-d")  # joins mid-study
+    late = rate(study, "d")
+    assert len(late) == 4 and all(ratings_per_item(study)[i] <= 2 for i in late)
+    assert study.queue_length(aid(study, "d")) == 4
+
+
+def test_progress_shows_assigned_done_median_seconds_and_complete_sets(study: Store) -> None:
+    a, b = aid(study, "a"), aid(study, "b")
+    for who in (a, b):
+        pos = study.next_unanswered(who)
+        study.submit(who, study.annotator_item(who, pos)["item_id"], "yes", seconds=4.0)
+        pos = study.next_unanswered(who, after=pos)
+        study.submit(who, study.annotator_item(who, pos)["item_id"], "yes", seconds=8.0)
+    study.next_unanswered(a)  # a holds a third item
+    p = study.progress("s")
+    rows = {r["name"]: r for r in p["annotators"]}
+    assert (rows["a"]["assigned"], rows["a"]["done"], rows["a"]["median_seconds"]) == (3, 2, 6.0)
+    assert (rows["b"]["assigned"], rows["b"]["done"]) == (3 - 1, 2)
+    assert rows["c"]["done"] == 0 and rows["a"]["last_activity"]
+    assert (p["k"], p["items"], p["complete_sets"], p["ratings_needed"]) == (2, 10, 2, 16)
+    assert p["eta_seconds"] is not None and p["eta_seconds"] > 0
+
+
+def test_switching_between_all_and_k_keeps_every_rating(study: Store) -> None:
+    rate(study, "a", limit=2)
+    study.configure_study("s", overlap="all")
+    assert study.queue_length(aid(study, "b")) == 10
+    assert study.answered_count(aid(study, "a")) == 2
+    study.configure_study("s", overlap=2)
+    assert sum(ratings_per_item(study).values()) == 2
+    assert study.assignment_settings("s").overlap == 2
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"overlap": 0}, "overlap must be a positive integer or 'all', got 0"),
+    ({"overlap": "two"}, "overlap must be a positive integer or 'all', got 'two'"),
+    ({"max_per_annotator": 0}, "max_per_annotator must be at least 1, got 0"),
+    ({"attention_tolerance": "loose"}, "attention_tolerance must be one of exact, within_one, got 'loose'"),
+    ({"redirect_url": "javascript:alert(1)"}, "redirect URL must start with http:// or https://"),
+])
+def test_impossible_settings_are_refused_and_change_nothing(study: Store, changes: dict, message: str) -> None:
+    before = dump(study.path)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        study.configure_study("s", **changes)
+    assert dump(study.path) == before
+
+
+# -- attention checks --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ("no", ("no",)), ("Weak yes", ("weak_yes",)), (["yes", "weak yes"], ("yes", "weak_yes")),
+])
+def test_expected_rating_is_parsed(write_jsonl, given, stored) -> None:
+    (rec,) = read_nle_file(write_jsonl([nle(expected_rating=given)]))
+    assert rec.expected_rating == stored and "expected_rating" not in rec.metadata
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ("perfect", "field 'expected_rating': unknown rating 'perfect'"),
+    ([], "field 'expected_rating': must be a rating or a non-empty list of ratings"),
+    (3, "field 'expected_rating': rating must be a string, got int"),
+])
+def test_bad_expected_rating_names_file_line_and_field(write_jsonl, given, message) -> None:
+    path = write_jsonl([nle(), nle(sample_id="2", expected_rating=given)])
+    with pytest.raises(InputFileError, match=f"line 2, {message}"):
+        read_nle_file(path)
+
+
+@pytest.fixture
+def with_checks(store: Store, write_jsonl) -> Store:
+    lines = [nle("esnli", f"s{i}") for i in range(12)]
+    lines += [nle("esnli", "check-yes", explanation="A man plays guitar, so he makes music.", expected_rating="yes"),
+              nle("esnli", "check-no", explanation="Bananas are yellow.", expected_rating=["no", "weak no"])]
+    store.import_nles(write_jsonl(lines), "s")
+    store.configure_study("s", overlap=2)
+    for name in ("a", "b"):
+        store.add_annotator(name, "s", code=f"code-{name}")
+    return store
+
+
+def test_attention_checks_go_to_everyone_mixed_in_and_never_into_scores(with_checks: Store) -> None:
+    rated_a = rate(with_checks, "a", rating="yes")
+    rated_b = rate(with_checks, "b", rating="no")
+    checks = {r[0] for r in with_checks.conn.execute("SELECT id FROM items WHERE expected_rating IS NOT NULL")}
+    for rated in (rated_a, rated_b):
+        assert checks <= set(rated) and len(rated) == 14
+        # Mixed in, not saved for the start or the end of the queue.
+        assert [i for i, item in enumerate(rated) if item in checks] != [0, 1]
+    # Blind: the annotator's view carries no trace of the expected answer.
+    a = aid(with_checks, "a")
+    assert all("expected" not in json.dumps(with_checks.annotator_item(a, p)) for p in range(14))
+    att = with_checks.attention_frame("s").set_index("annotator")
+    assert att.loc["a", "passed"] == 1 and att.loc["b", "passed"] == 1 and att.loc["a", "checks"] == 2
+    items, ratings = with_checks.analysis_frames("s")
+    assert len(items) == 12 and not set(ratings["item_id"]) & checks
+    assert len(with_checks.ratings_frame("s")) == 24
+
+
+def test_within_one_step_tolerance(with_checks: Store) -> None:
+    rate(with_checks, "a", rating="weak_yes")  # one step from "yes" and from "weak no"; exact for neither
+    assert with_checks.attention_frame("s").set_index("annotator").loc["a", "pass_rate"] == 0.0
+    with_checks.configure_study("s", attention_tolerance="within_one")
+    assert with_checks.attention_frame("s").set_index("annotator").loc["a", "pass_rate"] == 1.0
+
+
+# -- crowd joining ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def crowd_study(study: Store) -> tuple[Store, str]:
+    return study, study.open_joining("s", max_joined=2)
+
+
+def test_join_creates_then_resumes_and_completion_code_comes_at_the_end(crowd_study) -> None:
+    store, token = crowd_study
+    store.configure_study("s", max_per_annotator=3, completion_code="C0DE-42",
+                          redirect_url="https://app.prolific.com/submissions/complete?cc=C0DE-42")
+    first = store.join("s", token, "5f1a2b3c")
+    assert store.join("s", token, "5f1a2b3c") == first
+    assert store.completion(first["id"]) is None
+    rate(store, "5f1a2b3c")
+    assert store.completion(first["id"]) == {
+        "completion_code": "C0DE-42", "redirect_url": "https://app.prolific.com/submissions/complete?cc=C0DE-42"}
+
+
+@pytest.mark.parametrize(("study_name", "token", "pid", "message"), [
+    ("nope", None, "w1", "This study does not exist"),
+    ("s", "wrong-token", "w1", "This join link is not valid"),
+    ("s", None, "", "This link has no worker ID"),
+    ("s", None, "x" * 129, "longer than 128 characters"),
+    ("s", None, "w\x07", "control characters"),
+    ("s", None, "a", "cannot join this study"),  # an annotator the researcher added is never reachable
+])
+def test_bad_join_links_get_a_plain_message_and_change_nothing(crowd_study, study_name, token, pid, message) -> None:
+    store, good = crowd_study
+    before = dump(store.path)
+    with pytest.raises(JoinRefused, match=message):
+        store.join(study_name, token or good, pid)
+    assert dump(store.path) == before
+
+
+def test_closed_and_full_studies_refuse_joining(crowd_study) -> None:
+    store, token = crowd_study
+    store.join("s", token, "w1")
+    store.join("s", token, "w2")
+    before = dump(store.path)
+    with pytest.raises(JoinRefused, match="This study is full"):
+        store.join("s", token, "w3")
+    store.close_joining("s")
+    with pytest.raises(JoinRefused, match="closed"):
+        store.join("s", token, "w1")
+    assert store.counts()["annotators"] == 5
+    reopened = store.open_joining("s")
+    with pytest.raises(JoinRefused, match="not valid"):
+        store.join("s", token, "w1")  # re-opening issues a new secret
+    assert store.join("s", reopened, "w1")["name"] == "w1"
+    del before
+
+
+def test_the_token_is_stored_only_as_a_hash(crowd_study) -> None:
+    store, token = crowd_study
+    conn = sqlite3.connect(store.path)
+    assert token not in json.dumps(conn.execute("SELECT * FROM study_settings").fetchall())
+    conn.close()
+
+
+def test_every_check_is_given_even_when_the_cap_ends_the_regular_work(with_checks: Store) -> None:
+    with_checks.configure_study("s", max_per_annotator=2)
+    a = aid(with_checks, "a")
+    assert with_checks.queue_length(a) == 4
+    rated = rate(with_checks, "a")
+    checks = {r[0] for r in with_checks.conn.execute("SELECT id FROM items WHERE expected_rating IS NOT NULL")}
+    assert len(rated) == 4 and checks <= set(rated)
+    # An annotator who arrives when every item has its k ratings gets no attention check either.
+    with_checks.configure_study("s", max_per_annotator=None)
+    rate(with_checks, "b")
+    rate(with_checks, "a")
+    with_checks.add_annotator("late", "s", code="code-late")
+    assert with_checks.next_unanswered(aid(with_checks, "late")) is None
+    assert with_checks.queue_length(aid(with_checks, "late")) == 0
+
+
+def test_ratings_imported_into_a_k_study_count_towards_k(study: Store, tmp_path) -> None:
+    csv = tmp_path / "ext.csv"
+    csv.write_text("dataset,sample_id,config,annotator,rating,tags\n"
+                   + "".join(f"esnli,s{i},full_ft,{who},yes,\n" for i in range(3) for who in ("x", "y")))
+    study.import_ratings(csv, "s")
+    assert study.answered_count(aid(study, "x")) == 3
+    rated = rate(study, "a")
+    assert len(rated) == 7 and not set(rated) & {r[0] for r in study.conn.execute(
+        "SELECT item_id FROM ratings WHERE annotator_id = ?", (aid(study, "x"),))}
