@@ -12,9 +12,9 @@ EXPORT_COLUMNS = [
 FORMATS = ("csv", "jsonl")
 
 
-def ratings_bytes(df: pd.DataFrame, fmt: str = "csv") -> bytes:
-    """One row per rating as CSV or JSONL (UTF-8), the columns of EXPORT_COLUMNS in that order."""
-    df = df[EXPORT_COLUMNS]
+def ratings_bytes(df: pd.DataFrame, fmt: str = "csv", columns: list[str] | None = None) -> bytes:
+    """One row per rating as CSV or JSONL (UTF-8), the columns of EXPORT_COLUMNS (or `columns`) in that order."""
+    df = df[columns or EXPORT_COLUMNS]
     if fmt == "csv":
         # Python's csv writer leaves a bare "\r" unquoted under QUOTE_MINIMAL with "\n" line ends, which
         # splits the row on reading; quote every field in the rare file that has one.

@@ -29,6 +29,7 @@ from annotate.core.errors import AccessDenied, InputFileError, RuleViolation
 from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
 from annotate.core.formats import RatingRow, read_nle_file, read_ratings_csv
 from annotate.core.importing import GOLD_CONFIG, ImportResult
+from annotate.core.pairwise_store import PairwiseStoreMixin
 from annotate.core.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules, score
 from annotate.core.schema import migrate, now_iso
 
@@ -37,8 +38,8 @@ __all__ = ["DISAGREEMENT_KINDS", "EXPORT_COLUMNS", "GOLD_CONFIG", "ImportResult"
 DISAGREEMENT_KINDS = ("perception", "position", "expectation", "other")
 
 
-class Store:
-    """All reads and writes of the annotation database."""
+class Store(PairwiseStoreMixin):
+    """All reads and writes of the annotation database (pairwise studies: pairwise_store.py)."""
 
     def __init__(self, path: str | Path = ":memory:", *, busy_timeout_ms: int = 30_000) -> None:
         self.path = str(path)
