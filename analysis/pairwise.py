@@ -22,6 +22,7 @@ import json
 import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -286,3 +287,19 @@ def outputs(p: PairwiseAnalysis) -> dict[str, bytes]:
                                          allow_nan=False).encode(),
             "pairwise.csv": pd.DataFrame([pairwise_row(s) for s in (*p.by_dataset, p.overall)])
             .to_csv(index=False).encode()}
+
+
+def write_pairwise_report(store: Any, study: str, out_dir: str | Path, *, seed: int = 0,
+                          n_boot: int = BOOTSTRAP_DEFAULT) -> int:
+    """`nle-report` on a pairwise study: report.html, agreement.json and pairwise.csv in `out_dir`; exit code."""
+    p = analyse_pairwise_store(store, study, seed=seed, n_boot=n_boot)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = outputs(p)
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    o = p.overall
+    print(f"study {p.study!r} (pairwise, {p.a} vs {p.b}): {o.n_answers} answers on {o.n_items} pairs by "
+          f"{len(p.annotators)} annotators")
+    print(f"wrote {len(files)} files to {out}: {', '.join(files)}")
+    return 0
