@@ -58,7 +58,7 @@ def test_cli_import_lists_the_excluded_samples(db_path: Path, write_jsonl, capsy
                 "--pairwise", A, B]) == 0
     out = capsys.readouterr().out
     assert "pairs: 6" in out and f"  excluded esnli/s6: {A} predicted wrongly" in out
-    assert "excluded: 1 both predicted wrongly" in out
+    assert "excluded: 1 att_q+ln predicted wrongly, 1 both predicted wrongly" in out
 
 
 @pytest.mark.parametrize(("pairwise", "message"), [
@@ -202,7 +202,7 @@ def test_parquet_export_of_ratings_loads_with_datasets(store: Store, write_jsonl
     assert items.num_rows == 6 and set(items["explanation"]) == {f"explanation of esnli/{i} by {c}"
                                                                  for i in range(3) for c in (A, B)}
     card = (out / "README.md").read_text()
-    for needed in ("| `rating` |", "| `weak_no` | Weak no | 0.3333 |", "| inaccurate | The explanation",
+    for needed in ("| `rating` |", "| `weak_no` | Weak no | 0.3333 |", "| inaccurate | States something false. |",
                    "- Annotators: 2", "- Ratings: 12", "- Guidelines version: 1", "observed answers per item: min 2"):
         assert needed in card, needed
     # Refuses to write into a folder that holds something.
