@@ -186,3 +186,31 @@ def test_rate_sides_study_asks_for_both_ratings(pair_study: dict[str, int], stor
     row = saved(store, pair_study["ben"])[sample]
     a_first = "first writer" in first
     assert (row["rating_a"], row["rating_b"]) == (("yes", "weak_no") if a_first else ("weak_no", "yes"))
+
+
+def test_side_by_side_page_shows_the_pairwise_figures(pair_study: dict[str, int], store: Store,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NLE_ADMIN_PASSWORD", "pw-admin")
+    # anna prefers A on every pair, ben calls every pair a tie.
+    for name, pick in (("anna", "a"), ("ben", "tie")):
+        aid = pair_study[name]
+        for pos in range(N_PAIRS):
+            item = store.annotator_pair(aid, pos)
+            a_first = store.conn.execute("SELECT a_first FROM pair_sides WHERE annotator_id = ? AND item_id = ?",
+                                         (aid, item["item_id"])).fetchone()[0]
+            choice = "tie" if pick == "tie" else ("1" if a_first else "2")
+            store.submit_preference(aid, item["item_id"], choice, tags_2=["empty"] if pos == 0 else [])
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.text_input(key="admin_password").input("pw-admin")
+    at.button(key="admin_sign_in").click().run()
+    at = at.switch_page("annotate/app/pages/side_by_side.py").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    # 12 answers for A and 12 ties: (12 + 6) / 24 = 0.75; every pair leans to A: sign test 12 of 12 = 2 / 4096.
+    assert metrics["Pairs answered"] == str(N_PAIRS)
+    assert metrics["Win rate of A"] == "0.750"
+    assert metrics["Sign test p"] == f"{2 / 2**12:.3g}"
+    texts = [t.value for t in at.text]
+    assert f"{A} wins: {N_PAIRS}   ties: {N_PAIRS}   {B} wins: 0   (answers; pairs A / tie / B: {N_PAIRS} / 0 / 0)" \
+        in texts
+    assert any(t.startswith("anna: " + A) for t in texts) and any(t == "ben: tie" for t in texts)
