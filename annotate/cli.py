@@ -73,14 +73,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             card = export_parquet(store, args.out, args.study)
             print(f"wrote {card.n_rows} {card.unit} and a dataset card to {args.out}")
             return 0
-        study = store.resolve_study(args.study)
-        if store.pairwise_setup(study["id"]) is not None:
-            data = store.export_preferences_bytes(study["name"], args.format)
-            Path(args.out).write_bytes(data)
-            print(f"wrote {len(store.preferences_frame(study['name']))} pairwise answers to {args.out}")
-            return 0
+        pairwise = store.pairwise_setup(store.resolve_study(args.study)["id"]) is not None
         n = store.export(args.out, args.format, args.study)
-    print(f"wrote {n} ratings to {args.out}")
+    print(f"wrote {n} {'pairwise answers' if pairwise else 'ratings'} to {args.out}")
     return 0
 
 

@@ -490,13 +490,18 @@ class Store(PairwiseStoreMixin):
         return items, ratings_df
 
     def export_bytes(self, study: str | None = None, fmt: str = "csv") -> bytes:
-        """The ratings export (one row per rating, EXPORT_COLUMNS) as CSV or JSONL bytes."""
+        """The ratings export (one row per rating, EXPORT_COLUMNS) as CSV or JSONL bytes; for a pairwise study,
+        one row per pairwise answer (pairwise.EXPORT_PREFERENCE_COLUMNS)."""
+        if self.pairwise_setup(self.resolve_study(study)["id"]) is not None:
+            return self.export_preferences_bytes(study, fmt)
         return ratings_bytes(self.ratings_frame(study), fmt)
 
     def export(self, out: str | Path, fmt: str = "csv", study: str | None = None) -> int:
         """Write one row per rating as CSV or JSONL; returns the number of rows."""
         data = self.export_bytes(study, fmt)
         Path(out).write_bytes(data)
+        if self.pairwise_setup(self.resolve_study(study)["id"]) is not None:
+            return len(self.preferences_frame(study))
         return len(self.ratings_frame(study))
 
     def import_ratings(self, path: str | Path, study: str | None = None, *, data: bytes | None = None) -> ImportResult:

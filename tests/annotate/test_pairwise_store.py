@@ -8,12 +8,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.cli import main as report_main
 from analysis.pairwise import CONTRACT_KEYS
 from annotate.cli import main as cli
 from annotate.core.errors import AccessDenied, InputFileError
-from annotate.core.pairwise import EXPORT_PREFERENCE_COLUMNS
+from annotate.core.exporting import ratings_bytes
+from annotate.core.pairwise import (
+    CHOICES,
+    EXPORT_PREFERENCE_COLUMNS,
+    read_preferences_csv,
+    to_choice,
+    to_preference,
+)
+from annotate.core.scale import DEFAULT_TAGS
 from annotate.core.store import Store
 from tests.helpers import nle
 
@@ -126,6 +136,7 @@ def test_export_import_round_trip_of_pairwise_answers(pw: Store, tmp_path: Path,
     exported = pd.read_csv(first, keep_default_na=False, dtype=str)
     assert list(exported.columns) == EXPORT_PREFERENCE_COLUMNS
     assert set(exported["preference"]) <= {A, B, "tie"} and set(exported["shown_first"]) == {A, B}
+    assert pw.export_bytes("pw") == first.read_bytes()  # the researcher page's download is the same file
 
     fresh = tmp_path / "fresh.db"
     assert cli(["import-ratings", str(first), "--db", str(fresh), "--study", "pw2", "--pairwise", A, B]) == 0
@@ -221,3 +232,27 @@ def test_parquet_export_of_a_pairwise_study(pw: Store, tmp_path: Path, monkeypat
     assert set(items["explanation_a"]) == {f"{A} says {i}" for i in range(6)}
     card = (out / "README.md").read_text()
     assert f"configuration `{A}` (A) against `{B}` (B)" in card and "- Preferences: 12" in card
+
+
+@given(st.sampled_from(CHOICES), st.booleans())
+def test_on_screen_choice_and_stored_preference_are_inverse(choice: str, a_first: bool) -> None:
+    pref = to_preference(choice, a_first)
+    assert to_choice(pref, a_first) == choice
+    assert (pref == "tie") == (choice == "tie")
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([A, B, "tie"]), st.lists(st.sampled_from(DEFAULT_TAGS), max_size=3,
+                                                                    unique=True), _text), min_size=1, max_size=6))
+def test_preferences_csv_round_trip(rows: list[tuple[str, list[str], str]]) -> None:
+    df = pd.DataFrame([{"dataset": "esnli", "sample_id": str(i), "annotator": "zoe", "preference": p,
+                        "tags_a": ";".join(t), "tags_b": "", "comment": c, "rating_a": "", "rating_b": "",
+                        "shown_first": A, "seconds": 1.0, "submitted_at": "2026-12-02T10:00:00.000+00:00"}
+                       for i, (p, t, c) in enumerate(rows)])
+    back = read_preferences_csv("p.csv", A, B, DEFAULT_TAGS,
+                                ratings_bytes(df, "csv", columns=EXPORT_PREFERENCE_COLUMNS))
+    assert [(r.preference, r.tags_a, r.comment, r.a_first) for r in back] == [
+        ({A: "a", B: "b", "tie": "tie"}[p], t, c, True) for p, t, c in rows]
