@@ -59,10 +59,15 @@ class PairQueue(Queue):
         if pos is None:
             return None
         item = self.store.annotator_pair(self.aid, pos)
-        if item is None:
+        if item is None:  # the queue changed under us: start over from the first open pair, once
             self._refresh_counts()
-            self._go(self.store.next_unanswered(self.aid))
-            return self.item() if self.position is not None else None
+            nxt = self.store.next_unanswered(self.aid)
+            self._go(nxt)
+            item = self.store.annotator_pair(self.aid, nxt) if nxt is not None else None
+            if item is None:
+                self._go(None)
+                return None
+            pos = nxt
         s = self._state()
         if s["shown"] is None or s["shown"][0] != item["item_id"]:
             s["shown"] = (item["item_id"], time.monotonic(), pos)

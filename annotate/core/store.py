@@ -217,6 +217,8 @@ class Store(PairwiseStoreMixin):
         if with_gold:
             records, gold_skipped = importing.with_gold_references(records)
         s = self.get_study(study)
+        if s is not None and self.pairwise_setup(s["id"]) is not None:
+            raise ValueError(f"study {study!r} is a pairwise study; import its NLE file with --pairwise A B")
         existing = self._item_contents(s["id"]) if s else {}
         result, new = importing.diff_items(path, records, existing, study)
         result.gold_skipped = gold_skipped
@@ -509,6 +511,8 @@ class Store(PairwiseStoreMixin):
         annotators are created; answer/tag rules are not enforced, but violations are counted."""
         target = self.target_study(study, create=True)
         s = self.get_study(target)
+        if s is not None and self.pairwise_setup(s["id"]) is not None:
+            raise ValueError(f"study {target!r} is a pairwise study; its answers need a `preference` column")
         rows = read_ratings_csv(path, s["tags"] if s else list(DEFAULT_TAGS), data)
         rules = Rules.from_dict(s["rules"]) if s else Rules()
         result = ImportResult(study=target)

@@ -89,6 +89,17 @@ def test_a_rating_study_is_not_turned_into_a_pairwise_one(store: Store, write_js
         store.import_pairwise(write_jsonl(pair_lines()), A, B, "rating")
 
 
+def test_rating_files_are_not_mixed_into_a_pairwise_study(pw: Store, write_jsonl, tmp_path: Path) -> None:
+    before = pw.counts()
+    with pytest.raises(ValueError, match="'pw' is a pairwise study; import its NLE file with --pairwise A B"):
+        pw.import_nles(write_jsonl([nle("esnli", "x1", A)]), "pw")
+    ratings = tmp_path / "r.csv"
+    ratings.write_text(f"dataset,sample_id,config,annotator,rating\nesnli,s0,{A},zoe,yes\n")
+    with pytest.raises(ValueError, match="'pw' is a pairwise study; its answers need a `preference` column"):
+        pw.import_ratings(ratings, "pw")
+    assert pw.counts() == before
+
+
 def test_changed_pair_content_is_refused(pw: Store, write_jsonl) -> None:
     lines = pair_lines()
     lines[1] = nle("esnli", "s0", B, explanation="a new explanation")
