@@ -41,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(db)
     exporter = PngExporter()
     try:
-        study = store.resolve_study(args.study)["name"]
+        s = store.resolve_study(args.study)
+        study = s["name"]
+        if store.pairwise_setup(s["id"]) is not None:
+            from analysis.pairwise import write_pairwise_report
+
+            return write_pairwise_report(store, study, args.out, seed=args.seed, n_boot=args.n_boot)
         if args.png:
             exporter.start()  # Chromium starts in the background while we read and compute
         # SQLite releases the GIL while it builds the columns: read the ratings in a thread while the main

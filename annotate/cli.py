@@ -20,6 +20,8 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    if args.pairwise:
+        return cmd_import_pairwise(args)
     overlap = parse_overlap(args.overlap) if args.overlap is not None else None  # checked before any write
     with _store(args) as store:
         result = store.import_nles(args.file, args.study, with_gold=args.with_gold, allow_mixed=args.allow_mixed)
@@ -89,6 +91,18 @@ def cmd_study_close(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_pairwise(args: argparse.Namespace) -> int:
+    if args.with_gold:
+        raise ValueError("--with-gold does not apply to a pairwise study")
+    with _store(args) as store:
+        out = store.import_pairwise(args.file, *args.pairwise, args.study,
+                                    rate_sides=True if args.rate_sides else None)
+    print(f"imported {args.file}: {out.summary()}")
+    for dataset, sample_id, reason in out.selection.excluded:
+        print(f"  excluded {dataset}/{sample_id}: {reason}")
+    return 0
+
+
 def cmd_annotators_add(args: argparse.Namespace) -> int:
     with _store(args) as store:
         code = store.add_annotator(args.name, args.study)
@@ -117,14 +131,31 @@ def cmd_annotators_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from annotate.core.publish import export_parquet
+
     with _store(args) as store:
+        if args.format == "parquet":
+            card = export_parquet(store, args.out, args.study)
+            print(f"wrote {card.n_rows} {card.unit} and a dataset card to {args.out}")
+            return 0
+        pairwise = store.pairwise_setup(store.resolve_study(args.study)["id"]) is not None
         n = store.export(args.out, args.format, args.study, raw=args.raw)
-    print(f"wrote {n} ratings to {args.out}")
+    print(f"wrote {n} {'pairwise answers' if pairwise else 'ratings'} to {args.out}")
     return 0
 
 
 def cmd_import_ratings(args: argparse.Namespace) -> int:
+    from annotate.core.pairwise import is_preferences_header
+
+    path = Path(args.file)
     with _store(args) as store:
+        # A `preference` column marks pairwise answers; read the header only (a missing file errors below).
+        head = path.open("rb").read(65536) if path.is_file() else b""
+        if args.pairwise or is_preferences_header(head):
+            result = store.import_preferences(args.file, args.study, raw=args.raw,
+                                              pairwise=tuple(args.pairwise) if args.pairwise else None)
+            print(f"imported {args.file}: {result.summary()}")
+            return 0
         result = store.import_ratings(args.file, args.study, raw=args.raw)
     print(f"imported {args.file}: {result.summary()}")
     if result.rule_violations:
@@ -178,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", default=None, metavar="K",
                    help="ratings per item: a number k (k-of-N assignment) or 'all' (every annotator rates every "
                         "item, the default for a new study)")
+    p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
+                   help="build a blind pairwise study of configuration A against B: one pair per sample both "
+                        "predicted correctly")
+    p.add_argument("--rate-sides", action="store_true",
+                   help="pairwise study: also ask for the 4-point rating of each explanation")
     p.set_defaults(func=cmd_import)
 
     study = sub.add_parser("study", help="assignment, attention and crowd settings of a study").add_subparsers(
@@ -220,16 +256,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_annotators_reset)
 
     p = with_db(sub.add_parser("export", help="write one row per rating"))
-    p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
-    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv",
+                   help="parquet: a folder with Parquet files and a dataset card (needs pyarrow)")
+    p.add_argument("--out", required=True, help="output file (a folder for parquet)")
     p.add_argument("--raw", action="store_true",
                    help="CSV: write cells as stored, without the quote that keeps spreadsheets from running formulas")
     p.set_defaults(func=cmd_export)
 
-    p = with_db(sub.add_parser("import-ratings", help="import ratings collected elsewhere (export's columns)"))
+    p = with_db(sub.add_parser("import-ratings", help="import ratings (or pairwise answers: a `preference` column) "
+                                                       "collected elsewhere (export's columns)"))
     p.add_argument("file")
     p.add_argument("--raw", action="store_true",
                    help="the file was written with export --raw: keep a leading quote before =, +, -, @ as text")
+    p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
+                   help="pairwise answers for a new study comparing A with B")
     p.set_defaults(func=cmd_import_ratings)
 
     p = sub.add_parser("backup", help="copy the database safely while the app is running")

@@ -30,8 +30,11 @@ def route() -> None:
             st.Page(PAGES / "disagreements.py", title="Disagreements", icon=":material/gavel:"),
         ]
     elif annotator:
+        # Annotators of a pairwise study get the pairwise page in place of the rating page.
+        pairwise = session.get_store().pairwise_setup(int(annotator["study_id"])) is not None
         pages = [
-            st.Page(PAGES / "annotate.py", title="Annotate", icon=":material/edit_note:", default=True),
+            st.Page(PAGES / ("pairwise.py" if pairwise else "annotate.py"), title="Annotate",
+                    icon=":material/edit_note:", default=True),
             st.Page(PAGES / "guidelines.py", title="Guidelines", icon=":material/menu_book:"),
         ]
     else:

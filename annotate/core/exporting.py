@@ -15,10 +15,10 @@ EXPORT_COLUMNS = [
 FORMATS = ("csv", "jsonl")
 
 
-def ratings_bytes(df: pd.DataFrame, fmt: str = "csv", *, raw: bool = False) -> bytes:
-    """One row per rating as CSV or JSONL (UTF-8), the columns of EXPORT_COLUMNS in that order. CSV text cells
-    that a spreadsheet could run as a formula get a leading quote unless `raw`; JSONL is written as is."""
-    df = df[EXPORT_COLUMNS]
+def ratings_bytes(df: pd.DataFrame, fmt: str = "csv", columns: list[str] | None = None, *, raw: bool = False) -> bytes:
+    """One row per rating as CSV or JSONL (UTF-8), the columns of EXPORT_COLUMNS (or `columns`) in that order. CSV
+    text cells that a spreadsheet could run as a formula get a leading quote unless `raw`; JSONL is written as is."""
+    df = df[columns or EXPORT_COLUMNS]
     if fmt == "csv":
         if not raw:
             # Comments and model outputs are untrusted; import-ratings removes exactly this prefix again.

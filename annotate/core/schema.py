@@ -99,9 +99,35 @@ def _m0003_k_of_n_assignment(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE annotators ADD COLUMN joined INTEGER NOT NULL DEFAULT 0")
 
 
+
+def _m0004_pairwise(db: sqlite_utils.Database) -> None:
+    # A pairwise study compares two configurations; its items are ordinary `items` rows (config "A vs B") so
+    # they flow through assignments and the queue, with both explanations kept here.
+    db.execute("""CREATE TABLE pairwise_studies (
+        study_id INTEGER PRIMARY KEY REFERENCES studies(id), config_a TEXT NOT NULL, config_b TEXT NOT NULL,
+        rate_sides INTEGER NOT NULL DEFAULT 0, CHECK (config_a <> config_b))""")
+    db.execute("""CREATE TABLE pair_items (
+        item_id INTEGER PRIMARY KEY REFERENCES items(id), explanation_a TEXT NOT NULL,
+        explanation_b TEXT NOT NULL)""")
+    # Which configuration an annotator sees as "Explanation 1": drawn once, stored, never sent to the browser.
+    db.execute("""CREATE TABLE pair_sides (
+        annotator_id INTEGER NOT NULL REFERENCES annotators(id), item_id INTEGER NOT NULL REFERENCES items(id),
+        a_first INTEGER NOT NULL, PRIMARY KEY (annotator_id, item_id))""")
+    cols = """item_id INTEGER NOT NULL, annotator_id INTEGER NOT NULL,
+        preference TEXT NOT NULL CHECK (preference IN ('a', 'b', 'tie')), a_first INTEGER,
+        tags_a TEXT NOT NULL DEFAULT '', tags_b TEXT NOT NULL DEFAULT '', rating_a TEXT, rating_b TEXT,
+        comment TEXT NOT NULL DEFAULT '', seconds REAL, submitted_at TEXT NOT NULL, guidelines_version TEXT,
+        revision INTEGER NOT NULL, source TEXT NOT NULL"""
+    db.execute(f"""CREATE TABLE preferences (id INTEGER PRIMARY KEY, {cols}, UNIQUE (annotator_id, item_id))""")
+    db.execute(f"CREATE TABLE preference_history (id INTEGER PRIMARY KEY, {cols})")
+    for op in ("UPDATE", "DELETE"):
+        db.execute(f"""CREATE TRIGGER preference_history_no_{op.lower()} BEFORE {op} ON preference_history
+            BEGIN SELECT RAISE(ABORT, 'preference_history is append-only'); END""")
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0003_k_of_n_assignment", _m0003_k_of_n_assignment),
+    ("0004_pairwise", _m0004_pairwise),
 ]
 
 

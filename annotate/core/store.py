@@ -30,6 +30,7 @@ from annotate.core.errors import AccessDenied, InputFileError, RuleViolation
 from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
 from annotate.core.formats import RatingRow, read_nle_file, read_ratings_csv
 from annotate.core.importing import GOLD_CONFIG, ImportResult
+from annotate.core.pairwise_store import PairwiseStoreMixin
 from annotate.core.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules, score
 from annotate.core.schema import migrate, now_iso
 
@@ -40,8 +41,8 @@ DISAGREEMENT_KINDS = ("perception", "position", "expectation", "other")
 # input, predicted_label and explanation (they would show a blank item).
 
 
-class Store:
-    """All reads and writes of the annotation database."""
+class Store(PairwiseStoreMixin):
+    """All reads and writes of the annotation database (pairwise studies: pairwise_store.py)."""
 
     def __init__(self, path: str | Path = ":memory:", *, busy_timeout_ms: int = 30_000) -> None:
         self.path = str(path)
@@ -223,6 +224,8 @@ class Store:
         if with_gold:
             records, gold_skipped = importing.with_gold_references(records)
         s = self.get_study(study)
+        if s is not None and self.pairwise_setup(s["id"]) is not None:
+            raise ValueError(f"study {study!r} is a pairwise study; import its NLE file with --pairwise A B")
         existing = self._item_contents(s["id"]) if s else {}
         result, new = importing.diff_items(path, records, existing, study)
         result.gold_skipped = gold_skipped
@@ -545,14 +548,19 @@ class Store:
         return items, ratings_df
 
     def export_bytes(self, study: str | None = None, fmt: str = "csv", *, raw: bool = False) -> bytes:
-        """The ratings export (one row per rating, EXPORT_COLUMNS) as CSV or JSONL bytes; CSV cells are escaped
-        for spreadsheets unless `raw`."""
+        """The ratings export (one row per rating, EXPORT_COLUMNS) as CSV or JSONL bytes; for a pairwise study,
+        one row per pairwise answer (pairwise.EXPORT_PREFERENCE_COLUMNS). CSV cells are escaped for spreadsheets
+        unless `raw`."""
+        if self.pairwise_setup(self.resolve_study(study)["id"]) is not None:
+            return self.export_preferences_bytes(study, fmt, raw=raw)
         return ratings_bytes(self.ratings_frame(study), fmt, raw=raw)
 
     def export(self, out: str | Path, fmt: str = "csv", study: str | None = None, *, raw: bool = False) -> int:
         """Write one row per rating as CSV or JSONL; returns the number of rows."""
         data = self.export_bytes(study, fmt, raw=raw)
         Path(out).write_bytes(data)
+        if self.pairwise_setup(self.resolve_study(study)["id"]) is not None:
+            return len(self.preferences_frame(study))
         return len(self.ratings_frame(study))
 
     def import_ratings(self, path: str | Path, study: str | None = None, *, data: bytes | None = None,
@@ -563,6 +571,8 @@ class Store:
         without the export's spreadsheet escaping."""
         target = self.target_study(study, create=True)
         s = self.get_study(target)
+        if s is not None and self.pairwise_setup(s["id"]) is not None:
+            raise ValueError(f"study {target!r} is a pairwise study; its answers need a `preference` column")
         rows = read_ratings_csv(path, s["tags"] if s else list(DEFAULT_TAGS), data, raw=raw)
         rules = Rules.from_dict(s["rules"]) if s else Rules()
         result = ImportResult(study=target)

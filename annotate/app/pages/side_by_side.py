@@ -5,7 +5,9 @@ explanations next to each other, and every annotator's answers and tags. Filter 
 import streamlit as st
 
 from analysis.compare import DEFAULT_COMPARE, compare, side_by_side_rows
-from annotate.app.admin import rated_study
+from analysis.data import prepare
+from annotate.app.admin import choose_study
+from annotate.app.pairwise_view import show_pairwise
 from annotate.app.render import answer_line, config_choices, format_input, md_escape
 from annotate.app.session import require_admin
 
@@ -14,7 +16,14 @@ PAGE_SIZE = 10
 store = require_admin()
 st.title("Side by side")
 
-study, p = rated_study(store, key="sbs_study")
+study = choose_study(store, key="sbs_study")
+if show_pairwise(store, study):  # a pairwise study has its own view
+    st.stop()
+items, ratings = store.analysis_frames(study)
+if len(ratings) == 0:
+    st.info("No ratings in this study yet.")
+    st.stop()
+p = prepare(items, ratings, store.get_study(study)["tags"])
 configs = p.model_configs  # gold is the human ceiling, never one side of a comparison
 if len(configs) < 2:
     st.info("This study has ratings for one configuration only; nothing to compare.")

@@ -1,0 +1,69 @@
+"""Pairwise annotate page: the input, the predicted answer, Explanation 1 and Explanation 2 (sides drawn per
+annotator and pair, never shown), "Which explanation justifies the answer better?" 1 / 2 / Tie (keys 1, 2, 3),
+tags per side, optional 4-point rating per side, a comment, Submit (Enter)."""
+
+import streamlit as st
+
+from annotate.app import pair_queue as pq
+from annotate.app import render
+from annotate.app.session import require_annotator
+from annotate.core.pairwise import CHOICE_LABELS, CHOICES, PAIR_QUESTION
+from annotate.core.scale import RATINGS
+
+store, annotator = require_annotator()
+queue = pq.PairQueue(store, annotator)
+study = queue.study()
+rate_sides = queue.setup()["rate_sides"]
+answered, total = queue.counts()
+
+st.progress(answered / total if total else 1.0, text=render.progress_text(answered, total))
+if notice := queue.pop_notice():
+    st.toast(notice)
+
+item = queue.item()
+if item is None:
+    st.success(f"All {total} pairs answered — thank you!")
+    st.write("You can still go back and revise any answer.")
+    done = st.container(horizontal=True)
+    done.button("Back to the last pair", on_click=queue.back, icon=":material/arrow_back:")
+    done.button("Revise from the first pair", on_click=queue.restart, icon=":material/restart_alt:")
+    st.stop()
+
+pos = item["position"]
+head = st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center")
+head.caption(f"Pair {pos + 1} in your queue" + (" · answered earlier; you may revise it" if item["answer"] else ""))
+with head.popover("Guidelines", icon=":material/menu_book:"):
+    render.show_guidelines(study)
+
+with st.container(border=True):
+    for label, text in render.input_fields(item["dataset"], item["input"]):
+        render.show_literal(label, text)
+render.show_literal("Predicted answer", item["predicted_label"])
+
+tag_guide = study["guidelines"].get("tags", {})
+for side, col, text in zip(pq.SIDES, st.columns(2), item["explanations"], strict=True):
+    with col, st.container(border=True):
+        render.show_literal(f"Explanation {side}", text)
+        if rate_sides:
+            st.radio(f"Does explanation {side} justify the answer?", RATINGS, format_func=render.rating_label,
+                     key=pq.rating_key(pos, side), index=None)
+        with st.expander(f"Shortcomings of explanation {side}"):
+            for i, tag in enumerate(study["tags"]):
+                st.checkbox(tag, key=pq.tag_key(pos, side, i), help=tag_guide.get(tag, {}).get("meaning"))
+
+st.radio(PAIR_QUESTION, CHOICES, format_func=CHOICE_LABELS.get, key=pq.choice_key(pos), index=None, horizontal=True,
+         on_change=queue.radio_changed, args=(pos,))
+keys = st.container(horizontal=True, horizontal_alignment="distribute")
+for choice, key in zip(CHOICES, pq.CHOICE_KEYS, strict=True):
+    keys.button(f"{CHOICE_LABELS[choice]} ({key})", key=pq.choice_button_key(choice), shortcut=key,
+                on_click=queue.choose, args=(choice,), width="stretch", type="tertiary")
+st.text_area("Comment (optional)", key=pq.comment_key(pos), height=68)
+
+for message in queue.errors() or []:
+    st.error(message)
+
+actions = st.container(horizontal=True)
+actions.button("Back", on_click=queue.back, disabled=pos == 0, icon=":material/arrow_back:", width="stretch")
+actions.button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
+actions.button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")
+render.keep_shortcuts_after_clicks()

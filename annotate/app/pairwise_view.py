@@ -1,0 +1,65 @@
+"""The Side by side page's view of a pairwise study (researchers only): the comparison's figures overall and per
+dataset, then each pair with both explanations under their configuration names and every annotator's answer."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analysis.pairwise import analyse_pairwise_store
+from annotate.app.render import format_input, md_escape
+from annotate.core.store import Store
+
+PAGE_SIZE = 10
+
+
+def show_pairwise(store: Store, study: str) -> bool:
+    """Draw the pairwise view when `study` is a pairwise study; False (nothing drawn) for a rating study."""
+    s = store.get_study(study)
+    setup = store.pairwise_setup(s["id"]) if s else None
+    if setup is None:
+        return False
+    a, b = setup["a"], setup["b"]
+    st.caption(md_escape(f"Pairwise study: {a} (A) against {b} (B), blind; sides drawn per annotator and pair."))
+    prefs = store.preferences_frame(study)
+    if prefs.empty:
+        st.info("No pairwise answers in this study yet.")
+        return True
+    p = analyse_pairwise_store(store, study)
+    o = p.overall
+    m = st.columns(4)
+    m[0].metric("Pairs answered", o.n_items)
+    m[1].metric("Win rate of A", "n/a" if o.win_rate_a is None else f"{o.win_rate_a:.3f}",
+                help="(wins of A + ties / 2) / answers; 95 % bootstrap interval over pairs below")
+    m[2].metric("Sign test p", "n/a" if o.sign_test_p.value is None else f"{o.sign_test_p.value:.3g}",
+                help="exact two-sided binomial test over pairs by net preference, ties left out")
+    m[3].metric("Cohen's κ", "n/a" if o.cohen_kappa.value is None else f"{o.cohen_kappa.value:.3f}",
+                help="agreement on A / B / tie (mean over annotator pairs with more than two annotators)")
+    st.text(f"{a} wins: {o.wins_a}   ties: {o.ties}   {b} wins: {o.wins_b}   "
+            f"(answers; pairs A / tie / B: {o.items_a} / {o.items_tie} / {o.items_b})")
+    for note in p.notes:
+        st.info(md_escape(note))
+    st.dataframe(p.table(), hide_index=True)
+
+    items = store.items_frame(study).set_index("item_id")
+    pairs = dict(((i, (ea, eb)) for i, ea, eb in store.conn.execute(
+        "SELECT p.item_id, p.explanation_a, p.explanation_b FROM pair_items p JOIN items i ON i.id = p.item_id"
+        " WHERE i.study_id = ?", (s["id"],))))
+    dataset = st.selectbox("Dataset", ["All datasets", *sorted(prefs["dataset"].unique())], key="sbs_pw_dataset")
+    shown = prefs if dataset == "All datasets" else prefs[prefs["dataset"] == dataset]
+    ids = list(dict.fromkeys(shown["item_id"]))
+    pages = (len(ids) - 1) // PAGE_SIZE + 1
+    page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="sbs_pw_page"))
+    names = {"a": a, "b": b, "tie": "tie"}
+    for item_id in ids[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]:
+        it = items.loc[item_id]
+        with st.container(border=True):
+            st.text(f"{it['dataset']} · {it['sample_id']} — predicted: {it['predicted_label']}")
+            st.text(format_input(it["input"]))
+            for col, name, expl in zip(st.columns(2), (a, b), pairs.get(item_id, ("", "")), strict=True):
+                col.text(name)
+                col.code(expl, language=None, wrap_lines=True)
+            for r in shown[shown["item_id"] == item_id].itertuples(index=False):
+                st.text(f"{r.annotator}: {names[r.preference]}"
+                        + (f" — tags {a}: {r.tags_a}" if r.tags_a else "")
+                        + (f" — tags {b}: {r.tags_b}" if r.tags_b else ""))
+    return True

@@ -1,0 +1,139 @@
+"""The pairwise page in a real browser: keys 1 / 2 / 3 and Enter, a tie, tags per side with the mouse, and nothing
+in the DOM or in any websocket frame that names a configuration or says which side is which."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[dev]')")
+
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from annotate.core.store import Store  # noqa: E402
+from tests.helpers import nle  # noqa: E402
+
+from .annotator_page import settle  # noqa: E402
+from .conftest import CLI, REPO, START_TIMEOUT_S, App, _free_port  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+A, B = "full_ft_CFGNAME_A", "attq_ln_CFGNAME_B"
+MODEL = "t5-large-MODELNAME"
+QUESTION = "Which explanation justifies the answer better?"
+N_PAIRS = 6
+CODE = "pairwise-code-1"
+_CAPTION = re.compile(r"^Pair (\d+)\b")
+
+
+@pytest.fixture(scope="module")
+def pair_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """`nle-annotate serve` on a database holding a pairwise study of A against B with annotator "pia"."""
+    tmp = tmp_path_factory.mktemp("pairwise_app")
+    db, log, nles = tmp / "annotations.db", tmp / "server.log", tmp / "nles.jsonl"
+    nles.write_text("\n".join(json.dumps(nle("esnli", f"s{i}", cfg, model=MODEL, explanation=f"reason {i} by {who}"))
+                              for i in range(N_PAIRS) for cfg, who in ((A, "writer one"), (B, "writer two"))))
+    with Store(db) as store:
+        store.import_pairwise(nles, A, B, "pw")
+        store.add_annotator("pia", "pw", code=CODE)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NLE_", "STREAMLIT_"))}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(CLI), "serve", "--db", str(db), "--server.port", str(port), "--server.headless", "true",
+             "--server.fileWatcherType", "none"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"the app did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield App(url=url, db=db, log=log)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+
+
+def on_screen(page: Page) -> tuple[int, str]:
+    """(queue position, the text shown as Explanation 1)."""
+    settle(page)
+    m = _CAPTION.match(page.get_by_text(_CAPTION).inner_text())
+    assert m
+    texts = page.locator('[data-testid="stText"]').all_inner_texts()
+    first = next(t for t in texts if t.startswith("reason "))
+    return int(m.group(1)) - 1, first
+
+
+def stored(db: Path, sample: str) -> dict:
+    with Store(db) as store:
+        df = store.preferences_frame("pw")
+    return df[df["sample_id"] == sample].iloc[0].to_dict()
+
+
+def test_keys_tie_tags_per_side_and_no_side_mapping_in_dom_or_websocket(pair_app: App, new_page) -> None:
+    page = new_page()
+    frames: list[bytes | str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(payload)))
+    page.goto(pair_app.url)
+    page.get_by_label("Name").fill("pia")
+    page.get_by_label("Access code").fill(CODE)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_text(QUESTION)).to_be_visible()
+    page.get_by_text(QUESTION).click()  # focus off the sign-in fields, as a person clicking on the page
+
+    doms = []
+    for step, (key, choice) in enumerate((("1", "Explanation 1"), ("3", "Tie"), ("2", "Explanation 2"))):
+        pos, first = on_screen(page)
+        assert pos == step
+        sample = "s" + first.split()[1]
+        a_first = first.endswith("writer one")
+        if step == 0:  # a tag on Explanation 2, ticked with the mouse
+            page.get_by_text("Shortcomings of explanation 2").click()
+            page.get_by_text("hallucination", exact=True).last.click()
+            expect(page.get_by_role("checkbox", name="hallucination").last).to_be_checked()
+            settle(page)
+        page.keyboard.press(key)
+        expect(page.get_by_role("radio", name=choice, exact=True)).to_be_checked()
+        settle(page)
+        doms.append(page.content())
+        page.keyboard.press("Enter")
+        expect(page.locator('[data-testid="stProgress"]')).to_have_text(f"{step + 1} of {N_PAIRS}")
+        row = stored(pair_app.db, sample)
+        expected = {"Explanation 1": "a" if a_first else "b", "Explanation 2": "b" if a_first else "a",
+                    "Tie": "tie"}[choice]
+        assert (row["preference"], int(row["a_first"])) == (expected, int(a_first))
+        if step == 0:
+            assert (row["tags_b"] if a_first else row["tags_a"]) == "hallucination"
+            assert (row["tags_a"] if a_first else row["tags_b"]) == ""
+    settle(page)
+    doms.append(page.content())
+
+    # Blind: no configuration or model name, no side flag, in the DOM at any step or in any frame the server sent.
+    assert frames, "no websocket frames were recorded"
+    wire = b"".join(f if isinstance(f, bytes) else f.encode() for f in frames)
+    for secret in (A, B, MODEL, "CFGNAME", "a_first", "shown_first", "explanation_a", "explanation_b"):
+        assert secret.encode() not in wire, secret
+        assert all(secret not in dom for dom in doms), secret
+    # The explanations did reach the browser (the check above looked at the right frames).
+    assert b"writer one" in wire and b"writer two" in wire
