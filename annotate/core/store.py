@@ -15,6 +15,8 @@ import math
 import random
 import sqlite3
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,28 +39,105 @@ __all__ = ["DISAGREEMENT_KINDS", "EXPORT_COLUMNS", "GOLD_CONFIG", "ImportResult"
 DISAGREEMENT_KINDS = ("perception", "position", "expectation", "other")
 
 
+class _Holder:
+    """One thread's connection; closed when the thread (and so its thread-local) goes away."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.db = conn, sqlite_utils.Database(conn)
+
+    def __del__(self) -> None:
+        self.conn.close()
+
+
+class _NoLock:
+    """A stand-in for the lock when every thread has its own connection (SQLite itself serialises writers)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """BEGIN IMMEDIATE, retried while SQLite reports the database busy or locked, up to `timeout_s`.
+
+    The busy handler already waits, but SQLite skips it in some cases (e.g. a WAL snapshot that must be reset),
+    which surfaced as "database is locked" after 0.000 s; a writer must queue, never fail, while others write.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 class Store:
     """All reads and writes of the annotation database."""
 
     def __init__(self, path: str | Path = ":memory:", *, busy_timeout_ms: int = 30_000) -> None:
         self.path = str(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        # One sqlite3 connection per thread: Streamlit runs overlapping script runs of one session on different
+        # threads, and two threads on one connection share its transaction state ("cannot start a transaction
+        # within a transaction", dirty reads of the other thread's uncommitted writes). An in-memory database
+        # exists only inside its one connection, so it keeps a single connection (tests only).
+        self._local = threading.local()
+        # Weak: a connection closes when its thread ends (Streamlit starts a thread per burst of reruns).
+        self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
+        self._shared: sqlite3.Connection | None = None
+        if self.path == ":memory:":
+            self._shared = self._connect()
+        self._lock = threading.RLock() if self._shared is not None else _NoLock()
+        self.migrate()
+
+    def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so writers queue on the busy timeout
         # instead of failing with "database is locked" when a deferred transaction tries to upgrade.
-        conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None,
                                check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        self.conn = conn
-        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         if self.path != ":memory:":
             conn.execute("PRAGMA journal_mode = WAL")
             # In WAL mode NORMAL loses no committed transaction on a process crash (only on power loss).
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        self._lock = threading.RLock()
-        self.migrate()
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        if self._shared is not None:
+            return self._shared
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
+            holder = self._local.holder = _Holder(self._connect())
+            self._holders.add(holder)
+        return holder.conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over this thread's connection."""
+        if self._shared is not None:
+            if not hasattr(self, "_shared_db"):
+                self._shared_db = sqlite_utils.Database(self._shared)
+            return self._shared_db
+        self.conn  # noqa: B018 - opens this thread's connection and its Database
+        return self._local.holder.db
 
     def close(self) -> None:
-        self.conn.close()
+        if self._shared is not None:
+            self._shared.close()
+        for holder in list(self._holders):
+            holder.conn.close()
+        self._holders = weakref.WeakSet()
+        self._local = threading.local()
 
     def __enter__(self) -> Store:
         return self
@@ -71,14 +150,15 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            conn = self.conn
+            _begin_immediate(conn, self._busy_timeout_ms / 1000)
             try:
-                yield self.conn
+                yield conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
             else:
-                self.conn.execute("COMMIT")
+                conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
         """Apply pending named migrations (schema.MIGRATIONS); returns the names applied."""
