@@ -64,7 +64,15 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX login_attempts_name ON login_attempts(name, at)")
 
 
-MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [("0001_initial", _m0001_initial)]
+def _m0002_sign_in_hardening(db: sqlite_utils.Database) -> None:
+    # Bumped by sign-out and code reset; a session or resume token carrying an older generation is refused.
+    db.execute("ALTER TABLE annotators ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("0001_initial", _m0001_initial),
+    ("0002_sign_in_hardening", _m0002_sign_in_hardening),
+]
 
 
 

@@ -378,12 +378,27 @@ class Store:
             raise ValueError(f"unknown annotator {name!r}")
         code = auth.new_access_code()
         with self._transaction() as conn:
-            conn.execute("UPDATE annotators SET code_hash = ? WHERE id = ?", (auth.hash_code(code), row["id"]))
+            conn.execute("UPDATE annotators SET code_hash = ?, session_generation = session_generation + 1"
+                         " WHERE id = ?", (auth.hash_code(code), row["id"]))
         return code
 
+    def end_sessions(self, annotator_id: int) -> None:
+        """Sign an annotator out everywhere: every session and resume token issued so far stops working."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE annotators SET session_generation = session_generation + 1 WHERE id = ?",
+                         (annotator_id,))
+
+    def session_generation(self, annotator_id: int) -> int | None:
+        """The annotator's current session generation (None for an unknown id)."""
+        row = self.conn.execute("SELECT session_generation FROM annotators WHERE id = ?", (annotator_id,)).fetchone()
+        return row[0] if row else None
+
     def annotator_by_id(self, annotator_id: int) -> dict[str, Any] | None:
-        """id, name, study_id and code hash of one annotator (for verifying signed session tokens)."""
-        return self._one("SELECT id, name, study_id, code_hash FROM annotators WHERE id = ?", (annotator_id,))
+        """id, name, study_id, code hash and session generation of one annotator (for verifying session tokens)."""
+        if not -(2**63) <= annotator_id < 2**63:  # SQLite's integer range; a bigger one raises OverflowError
+            return None
+        return self._one("SELECT id, name, study_id, code_hash, session_generation FROM annotators WHERE id = ?",
+                         (annotator_id,))
 
     def annotators(self, study: str | None = None) -> list[dict[str, Any]]:
         """Annotators with their progress; never their access codes."""

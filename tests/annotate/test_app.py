@@ -118,7 +118,11 @@ def submit_button(at: AppTest):
 
 
 def current_item_id(at: AppTest) -> int:
-    return int(at.radio[0].key.rsplit("_", 1)[1])
+    """The database id of the item on screen, looked up from its queue position (the page never carries ids)."""
+    position = int(at.radio[0].key.rsplit("_", 1)[1])
+    with Store(at.session_state["_store"].path) as store:
+        aid = at.session_state["annotator"]["id"]
+        return store.annotator_item(aid, position)["item_id"]
 
 
 # -- the annotator's page ---------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ if item is None:
     done.button("Revise from the first item", on_click=queue.restart, icon=":material/restart_alt:")
     st.stop()
 
-iid = item["item_id"]
+slot = item["position"]  # widget keys by queue position: the database id never reaches the browser
 head = st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center")
 head.caption(f"Item {item['position'] + 1} in your queue"
              + (" · answered earlier; you may revise it" if item["answer"] else ""))
@@ -34,8 +34,8 @@ with head.popover("Guidelines", icon=":material/menu_book:"):
 
 render.show_item(item)
 
-st.radio(render.md_escape(study["question"]), RATINGS, format_func=render.rating_label, key=q.answer_key(iid),
-         index=None, horizontal=True, on_change=queue.radio_changed, args=(iid,))
+st.radio(render.md_escape(study["question"]), RATINGS, format_func=render.rating_label, key=q.answer_key(slot),
+         index=None, horizontal=True, on_change=queue.radio_changed, args=(slot,))
 answer_keys = st.container(horizontal=True, horizontal_alignment="distribute")
 for rating, key in zip(RATINGS, q.ANSWER_KEYS, strict=True):
     answer_keys.button(render.rating_label(rating), key=q.answer_button_key(rating), shortcut=key,
@@ -45,8 +45,8 @@ st.caption("Shortcoming tags")
 tag_guide = study["guidelines"].get("tags", {})
 tag_cols = st.columns(3)
 for i, tag in enumerate(study["tags"]):
-    tag_cols[i % 3].checkbox(tag, key=q.tag_key(iid, tag), help=tag_guide.get(tag, {}).get("meaning"))
-st.text_area("Comment (optional)", key=q.comment_key(iid), height=68)
+    tag_cols[i % 3].checkbox(tag, key=q.tag_key(slot, tag), help=tag_guide.get(tag, {}).get("meaning"))
+st.text_area("Comment (optional)", key=q.comment_key(slot), height=68)
 
 for message in queue.errors() or []:
     st.error(message)

@@ -1,0 +1,97 @@
+"""Issue 10 in the app (AppTest): revoked sessions, hostile resume tokens, ids kept out of the page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from annotate.app.session import RESUME_PARAM
+from annotate.core.store import Store
+from tests.annotate import test_app as base
+from tests.annotate.test_app import CODES, answer, on_sign_in_page, reload, signed_in, walk
+from tests.helpers import nle
+
+app_env, study = base.app_env, base.study  # the same fixtures as the app's own tests
+
+
+def sign_out(at: AppTest) -> AppTest:
+    return next(b for b in at.sidebar.button if b.label == "Sign out").click().run()
+
+
+# -- sessions ---------------------------------------------------------------------------------------------------
+
+
+def test_sign_out_revokes_the_resume_url_on_the_server(study, store: Store) -> None:
+    """Sign out, press Back (the old `/?resume=` URL) or open it in a fresh browser: signed out either way."""
+    at = signed_in("anna")
+    token = at.query_params[RESUME_PARAM]
+    assert not on_sign_in_page(reload(token))  # the URL works while signed in (a reload continues)
+    sign_out(at)
+    assert on_sign_in_page(reload(token))
+
+
+def test_sign_out_in_one_tab_ends_the_other_tabs_session(study, store: Store) -> None:
+    first, second = signed_in("anna"), signed_in("anna")
+    sign_out(first)
+    second.run()
+    assert on_sign_in_page(second)
+    assert not any(b.label == "Sign out" for b in second.sidebar.button)
+
+
+def test_a_code_reset_ends_a_session_that_is_already_open(study, store: Store) -> None:
+    at = signed_in("anna")
+    store.reset_code("anna")
+    assert on_sign_in_page(at.run())
+
+
+def test_a_huge_or_malformed_resume_token_shows_the_sign_in_page_not_an_error(study) -> None:
+    for token in ("99999999999999999999.1.x", "1.99999999999999999999999.x", "-99999999999999999999.1.x",
+                  "1." + "9" * 5000 + ".x", "1.2.3.4", "\x00"):
+        at = reload(token)
+        assert not at.exception, (token[:40], at.exception)
+        assert on_sign_in_page(at)
+
+
+# -- blindness --------------------------------------------------------------------------------------------------
+
+
+def test_no_widget_key_or_element_carries_a_database_id(app_env: Path, store: Store, write_jsonl) -> None:
+    """Item ids follow the file (configurations alternate, gold last); none may reach the page. Ids are made
+    distinct from every queue position by importing another study first."""
+    store.import_nles(write_jsonl([nle("sbic", f"pad-{i}") for i in range(50)], "pad.jsonl"), "pad")
+    lines = [nle("esnli", f"s{i}", cfg) for i in range(3) for cfg in ("full_ft", "att_q")]
+    store.import_nles(write_jsonl(lines), "s", with_gold=True)
+    store.add_annotator("anna", "s", code=CODES["anna"])
+    aid = store.annotators("s")[0]["id"]
+    ids = {store.annotator_item(aid, p)["item_id"] for p in range(store.queue_length(aid))}
+    assert min(ids) > store.queue_length(aid)
+    at = signed_in("anna")
+    for rating in ("yes", "no", "weak_yes"):
+        keys = [str(el.proto.id) for el in walk(at) if getattr(getattr(el, "proto", None), "id", "")]
+        assert any("_a_answer_" in k for k in keys)
+        numbers = {int(n) for k in keys for n in re.findall(r"\d+", k.rsplit("-", 1)[-1])}
+        assert not numbers & ids, f"item ids {numbers & ids} in widget keys {keys}"
+        at = answer(at, rating)
+
+
+# -- what `serve` passes to Streamlit ---------------------------------------------------------------------------
+
+
+def test_serve_hides_error_details_queues_reruns_and_caps_uploads(monkeypatch, tmp_path: Path) -> None:
+    from streamlit.web import cli as stcli
+
+    from annotate import cli
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(stcli, "main", lambda: seen.append(list(cli.sys.argv)) or 0)
+    monkeypatch.setattr(cli.sys, "argv", ["nle-annotate"])
+    monkeypatch.delenv("NLE_DEMO", raising=False)
+    assert cli.main(["serve", "--db", str(tmp_path / "a.db"), "--server.port", "8999"]) == 0
+    argv = seen[0]
+    options = dict(zip(argv[3::2], argv[4::2], strict=False))
+    assert options["--client.showErrorDetails"] == "none"
+    assert options["--runner.fastReruns"] == "false"
+    assert options["--server.maxUploadSize"] == "25"
+    assert argv[-2:] == ["--server.port", "8999"]  # the user's own options come last and win
