@@ -22,7 +22,6 @@ from annotate.core.demo import load_demo
 from annotate.core.errors import AccessDenied
 from annotate.core.store import Store
 
-ADMIN_KEY = "__admin__"
 # A reload starts a new Streamlit session; this URL parameter carries a signed, expiring token so the
 # annotator continues where they were. It is bound to the annotator's current code hash: resetting the code
 # ends every such token.
@@ -38,6 +37,15 @@ def _sign(*parts: object) -> str:
 
 def _annotator_token(annotator: dict[str, Any]) -> str:
     return _sign("annotator", annotator["id"], annotator["name"], annotator["study_id"], annotator["generation"])
+
+
+def client_address() -> str:
+    """The browser's address as Streamlit sees it (behind a proxy: the proxy's; docs/deploying.md), for sign-in
+    limits per client."""
+    try:
+        return str(st.context.ip_address or "local")
+    except Exception:  # no request behind this session (AppTest, bare mode)
+        return "local"
 
 
 def get_store() -> Store:
@@ -127,7 +135,7 @@ def _clear_identity() -> None:
 def sign_in_annotator(name: str, code: str) -> dict[str, Any]:
     """Check name and code; raises AccessDenied or TooManyAttempts. Signs out any admin in this session."""
     store = get_store()
-    annotator = store.authenticate(name, code)
+    annotator = store.authenticate(name, code, client_address())
     annotator = {**annotator, "generation": store.session_generation(annotator["id"])}
     _clear_identity()
     st.session_state[_ADMIN] = False
@@ -142,11 +150,7 @@ def sign_in_admin(password: str) -> None:
     expected = settings.admin_password()
     if not expected:
         raise AccessDenied("Researcher pages are disabled: set NLE_ADMIN_PASSWORD or admin_password in secrets.")
-    store = get_store()
-    store.check_rate_limit(ADMIN_KEY)
-    ok = hmac.compare_digest(password.encode(), expected.encode())
-    store.record_attempt(ADMIN_KEY, ok)
-    if not ok:
+    if not get_store().check_admin_password(password, expected, client_address()):
         raise AccessDenied("Password not recognised.")
     _clear_identity()
     st.query_params.pop(RESUME_PARAM, None)

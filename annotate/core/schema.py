@@ -67,6 +67,10 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
 def _m0002_sign_in_hardening(db: sqlite_utils.Database) -> None:
     # Bumped by sign-out and code reset; a session or resume token carrying an older generation is refused.
     db.execute("ALTER TABLE annotators ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0")
+    # Sign-in attempts are limited per client address and per (name, client); see auth.begin_attempt.
+    db.execute("ALTER TABLE login_attempts ADD COLUMN client TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX login_attempts_client ON login_attempts(client, at)")
+    db.execute("CREATE INDEX login_attempts_at ON login_attempts(at)")
 
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [

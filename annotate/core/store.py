@@ -10,6 +10,7 @@ plain dicts and DataFrames.
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import random
@@ -410,26 +411,33 @@ class Store:
                 (SELECT MAX(submitted_at) FROM ratings r WHERE r.annotator_id = a.id) AS last_submitted_at
             FROM annotators a JOIN studies s ON s.id = a.study_id {where} ORDER BY a.id""", params))
 
-    def check_rate_limit(self, key: str) -> None:
-        """Raise TooManyAttempts when `key` failed too often within the last minute (auth.MAX_FAILURES)."""
-        auth.check_rate_limit(self.conn, key)
-
-    def record_attempt(self, key: str, ok: bool) -> None:
+    def authenticate(self, name: str, code: str, client: str = "local") -> dict[str, Any]:
+        """The annotator for (name, code) signing in from `client` (an address); AccessDenied ("not recognised")
+        or TooManyAttempts otherwise. The attempt is decided and recorded before the slow hash (auth.begin_attempt).
+        """
         with self._transaction() as conn:
-            auth.record_attempt(conn, key, ok)
-
-    def authenticate(self, name: str, code: str) -> dict[str, Any]:
-        """The annotator for (name, code); AccessDenied ("not recognised") or TooManyAttempts otherwise."""
-        key = auth.name_key(name)
-        self.check_rate_limit(key)
-        # Prefer an annotator with a code (one imported from ratings with the same name has none).
-        row = self._annotator_named(name)
-        ok = auth.verify_code(code.strip(), row["code_hash"] if row and row["code_hash"] else auth.DUMMY_HASH)
-        ok = ok and row is not None and row["code_hash"] is not None
-        self.record_attempt(key, ok)
+            attempt = auth.begin_attempt(conn, auth.annotator_attempt_key(name), client)
+        ok = False
+        if len(name) <= auth.MAX_NAME_CHARS and len(code) <= auth.MAX_CODE_CHARS:
+            # Prefer an annotator with a code (one imported from ratings with the same name has none).
+            row = self._annotator_named(name)
+            ok = auth.verify_code(code.strip(), row["code_hash"] if row and row["code_hash"] else auth.DUMMY_HASH)
+            ok = ok and row is not None and row["code_hash"] is not None
+        with self._transaction() as conn:
+            auth.finish_attempt(conn, attempt, ok)
         if not ok:
             raise AccessDenied("Name or access code not recognised.")
         return {"id": row["id"], "name": row["name"], "study_id": row["study_id"]}
+
+    def check_admin_password(self, password: str, expected: str, client: str = "local") -> bool:
+        """Whether `password` is the admin password, limited like annotator sign-ins under the admin's own key
+        (no annotator name can lock the researcher out); raises TooManyAttempts."""
+        with self._transaction() as conn:
+            attempt = auth.begin_attempt(conn, auth.ADMIN_ATTEMPT_KEY, client)
+        ok = hmac.compare_digest(password.encode()[:1024], expected.encode())
+        with self._transaction() as conn:
+            auth.finish_attempt(conn, attempt, ok)
+        return ok
 
     # -- the annotator's queue (blind views) ---------------------------------------------------------------------
 

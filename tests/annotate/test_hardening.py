@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from annotate.app.session import RESUME_PARAM
 from annotate.core.store import Store
 from tests.annotate import test_app as base
-from tests.annotate.test_app import CODES, answer, on_sign_in_page, reload, signed_in, walk
+from tests.annotate.test_app import CODES, answer, app, on_sign_in_page, reload, signed_in, walk
 from tests.helpers import nle
 
 app_env, study = base.app_env, base.study  # the same fixtures as the app's own tests
@@ -95,3 +95,10 @@ def test_serve_hides_error_details_queues_reruns_and_caps_uploads(monkeypatch, t
     assert options["--runner.fastReruns"] == "false"
     assert options["--server.maxUploadSize"] == "25"
     assert argv[-2:] == ["--server.port", "8999"]  # the user's own options come last and win
+
+
+def test_sign_in_fields_cap_their_length(app_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NLE_ADMIN_PASSWORD", "pw-123")
+    at = app().run()
+    for key in ("sign_in_name", "sign_in_code", "admin_password"):
+        assert 0 < at.text_input(key=key).proto.max_chars <= 256, key
