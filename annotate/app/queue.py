@@ -6,6 +6,7 @@ annotator id, so nothing here can reach another annotator's answers.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,10 @@ from annotate.core.scale import RATINGS
 from annotate.core.store import Store
 
 ANSWER_KEYS = ("1", "2", "3", "4")
+# Submits per session: at most SUBMIT_BURST within SUBMIT_WINDOW_S (a person needs a second or more per item);
+# a client that floods Submit is told to slow down, and the form keeps its answer.
+SUBMIT_BURST, SUBMIT_WINDOW_S = 10, 5.0
+SLOW_DOWN = "Slow down: your answer was not saved yet. It is still here; press Enter again in a moment."
 COUNTS_TTL_S = 60.0  # progress counts are refreshed from the database at least this often
 STUDY_TTL_S = 60.0
 
@@ -199,6 +204,13 @@ class Queue:
         if rating not in RATINGS:
             s["errors"] = ["Choose an answer (keys 1–4) before submitting."]
             return
+        now = time.monotonic()
+        recent = [t for t in s.get("submits", []) if now - t < SUBMIT_WINDOW_S]
+        if len(recent) >= SUBMIT_BURST:
+            s["submits"], s["errors"] = recent, [SLOW_DOWN]
+            st.session_state[answer_key(slot)] = rating  # the chosen answer stays on screen
+            return
+        s["submits"] = [*recent, now]
         tags = [t for t in self.study()["tags"] if st.session_state.get(tag_key(slot, t))]
         comment = str(st.session_state.get(comment_key(slot)) or "").strip()
         shown = s["shown"]
@@ -208,8 +220,11 @@ class Queue:
         except RuleViolation as e:
             s["errors"] = list(e.messages)
             return
-        except AccessDenied as e:
+        except (AccessDenied, ValueError) as e:
             s["errors"] = [str(e)]
+            return
+        except sqlite3.OperationalError:  # busy beyond the store's own retries: say so, keep the answer
+            s["errors"] = ["The server is busy and did not save this answer yet. Press Enter again."]
             return
         c = s["counts"]
         if c is not None and saved["revision"] == 1:

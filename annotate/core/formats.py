@@ -21,6 +21,9 @@ from annotate.core.errors import InputFileError
 from annotate.core.scale import normalize_rating, score
 
 MAX_LINE_CHARS = 1_000_000
+# An annotator's comment: the app's text box, Store.submit and the ratings CSV reader share this limit, so every
+# export row stays far below MAX_LINE_CHARS and imports back.
+MAX_COMMENT_CHARS = 10_000
 
 REQUIRED_KEYS = ("dataset", "sample_id", "config", "input", "predicted_label", "explanation")
 OPTIONAL_KEYS = ("model", "split_seed", "gold_label", "gold_explanations", "prompt", "study")
@@ -337,6 +340,13 @@ def _parse_seconds(path: Path, number: int, row: dict[str, str]) -> float | None
     return seconds
 
 
+def _parse_comment(path: Path, number: int, row: dict[str, str]) -> str:
+    comment = row.get("comment", "")
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise InputFileError(path, number, "comment", f"longer than {MAX_COMMENT_CHARS:,} characters")
+    return comment
+
+
 def _parse_rating_row(path: Path, number: int, row: dict[str, str], allowed: set[str]) -> RatingRow:
     """One validated rating row."""
     for col in RATING_COLUMNS:
@@ -347,7 +357,7 @@ def _parse_rating_row(path: Path, number: int, row: dict[str, str], allowed: set
         *key,
         rating=_parse_rating(path, number, row),
         tags=_parse_tags(path, number, row, allowed),
-        comment=row.get("comment", ""),
+        comment=_parse_comment(path, number, row),
         seconds=_parse_seconds(path, number, row),
         submitted_at=_parse_submitted_at(path, number, row.get("submitted_at", "").strip()),
         predicted_label=row.get("predicted_label") or None,

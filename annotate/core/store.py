@@ -30,7 +30,7 @@ import sqlite_utils
 from annotate.core import auth, importing
 from annotate.core.errors import AccessDenied, InputFileError, RuleViolation
 from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
-from annotate.core.formats import RatingRow, read_nle_file, read_ratings_csv
+from annotate.core.formats import MAX_COMMENT_CHARS, RatingRow, read_nle_file, read_ratings_csv
 from annotate.core.importing import GOLD_CONFIG, ImportResult
 from annotate.core.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules, score
 from annotate.core.schema import migrate, now_iso
@@ -494,6 +494,8 @@ class Store:
         # The ratings CSV refuses these, so storing one would make the export impossible to re-import.
         if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
             raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+        if len(comment or "") > MAX_COMMENT_CHARS:
+            raise ValueError(f"comment is longer than {MAX_COMMENT_CHARS:,} characters")
         tags = list(dict.fromkeys(tags))
         with self._lock:
             ctx = self.conn.execute(

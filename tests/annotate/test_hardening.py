@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from annotate.app.session import RESUME_PARAM
@@ -102,3 +103,45 @@ def test_sign_in_fields_cap_their_length(app_env: Path, monkeypatch) -> None:
     at = app().run()
     for key in ("sign_in_name", "sign_in_code", "admin_password"):
         assert 0 < at.text_input(key=key).proto.max_chars <= 256, key
+
+
+# -- resource abuse ---------------------------------------------------------------------------------------------
+
+
+def test_a_flood_of_submits_is_told_to_slow_down_and_loses_nothing(study, store: Store, monkeypatch) -> None:
+    from annotate.app import queue
+
+    monkeypatch.setattr(queue, "SUBMIT_BURST", 2)
+    monkeypatch.setattr(queue, "SUBMIT_WINDOW_S", 600.0)
+    at = signed_in("anna")
+    at = answer(at, "yes")
+    at = answer(at, "weak_yes")
+    at = answer(at, "yes", comment="kept")
+    assert [e.value for e in at.error] == [queue.SLOW_DOWN]
+    assert store.answered_count(study["anna"]) == 2
+    assert at.radio[0].value == "yes" and at.text_area[0].value == "kept"  # the answer is still on screen
+    monkeypatch.setattr(queue, "SUBMIT_WINDOW_S", 0.0)
+    at = next(b for b in at.button if b.label == "Submit").click().run()
+    assert not at.error and store.answered_count(study["anna"]) == 3
+    saved = store.ratings_frame("s")
+    assert sorted(saved["rating"]) == ["weak_yes", "yes", "yes"] and "kept" in set(saved["comment"])
+
+
+def test_comment_limit_is_the_same_in_the_box_the_store_and_the_csv(study, store: Store, tmp_path: Path) -> None:
+    from annotate.core.errors import InputFileError
+    from annotate.core.formats import MAX_COMMENT_CHARS
+
+    at = signed_in("anna")
+    assert at.text_area[0].proto.max_chars == MAX_COMMENT_CHARS
+    item = store.annotator_item(study["anna"], 0)["item_id"]
+    before = store.counts()
+    with pytest.raises(ValueError, match="comment is longer than 10,000 characters"):
+        store.submit(study["anna"], item, "yes", comment="x" * (MAX_COMMENT_CHARS + 1))
+    assert store.counts() == before
+    store.submit(study["anna"], item, "yes", comment="x" * MAX_COMMENT_CHARS)
+    data = store.export_bytes("s", "csv")
+    with Store(tmp_path / "other.db") as other:  # the longest comment allowed exports and imports back
+        assert other.import_ratings("export.csv", "s", data=data).ratings_added == 1
+        too_long = data.replace(b"x" * MAX_COMMENT_CHARS, b"x" * (MAX_COMMENT_CHARS + 1))
+        with pytest.raises(InputFileError, match=r"export2\.csv, line 2, field 'comment': longer than 10,000"):
+            other.import_ratings("export2.csv", "s", data=too_long)

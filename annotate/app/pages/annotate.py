@@ -5,6 +5,7 @@ import streamlit as st
 from annotate.app import queue as q
 from annotate.app import render
 from annotate.app.session import require_annotator
+from annotate.core.formats import MAX_COMMENT_CHARS
 from annotate.core.scale import RATINGS
 
 store, annotator = require_annotator()
@@ -46,7 +47,7 @@ tag_guide = study["guidelines"].get("tags", {})
 tag_cols = st.columns(3)
 for i, tag in enumerate(study["tags"]):
     tag_cols[i % 3].checkbox(tag, key=q.tag_key(slot, tag), help=tag_guide.get(tag, {}).get("meaning"))
-st.text_area("Comment (optional)", key=q.comment_key(slot), height=68)
+st.text_area("Comment (optional)", key=q.comment_key(slot), height=68, max_chars=MAX_COMMENT_CHARS)
 
 for message in queue.errors() or []:
     st.error(message)
