@@ -145,3 +145,54 @@ def test_comment_limit_is_the_same_in_the_box_the_store_and_the_csv(study, store
         too_long = data.replace(b"x" * MAX_COMMENT_CHARS, b"x" * (MAX_COMMENT_CHARS + 1))
         with pytest.raises(InputFileError, match=r"export2\.csv, line 2, field 'comment': longer than 10,000"):
             other.import_ratings("export2.csv", "s", data=too_long)
+
+
+# -- rendering --------------------------------------------------------------------------------------------------
+
+HOSTILE_NAME = "![n](http://host/x.png)\u202eevil"
+
+
+def test_hostile_names_and_texts_are_drawn_literally(app_env: Path, store: Store, write_jsonl) -> None:
+    long = "x" * 200_000
+    lines = [nle("esnli", "s1", explanation=long),
+             nle("mystery", "s2", input={"see [link](http://host/) www.host.com": "abc \u202e fdp"})]
+    store.import_nles(write_jsonl(lines), "s")
+    store.add_annotator(HOSTILE_NAME, "s", code="code-h-1")
+    at = app().run()
+    at.text_input(key="sign_in_name").input(HOSTILE_NAME)
+    at.text_input(key="sign_in_code").input("code-h-1")
+    at = at.button(key="sign_in").click().run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.sidebar.text] == ["Signed in as ![n](http://host/x.png)⟦U+202E⟧evil"]
+    assert not [m for m in at.sidebar.markdown if "host" in m.value]
+    drawn = []
+    for _ in range(2):
+        drawn += [t.value for t in at.text]
+        at = at.button(key="_k_yes").click().run()
+        at = next(b for b in at.button if b.label == "Submit").click().run()
+    texts = "\n".join(drawn)
+    assert "\u202e" not in texts and "abc ⟦U+202E⟧ fdp" in texts
+    explanation = next(t for t in drawn if t.startswith("xxx"))
+    assert len(explanation) < 10_100 and explanation.endswith("[… 190,000 more characters not shown]")
+    assert long in set(store.items_frame("s")["explanation"])  # the store keeps the full text
+    for el in walk(at):  # the unknown field's name: escaped markdown, so no link
+        if el.type == "caption" and "host" in str(el.value):
+            assert "\\[link\\]\\(http\\:" in el.value
+
+
+def test_chart_labels_from_files_are_literal_in_the_app_and_the_report() -> None:
+    import pandas as pd
+
+    from analysis.report import analyse_export, figures, render_html
+
+    link = '<a href="http://evil/">full_ft</a>'
+    rows = [{"dataset": "esnli", "sample_id": f"s{i}", "config": cfg, "annotator": who, "rating": r,
+             "tags": "hallucination" if r == "no" else "", "comment": "", "seconds": 1.0, "submitted_at": ""}
+            for i in range(6) for cfg in (link, "att\u202eq") for who, r in (("a", "yes"), ("b", "no" if i % 2 else "yes"))]
+    a = analyse_export(pd.DataFrame(rows), compare_configs=(link, "att\u202eq"))
+    figs = figures(a)
+    blob = "".join(f.to_json() for f in figs.values())
+    assert "<a" not in blob and "\u202e" not in blob and "\\u202e" not in blob.lower()
+    assert "&lt;a href=" in blob  # plotly.js draws the entity as "<": the label reads literally
+    page = render_html(a, figs)
+    assert '<a href="http://evil/">' not in page
