@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from annotate.app import timing
 from annotate.core.errors import AccessDenied, RuleViolation
 from annotate.core.scale import RATINGS
 from annotate.core.store import Store
@@ -191,6 +192,7 @@ class Queue:
 
     def submit(self) -> None:
         """Save the answer to the item on screen through the store; on a rule violation keep the form, say why."""
+        timing.submit_received()
         s = self._state()
         item_id = self._on_screen()
         if item_id is None:

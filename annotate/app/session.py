@@ -43,9 +43,10 @@ def client_address() -> str:
     """The browser's address as Streamlit sees it (behind a proxy: the proxy's; docs/deploying.md), for sign-in
     limits per client."""
     try:
-        return str(st.context.ip_address or "local")
-    except Exception:  # no request behind this session (AppTest, bare mode)
+        address = st.context.ip_address
+    except Exception:  # no request behind this session (bare mode)
         return "local"
+    return address if isinstance(address, str) and address else "local"  # AppTest hands out a mock
 
 
 def get_store() -> Store:
