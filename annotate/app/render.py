@@ -165,6 +165,17 @@ if (!window.__nleReleaseFocus) {
     const ticked = el && el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
     if (ticked || (el && el.tagName === "BUTTON")) el.blur();
   }, 0), true);
+  // A key pressed before that release ran (Enter at once after a click) would still target the checkbox, where
+  // Streamlit ignores shortcuts: hand it on to the page instead.
+  document.addEventListener("keydown", (e) => {
+    const el = e.target;
+    const ticked = el && el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
+    if (!ticked || !e.isTrusted || !["Enter", "1", "2", "3", "4"].includes(e.key)) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    el.blur();
+    document.body.dispatchEvent(new KeyboardEvent("keydown", {key: e.key, code: e.code, bubbles: true}));
+  }, true);
 }
 </script>"""
 
