@@ -176,6 +176,17 @@ if (!window.__nleReleaseFocus) {
     el.blur();
     document.body.dispatchEvent(new KeyboardEvent("keydown", {key: e.key, code: e.code, bubbles: true}));
   }, true);
+  // Keys 1-4 also tick the answer radio right here in the browser, so the Enter that follows carries the answer
+  // in its own message even when the key's own rerun message is folded away on a busy server.
+  document.addEventListener("keydown", (e) => {
+    const el = e.target;
+    const typing = el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type !== "checkbox"
+                                                        && el.type !== "radio"));
+    if (typing || e.ctrlKey || e.metaKey || e.altKey || !["1", "2", "3", "4"].includes(e.key)) return;
+    const radios = document.querySelectorAll('[data-testid="stMain"] [data-testid="stRadio"] input[type="radio"]');
+    const radio = radios[Number(e.key) - 1];
+    if (radio && !radio.checked) radio.click();
+  }, true);
 }
 </script>"""
 

@@ -132,3 +132,38 @@ def test_enter_right_after_ticking_a_tag_submits(demo: App, new_page) -> None:
     settle(page)
     ratings = rated(demo, "dora")
     assert [ratings.get(q["item_id"]) for q in queue[:4]] == [("weak_no", "hallucination")] * 4
+
+
+def test_eight_sessions_hammering_submit_show_no_error_and_lose_nothing(demo: App, new_page) -> None:
+    """8 annotators in 8 browser sessions press a key and Enter on every page without waiting, round after
+    round; afterwards every item a page moved past is saved exactly once and no page ever showed an error."""
+    names = [f"load{i}" for i in range(8)]
+    with Store(demo.db) as store:
+        for name in names:
+            store.add_annotator(name, "demo", code=f"{name}-code-1")
+    pages = []
+    for name in names:
+        page = new_page()
+        sign_in(page, demo.url, name, f"{name}-code-1")
+        pages.append(page)
+    errors = []
+    rounds = 5
+    for position in range(rounds):
+        for page in pages:  # all eight send before any is waited for
+            page.keyboard.press(RATING_KEY["weak_yes"])
+            page.keyboard.press("Enter")
+        for page in pages:
+            try:
+                wait_for_item(page, position + 1)
+            except AssertionError:
+                alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
+                radio = [r for r in ("Yes", "Weak yes") if page.get_by_role("radio", name=r, exact=True).is_checked()]
+                raise AssertionError(f"page {pages.index(page)} stuck at {position}: alerts {alerts}, radio {radio}")
+            errors += page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
+    assert errors == []
+    for name in names:
+        aid, queue = queue_of(demo, name)
+        with Store(demo.db) as store:
+            history = store.conn.execute("SELECT item_id, rating FROM rating_history WHERE annotator_id = ?",
+                                         (aid,)).fetchall()
+        assert sorted(history) == sorted((q["item_id"], "weak_yes") for q in queue[:rounds]), name
