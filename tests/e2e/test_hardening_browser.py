@@ -155,10 +155,10 @@ def test_eight_sessions_hammering_submit_show_no_error_and_lose_nothing(demo: Ap
         for page in pages:
             try:
                 wait_for_item(page, position + 1)
-            except AssertionError:
+            except AssertionError as e:
                 alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
                 radio = [r for r in ("Yes", "Weak yes") if page.get_by_role("radio", name=r, exact=True).is_checked()]
-                raise AssertionError(f"page {pages.index(page)} stuck at {position}: alerts {alerts}, radio {radio}")
+                raise AssertionError(f"page {pages.index(page)} stuck at {position}: alerts {alerts}, radio {radio}") from e
             errors += page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
     assert errors == []
     for name in names:
