@@ -3,6 +3,8 @@ VENV ?= .venv
 PYTHON ?= python3
 PIP = $(VENV)/bin/python -m pip
 DB ?= data/annotations.db
+# Only this machine can reach `make app`; set ADDRESS=0.0.0.0 behind a reverse proxy (docs/deploying.md).
+ADDRESS ?= localhost
 # Where torch comes from. Empty: pip's own configuration (here, the local CPU wheel of torch 2.13.0). On a machine
 # whose index serves CUDA builds, `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu` avoids gigabytes.
 TORCH_INDEX ?=
@@ -10,7 +12,7 @@ TORCH_INDEX ?=
 .PHONY: app test lint bench wheel-check floors
 
 app: $(VENV)/.installed-app
-	$(VENV)/bin/nle-annotate serve --db $(DB) --demo
+	$(VENV)/bin/nle-annotate serve --db $(DB) --demo --server.address $(ADDRESS)
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from analysis.agreement import BOOTSTRAP_DEFAULT
 from analysis.compare import DEFAULT_COMPARE, Comparison, compare
 from analysis.data import GOLD_CONFIG, Prepared, prepare, split_export
+from analysis.literal import literal_figure
 from analysis.png import PngExporter
 from analysis.tables import (
     CONTRACT_KEYS,
@@ -284,7 +285,7 @@ def figures(a: Analysis) -> dict[str, go.Figure]:
                                    colorscale="RdBu"))
         fig.update_layout(title="Pairwise Cohen's κ")
         figs["pairwise_kappa"] = fig
-    return figs
+    return {name: literal_figure(fig) for name, fig in figs.items()}  # names from files shown literally
 
 
 # -- outputs --------------------------------------------------------------------------------------------------------

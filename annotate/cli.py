@@ -14,6 +14,8 @@ from annotate.core.assignment import parse_overlap
 from annotate.core.errors import InputFileError
 from annotate.core.store import Store
 
+MAX_UPLOAD_MB = 25
+
 
 def _store(args: argparse.Namespace) -> Store:
     return Store(args.db)
@@ -178,6 +180,20 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0 if check == "ok" else 1
 
 
+# What `serve` passes to `streamlit run` before the user's own options (which win); docs/deploying.md explains each.
+SERVE_DEFAULTS = (
+    # Annotators get a plain page: no Deploy button or developer menu.
+    "--client.toolbarMode", "viewer", "--browser.gatherUsageStats", "false",
+    # No tracebacks, source lines or file paths in the browser ("full" turns them back on for development).
+    "--client.showErrorDetails", "none",
+    # A rerun request waits for the running one instead of cancelling it: a client that floods key presses
+    # cannot start a rerun per message, and a key's run is never cut short by the Enter that follows it.
+    "--runner.fastReruns", "false",
+    # Megabytes; bigger NLE files are imported with `nle-annotate import` (the researcher page says so).
+    "--server.maxUploadSize", str(MAX_UPLOAD_MB),
+)
+
+
 def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     from streamlit.web import cli as stcli
 
@@ -185,8 +201,7 @@ def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     os.environ["NLE_DB"] = str(Path(args.db).resolve())
     if args.demo:
         os.environ["NLE_DEMO"] = "1"
-    # Annotators get a plain page: no Deploy button or developer menu.
-    defaults = ["--client.toolbarMode", "viewer", "--browser.gatherUsageStats", "false"]
+    defaults = [*SERVE_DEFAULTS]
     sys.argv = ["streamlit", "run", str(app), *defaults, *extra]
     return stcli.main()
 

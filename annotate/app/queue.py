@@ -6,31 +6,40 @@ annotator id, so nothing here can reach another annotator's answers.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
+from annotate.app import timing
 from annotate.core.errors import AccessDenied, RuleViolation
 from annotate.core.scale import RATINGS
 from annotate.core.store import Store
 
 ANSWER_KEYS = ("1", "2", "3", "4")
+# Submits per session: at most SUBMIT_BURST within SUBMIT_WINDOW_S (a person needs a second or more per item);
+# a client that floods Submit is told to slow down, and the form keeps its answer.
+SUBMIT_BURST, SUBMIT_WINDOW_S = 10, 5.0
+SLOW_DOWN = "Slow down: your answer was not saved yet. It is still here; press Enter again in a moment."
 COUNTS_TTL_S = 60.0  # progress counts are refreshed from the database at least this often
 STUDY_TTL_S = 60.0
 
 
-def answer_key(item_id: int) -> str:
-    return f"_a_answer_{item_id}"
+# Widget keys reach the browser and the websocket, so they name the item's place in this annotator's own queue
+# (random per annotator), never its database id: ids follow the file's order (configurations alternate, gold
+# reference items come last), so an id would tell a curious annotator which configuration they are rating.
+def answer_key(position: int) -> str:
+    return f"_a_answer_{position}"
 
 
-def tag_key(item_id: int, tag: str) -> str:
-    return f"_a_tag_{item_id}_{tag}"
+def tag_key(position: int, tag: str) -> str:
+    return f"_a_tag_{position}_{tag}"
 
 
-def comment_key(item_id: int) -> str:
-    return f"_a_comment_{item_id}"
+def comment_key(position: int) -> str:
+    return f"_a_comment_{position}"
 
 
 def answer_button_key(rating: str) -> str:
@@ -101,26 +110,26 @@ class Queue:
             return self.item() if self.position is not None else None
         s = self._state()
         if s["shown"] is None or s["shown"][0] != item["item_id"]:
-            s["shown"] = (item["item_id"], time.monotonic())
+            s["shown"] = (item["item_id"], time.monotonic(), pos)
         self._prefill(item)
         return item
 
     def _prefill(self, item: dict[str, Any]) -> None:
         """Put the saved answer (if any) into the widgets' state the first time the item is drawn."""
-        iid = item["item_id"]
+        iid, pos = item["item_id"], item["position"]
         choice = self._state()["choice"]
-        if answer_key(iid) in st.session_state:
+        if answer_key(pos) in st.session_state:
             # A radio value of None can only be stale (nobody can untick a radio): show the answer chosen.
-            if st.session_state[answer_key(iid)] is None and choice.get(iid):
-                st.session_state[answer_key(iid)] = choice[iid]
+            if st.session_state[answer_key(pos)] is None and choice.get(iid):
+                st.session_state[answer_key(pos)] = choice[iid]
             return
         answer = item["answer"] or {"rating": None, "tags": [], "comment": ""}
-        st.session_state[answer_key(iid)] = answer["rating"]
+        st.session_state[answer_key(pos)] = answer["rating"]
         if answer["rating"]:
             choice[iid] = answer["rating"]
         for tag in self.study()["tags"]:
-            st.session_state[tag_key(iid, tag)] = tag in answer["tags"]
-        st.session_state[comment_key(iid)] = answer["comment"] or ""
+            st.session_state[tag_key(pos, tag)] = tag in answer["tags"]
+        st.session_state[comment_key(pos)] = answer["comment"] or ""
 
     def errors(self) -> list[str] | None:
         return self._state()["errors"]
@@ -137,19 +146,23 @@ class Queue:
         shown = self._state()["shown"]
         return shown[0] if shown else None
 
+    def _slot_on_screen(self) -> int:
+        return self._state()["shown"][2]
+
     def choose(self, rating: str) -> None:
         """An answer key (1–4) or button: remember the choice for the item on screen and show it in the radio."""
         item_id = self._on_screen()
         if item_id is None:
             return
         self._state()["choice"][item_id] = rating
-        st.session_state[answer_key(item_id)] = rating
+        st.session_state[answer_key(self._slot_on_screen())] = rating
 
-    def radio_changed(self, item_id: int) -> None:
+    def radio_changed(self, position: int) -> None:
         """The radio was clicked: remember the choice (a None can only come from a stale browser state)."""
-        value = st.session_state.get(answer_key(item_id))
-        if value in RATINGS:
-            self._state()["choice"][item_id] = value
+        shown = self._state()["shown"]
+        value = st.session_state.get(answer_key(position))
+        if value in RATINGS and shown and shown[2] == position:
+            self._state()["choice"][shown[0]] = value
 
     def back(self) -> None:
         pos = self.position
@@ -179,6 +192,7 @@ class Queue:
 
     def submit(self) -> None:
         """Save the answer to the item on screen through the store; on a rule violation keep the form, say why."""
+        timing.submit_received()
         s = self._state()
         item_id = self._on_screen()
         if item_id is None:
@@ -186,13 +200,21 @@ class Queue:
         # A key 1–4 pressed just before Enter can arrive in the same batch as Enter, and callbacks run in no
         # promised order: a pending answer key wins, then the remembered choice, then the radio.
         pending = [r for r in RATINGS if st.session_state.get(answer_button_key(r)) is True]
+        slot = self._slot_on_screen()
         rating = (pending[-1] if pending else None) or s["choice"].get(item_id) \
-            or st.session_state.get(answer_key(item_id))
+            or st.session_state.get(answer_key(slot))
         if rating not in RATINGS:
             s["errors"] = ["Choose an answer (keys 1–4) before submitting."]
             return
-        tags = [t for t in self.study()["tags"] if st.session_state.get(tag_key(item_id, t))]
-        comment = str(st.session_state.get(comment_key(item_id)) or "").strip()
+        now = time.monotonic()
+        recent = [t for t in s.get("submits", []) if now - t < SUBMIT_WINDOW_S]
+        if len(recent) >= SUBMIT_BURST:
+            s["submits"], s["errors"] = recent, [SLOW_DOWN]
+            st.session_state[answer_key(slot)] = rating  # the chosen answer stays on screen
+            return
+        s["submits"] = [*recent, now]
+        tags = [t for t in self.study()["tags"] if st.session_state.get(tag_key(slot, t))]
+        comment = str(st.session_state.get(comment_key(slot)) or "").strip()
         shown = s["shown"]
         seconds = round(time.monotonic() - shown[1], 3) if shown and shown[0] == item_id else None
         try:
@@ -200,14 +222,17 @@ class Queue:
         except RuleViolation as e:
             s["errors"] = list(e.messages)
             return
-        except AccessDenied as e:
+        except (AccessDenied, ValueError) as e:
             s["errors"] = [str(e)]
+            return
+        except sqlite3.OperationalError:  # busy beyond the store's own retries: say so, keep the answer
+            s["errors"] = ["The server is busy and did not save this answer yet. Press Enter again."]
             return
         c = s["counts"]
         if c is not None and saved["revision"] == 1:
             c["answered"] += 1
         # Widgets of the saved item start from the database next time it is shown.
-        for key in [answer_key(item_id), comment_key(item_id), *(tag_key(item_id, t) for t in self.study()["tags"])]:
+        for key in [answer_key(slot), comment_key(slot), *(tag_key(slot, t) for t in self.study()["tags"])]:
             if key in st.session_state:
                 del st.session_state[key]
         s["notice"] = "Saved." if saved["revision"] == 1 else f"Saved (revision {saved['revision']})."

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from annotate.core.scale import RATING_LABELS
+from annotate.core.text import show_controls
 
 # How each known dataset's input is laid out: (field in `input`, label shown).
 INPUT_LAYOUT: dict[str, list[tuple[str, str]]] = {
@@ -51,10 +52,23 @@ def progress_text(answered: int, total: int) -> str:
     return f"{answered} of {total}"
 
 
+# What is drawn of one text from a file: the browser takes seconds to lay out a 200,000-character line without
+# spaces, so longer texts are cut here with a note (the store keeps the full text; exports carry it).
+MAX_DRAWN_CHARS = 10_000
+
+
+def drawn_text(text: str) -> str:
+    """The text as drawn: bidi controls made visible, cut after MAX_DRAWN_CHARS with a note of what is left out."""
+    text = str(text)
+    if len(text) > MAX_DRAWN_CHARS:
+        text = text[:MAX_DRAWN_CHARS] + f"\n[… {len(text) - MAX_DRAWN_CHARS:,} more characters not shown]"
+    return show_controls(text)
+
+
 def show_literal(label: str, text: str) -> None:
-    """A caption (escaped) over text from the file, shown exactly as written."""
+    """A caption (escaped) over text from the file, shown exactly as written (st.text: no markdown, no HTML)."""
     st.caption(md_escape(label))
-    st.text(text)
+    st.text(drawn_text(text))
     if not text.strip():
         st.caption("(empty)")
 
@@ -136,7 +150,7 @@ _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
 
 def md_escape(text: str) -> str:
     """Backslash-escape Markdown so st.info/st.success show names from files literally ("full_ft" stays so)."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in show_controls(str(text)[:MAX_DRAWN_CHARS]))
 
 
 # Streamlit ignores shortcut keys while an <input> has focus, and a checkbox or radio keeps focus after a mouse
@@ -151,6 +165,28 @@ if (!window.__nleReleaseFocus) {
     const ticked = el && el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
     if (ticked || (el && el.tagName === "BUTTON")) el.blur();
   }, 0), true);
+  // A key pressed before that release ran (Enter at once after a click) would still target the checkbox, where
+  // Streamlit ignores shortcuts: hand it on to the page instead.
+  document.addEventListener("keydown", (e) => {
+    const el = e.target;
+    const ticked = el && el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
+    if (!ticked || !e.isTrusted || !["Enter", "1", "2", "3", "4"].includes(e.key)) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    el.blur();
+    document.body.dispatchEvent(new KeyboardEvent("keydown", {key: e.key, code: e.code, bubbles: true}));
+  }, true);
+  // Keys 1-4 also tick the answer radio right here in the browser, so the Enter that follows carries the answer
+  // in its own message even when the key's own rerun message is folded away on a busy server.
+  document.addEventListener("keydown", (e) => {
+    const el = e.target;
+    const typing = el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type !== "checkbox"
+                                                        && el.type !== "radio"));
+    if (typing || e.ctrlKey || e.metaKey || e.altKey || !["1", "2", "3", "4"].includes(e.key)) return;
+    const radios = document.querySelectorAll('[data-testid="stMain"] [data-testid="stRadio"] input[type="radio"]');
+    const radio = radios[Number(e.key) - 1];
+    if (radio && !radio.checked) radio.click();
+  }, true);
 }
 </script>"""
 

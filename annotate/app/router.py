@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from annotate.app import join, session
+from annotate.app import join, render, session
 
 # Absolute paths: the same pages serve `streamlit run streamlit_app.py` in a checkout and the installed
 # package's entry script (annotate/app/main.py) that `nle-annotate serve` runs.
@@ -42,7 +42,9 @@ def route() -> None:
 
     if session.is_admin() or annotator:
         with st.sidebar:
-            st.caption("Signed in as researcher" if session.is_admin() else f"Signed in as {annotator['name']}")
+            # st.text, never markdown: a name such as ![n](http://host/x.png) would load a remote image.
+            st.text("Signed in as researcher" if session.is_admin()
+                    else f"Signed in as {render.drawn_text(annotator['name'])}")
             st.button("Sign out", on_click=join.sign_out, icon=":material/logout:")
 
     st.navigation(pages).run()

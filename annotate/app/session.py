@@ -22,7 +22,6 @@ from annotate.core.demo import load_demo
 from annotate.core.errors import AccessDenied
 from annotate.core.store import Store
 
-ADMIN_KEY = "__admin__"
 # A reload starts a new Streamlit session; this URL parameter carries a signed, expiring token so the
 # annotator continues where they were. It is bound to the annotator's current code hash: resetting the code
 # ends every such token.
@@ -37,7 +36,17 @@ def _sign(*parts: object) -> str:
 
 
 def _annotator_token(annotator: dict[str, Any]) -> str:
-    return _sign("annotator", annotator["id"], annotator["name"], annotator["study_id"])
+    return _sign("annotator", annotator["id"], annotator["name"], annotator["study_id"], annotator["generation"])
+
+
+def client_address() -> str:
+    """The browser's address as Streamlit sees it (behind a proxy: the proxy's; docs/deploying.md), for sign-in
+    limits per client."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # no request behind this session (bare mode)
+        return "local"
+    return address if isinstance(address, str) and address else "local"  # AppTest hands out a mock
 
 
 def get_store() -> Store:
@@ -52,30 +61,38 @@ def get_store() -> Store:
     return store
 
 
-def _resume_token(annotator_id: int, code_hash: str, expires: int) -> str:
-    return f"{annotator_id}.{expires}.{_sign('resume', annotator_id, code_hash, expires)[:40]}"
+def _resume_token(annotator_id: int, code_hash: str, generation: int, expires: int) -> str:
+    return f"{annotator_id}.{expires}.{_sign('resume', annotator_id, code_hash, generation, expires)[:40]}"
 
 
 def _remember_in_url(annotator: dict[str, Any]) -> None:
     row = get_store().annotator_by_id(annotator["id"])
     if row and row["code_hash"]:
-        st.query_params[RESUME_PARAM] = _resume_token(row["id"], row["code_hash"], int(time.time()) + RESUME_SECONDS)
+        st.query_params[RESUME_PARAM] = _resume_token(row["id"], row["code_hash"], row["session_generation"],
+                                                      int(time.time()) + RESUME_SECONDS)
+
+
+MAX_TOKEN_CHARS = 200
 
 
 def _restore_from_url() -> dict[str, Any] | None:
-    """The annotator named by a valid, unexpired resume token in the URL (after a reload), else None."""
-    token = st.query_params.get(RESUME_PARAM)
+    """The annotator named by a valid, unexpired, unrevoked resume token in the URL (after a reload), else None."""
+    token = str(st.query_params.get(RESUME_PARAM))
     try:
-        annotator_id, expires, _ = str(token).split(".")
+        if len(token) > MAX_TOKEN_CHARS:
+            return None
+        annotator_id, expires, _ = token.split(".")
         annotator_id, expires = int(annotator_id), int(expires)
-    except ValueError:
+        row = get_store().annotator_by_id(annotator_id)
+    except (ValueError, OverflowError):  # OverflowError: an id beyond SQLite's 64-bit integers
         return None
-    row = get_store().annotator_by_id(annotator_id)
     if not row or not row["code_hash"] or expires < time.time():
         return None
-    if not hmac.compare_digest(str(token), _resume_token(annotator_id, row["code_hash"], expires)):
+    expected = _resume_token(annotator_id, row["code_hash"], row["session_generation"], expires)
+    if not hmac.compare_digest(token, expected):
         return None
-    annotator = {"id": row["id"], "name": row["name"], "study_id": row["study_id"]}
+    annotator = {"id": row["id"], "name": row["name"], "study_id": row["study_id"],
+                 "generation": row["session_generation"]}
     _clear_identity()
     st.session_state[_ANNOTATOR] = annotator
     st.session_state[_ANNOTATOR_TOKEN] = _annotator_token(annotator)
@@ -93,6 +110,11 @@ def current_annotator() -> dict[str, Any] | None:
     except KeyError:
         return None
     if not hmac.compare_digest(token, expected):
+        return None
+    # Checked on every run: a sign-out elsewhere or a code reset ends this session too.
+    if get_store().session_generation(annotator["id"]) != annotator["generation"]:
+        _clear_identity()
+        st.query_params.pop(RESUME_PARAM, None)
         return None
     if RESUME_PARAM not in st.query_params:  # page switches drop query parameters
         _remember_in_url(annotator)
@@ -113,7 +135,9 @@ def _clear_identity() -> None:
 
 def sign_in_annotator(name: str, code: str) -> dict[str, Any]:
     """Check name and code; raises AccessDenied or TooManyAttempts. Signs out any admin in this session."""
-    annotator = get_store().authenticate(name, code)
+    store = get_store()
+    annotator = store.authenticate(name, code, client_address())
+    annotator = {**annotator, "generation": store.session_generation(annotator["id"])}
     _clear_identity()
     st.session_state[_ADMIN] = False
     st.session_state[_ANNOTATOR] = annotator
@@ -127,11 +151,7 @@ def sign_in_admin(password: str) -> None:
     expected = settings.admin_password()
     if not expected:
         raise AccessDenied("Researcher pages are disabled: set NLE_ADMIN_PASSWORD or admin_password in secrets.")
-    store = get_store()
-    store.check_rate_limit(ADMIN_KEY)
-    ok = hmac.compare_digest(password.encode(), expected.encode())
-    store.record_attempt(ADMIN_KEY, ok)
-    if not ok:
+    if not get_store().check_admin_password(password, expected, client_address()):
         raise AccessDenied("Password not recognised.")
     _clear_identity()
     st.query_params.pop(RESUME_PARAM, None)
@@ -140,7 +160,11 @@ def sign_in_admin(password: str) -> None:
 
 
 def sign_out() -> None:
-    """Forget who is signed in, and every page's state; the database connection stays."""
+    """End this annotator's sessions on the server (every tab, every resume URL), forget who is signed in here
+    and every page's state; the database connection stays."""
+    annotator = current_annotator()
+    if annotator:
+        get_store().end_sessions(annotator["id"])
     _clear_identity()
     st.query_params.pop(RESUME_PARAM, None)
 

@@ -47,21 +47,55 @@ def name_key(name: str) -> str:
     return name.strip().lower()
 
 
-def recent_failures(conn: sqlite3.Connection, key: str, now: float) -> list[float]:
-    """Times of `key`'s failed attempts within the window, oldest first."""
-    return [r[0] for r in conn.execute(
-        "SELECT at FROM login_attempts WHERE name = ? AND ok = 0 AND at > ? ORDER BY at",
-        (key, now - FAILURE_WINDOW_S))]
+# Sign-in limits (docs/deploying.md). Attempts are keyed by (name, client): a stranger who knows a name slows
+# only their own client down, never the owner on another one. A client is also limited across all names.
+MAX_NAME_CHARS, MAX_CODE_CHARS = 128, 128
+CLIENT_MAX_FAILURES = 20  # per client and FAILURE_WINDOW_S, whatever the names tried
+MAX_BACKOFF_S = 3600.0
+RETENTION_S = 86_400.0  # login_attempts older than this are deleted
+ADMIN_ATTEMPT_KEY = "admin:"  # its own namespace: no annotator name can map to it
 
 
-def check_rate_limit(conn: sqlite3.Connection, key: str) -> None:
-    """Raise TooManyAttempts when `key` failed MAX_FAILURES times within the last minute."""
+def annotator_attempt_key(name: str) -> str:
+    """The sign-in limit key of an annotator name (capped, so a 20 MB name stores 129 characters)."""
+    return "annotator:" + name_key(name[: MAX_NAME_CHARS + 1])
+
+
+def backoff_s(failures: int) -> float:
+    """How long (name, client) waits after its last failure: nothing for the first MAX_FAILURES failures since its
+    last success, then FAILURE_WINDOW_S doubling with each further failure, at most MAX_BACKOFF_S."""
+    if failures < MAX_FAILURES:
+        return 0.0
+    return min(FAILURE_WINDOW_S * 2 ** (failures - MAX_FAILURES), MAX_BACKOFF_S)
+
+
+def begin_attempt(conn: sqlite3.Connection, key: str, client: str) -> int:
+    """Decide and record one sign-in attempt in the caller's write transaction, before any hashing; returns its row.
+
+    The row is recorded as a failure until `finish_attempt` says otherwise, so parallel attempts count at once
+    (deciding and recording in one BEGIN IMMEDIATE transaction leaves no gap to race through). Raises
+    TooManyAttempts, recording nothing, while the client or the (name, client) pair must wait.
+    """
     now = time.time()
-    failures = recent_failures(conn, key, now)
-    if len(failures) >= MAX_FAILURES:
-        raise TooManyAttempts(max(1.0, failures[-MAX_FAILURES] + FAILURE_WINDOW_S - now))
+    conn.execute("DELETE FROM login_attempts WHERE at < ?", (now - RETENTION_S,))
+    by_client = [r[0] for r in conn.execute(
+        "SELECT at FROM login_attempts WHERE client = ? AND ok = 0 AND at > ? ORDER BY at",
+        (client, now - FAILURE_WINDOW_S))]
+    if len(by_client) >= CLIENT_MAX_FAILURES:
+        raise TooManyAttempts(max(1.0, by_client[-CLIENT_MAX_FAILURES] + FAILURE_WINDOW_S - now))
+    last_ok = conn.execute("SELECT COALESCE(MAX(at), 0) FROM login_attempts WHERE name = ? AND client = ? AND ok = 1",
+                           (key, client)).fetchone()[0]
+    failures = [r[0] for r in conn.execute(
+        "SELECT at FROM login_attempts WHERE name = ? AND client = ? AND ok = 0 AND at > ? ORDER BY at",
+        (key, client, last_ok))]
+    wait = backoff_s(len(failures)) - (now - failures[-1]) if failures else 0.0
+    if wait > 0:
+        raise TooManyAttempts(max(1.0, wait))
+    return conn.execute("INSERT INTO login_attempts (name, at, ok, client) VALUES (?, ?, 0, ?)",
+                        (key, now, client)).lastrowid
 
 
-def record_attempt(conn: sqlite3.Connection, key: str, ok: bool) -> None:
-    """Log one sign-in attempt (inside the caller's transaction)."""
-    conn.execute("INSERT INTO login_attempts (name, at, ok) VALUES (?, ?, ?)", (key, time.time(), int(ok)))
+def finish_attempt(conn: sqlite3.Connection, attempt_id: int, ok: bool) -> None:
+    """Mark an attempt begun by `begin_attempt` as a success (it stays a failure otherwise)."""
+    if ok:
+        conn.execute("UPDATE login_attempts SET ok = 1 WHERE id = ?", (attempt_id,))

@@ -23,6 +23,9 @@ from annotate.core.scale import RATINGS, normalize_rating, score
 from annotate.core.spreadsheet import unescape_cell
 
 MAX_LINE_CHARS = 1_000_000
+# An annotator's comment: the app's text box, Store.submit and the ratings CSV reader share this limit, so every
+# export row stays far below MAX_LINE_CHARS and imports back.
+MAX_COMMENT_CHARS = 10_000
 
 REQUIRED_KEYS = ("dataset", "sample_id", "config", "input", "predicted_label", "explanation")
 OPTIONAL_KEYS = ("model", "split_seed", "gold_label", "gold_explanations", "prompt", "study", "expected_rating")
@@ -380,6 +383,13 @@ def _parse_input(path: Path, number: int, row: dict[str, str]) -> dict[str, Any]
     return inp
 
 
+def _parse_comment(path: Path, number: int, row: dict[str, str]) -> str:
+    comment = row.get("comment", "")
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise InputFileError(path, number, "comment", f"longer than {MAX_COMMENT_CHARS:,} characters")
+    return comment
+
+
 def _parse_rating_row(path: Path, number: int, row: dict[str, str], allowed: set[str]) -> RatingRow:
     """One validated rating row."""
     for col in RATING_COLUMNS:
@@ -390,7 +400,7 @@ def _parse_rating_row(path: Path, number: int, row: dict[str, str], allowed: set
         *key,
         rating=_parse_rating(path, number, row),
         tags=_parse_tags(path, number, row, allowed),
-        comment=row.get("comment", ""),
+        comment=_parse_comment(path, number, row),
         seconds=_parse_seconds(path, number, row),
         submitted_at=_parse_submitted_at(path, number, row.get("submitted_at", "").strip()),
         predicted_label=row.get("predicted_label") or None,

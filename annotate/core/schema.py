@@ -64,6 +64,16 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX login_attempts_name ON login_attempts(name, at)")
 
 
+def _m0002_sign_in_hardening(db: sqlite_utils.Database) -> None:
+    # Bumped by sign-out and code reset; a session or resume token carrying an older generation is refused.
+    db.execute("ALTER TABLE annotators ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0")
+    # Sign-in attempts are limited per client address and per (name, client); see auth.begin_attempt.
+    db.execute("ALTER TABLE login_attempts ADD COLUMN client TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX login_attempts_client ON login_attempts(client, at)")
+    db.execute("CREATE INDEX login_attempts_at ON login_attempts(at)")
+
+
+
 def _m0003_k_of_n_assignment(db: sqlite_utils.Database) -> None:
     """Issue 12 §1, §3, §4: per-study assignment settings (overlap k, cap, reservation lapse), crowd joining,
     attention checks. Studies that exist already keep today's behaviour (overlap NULL = every annotator)."""
@@ -124,8 +134,10 @@ def _m0004_pairwise(db: sqlite_utils.Database) -> None:
         db.execute(f"""CREATE TRIGGER preference_history_no_{op.lower()} BEFORE {op} ON preference_history
             BEGIN SELECT RAISE(ABORT, 'preference_history is append-only'); END""")
 
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
+    ("0002_sign_in_hardening", _m0002_sign_in_hardening),
     ("0003_k_of_n_assignment", _m0003_k_of_n_assignment),
     ("0004_pairwise", _m0004_pairwise),
 ]

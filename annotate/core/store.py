@@ -10,12 +10,14 @@ plain dicts and DataFrames.
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +30,7 @@ import sqlite_utils
 from annotate.core import assignment, auth, crowd, importing
 from annotate.core.errors import AccessDenied, InputFileError, RuleViolation
 from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
-from annotate.core.formats import RatingRow, read_nle_file, read_ratings_csv
+from annotate.core.formats import MAX_COMMENT_CHARS, RatingRow, read_nle_file, read_ratings_csv
 from annotate.core.importing import GOLD_CONFIG, ImportResult
 from annotate.core.pairwise_store import PairwiseStoreMixin
 from annotate.core.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules, score
@@ -41,28 +43,105 @@ DISAGREEMENT_KINDS = ("perception", "position", "expectation", "other")
 # input, predicted_label and explanation (they would show a blank item).
 
 
+class _Holder:
+    """One thread's connection; closed when the thread (and so its thread-local) goes away."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.db = conn, sqlite_utils.Database(conn)
+
+    def __del__(self) -> None:
+        self.conn.close()
+
+
+class _NoLock:
+    """A stand-in for the lock when every thread has its own connection (SQLite itself serialises writers)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """BEGIN IMMEDIATE, retried while SQLite reports the database busy or locked, up to `timeout_s`.
+
+    The busy handler already waits, but SQLite skips it in some cases (e.g. a WAL snapshot that must be reset),
+    which surfaced as "database is locked" after 0.000 s; a writer must queue, never fail, while others write.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 class Store(PairwiseStoreMixin):
     """All reads and writes of the annotation database (pairwise studies: pairwise_store.py)."""
 
     def __init__(self, path: str | Path = ":memory:", *, busy_timeout_ms: int = 30_000) -> None:
         self.path = str(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        # One sqlite3 connection per thread: Streamlit runs overlapping script runs of one session on different
+        # threads, and two threads on one connection share its transaction state ("cannot start a transaction
+        # within a transaction", dirty reads of the other thread's uncommitted writes). An in-memory database
+        # exists only inside its one connection, so it keeps a single connection (tests only).
+        self._local = threading.local()
+        # Weak: a connection closes when its thread ends (Streamlit starts a thread per burst of reruns).
+        self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
+        self._shared: sqlite3.Connection | None = None
+        if self.path == ":memory:":
+            self._shared = self._connect()
+        self._lock = threading.RLock() if self._shared is not None else _NoLock()
+        self.migrate()
+
+    def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so writers queue on the busy timeout
         # instead of failing with "database is locked" when a deferred transaction tries to upgrade.
-        conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None,
                                check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        self.conn = conn
-        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         if self.path != ":memory:":
             conn.execute("PRAGMA journal_mode = WAL")
             # In WAL mode NORMAL loses no committed transaction on a process crash (only on power loss).
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        self._lock = threading.RLock()
-        self.migrate()
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        if self._shared is not None:
+            return self._shared
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
+            holder = self._local.holder = _Holder(self._connect())
+            self._holders.add(holder)
+        return holder.conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over this thread's connection."""
+        if self._shared is not None:
+            if not hasattr(self, "_shared_db"):
+                self._shared_db = sqlite_utils.Database(self._shared)
+            return self._shared_db
+        self.conn  # noqa: B018 - opens this thread's connection and its Database
+        return self._local.holder.db
 
     def close(self) -> None:
-        self.conn.close()
+        if self._shared is not None:
+            self._shared.close()
+        for holder in list(self._holders):
+            holder.conn.close()
+        self._holders = weakref.WeakSet()
+        self._local = threading.local()
 
     def __enter__(self) -> Store:
         return self
@@ -75,14 +154,15 @@ class Store(PairwiseStoreMixin):
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            conn = self.conn
+            _begin_immediate(conn, self._busy_timeout_ms / 1000)
             try:
-                yield self.conn
+                yield conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
             else:
-                self.conn.execute("COMMIT")
+                conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
         """Apply pending named migrations (schema.MIGRATIONS); returns the names applied."""
@@ -334,12 +414,27 @@ class Store(PairwiseStoreMixin):
             raise ValueError(f"unknown annotator {name!r}")
         code = auth.new_access_code()
         with self._transaction() as conn:
-            conn.execute("UPDATE annotators SET code_hash = ? WHERE id = ?", (auth.hash_code(code), row["id"]))
+            conn.execute("UPDATE annotators SET code_hash = ?, session_generation = session_generation + 1"
+                         " WHERE id = ?", (auth.hash_code(code), row["id"]))
         return code
 
+    def end_sessions(self, annotator_id: int) -> None:
+        """Sign an annotator out everywhere: every session and resume token issued so far stops working."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE annotators SET session_generation = session_generation + 1 WHERE id = ?",
+                         (annotator_id,))
+
+    def session_generation(self, annotator_id: int) -> int | None:
+        """The annotator's current session generation (None for an unknown id)."""
+        row = self.conn.execute("SELECT session_generation FROM annotators WHERE id = ?", (annotator_id,)).fetchone()
+        return row[0] if row else None
+
     def annotator_by_id(self, annotator_id: int) -> dict[str, Any] | None:
-        """id, name, study_id and code hash of one annotator (for verifying signed session tokens)."""
-        return self._one("SELECT id, name, study_id, code_hash FROM annotators WHERE id = ?", (annotator_id,))
+        """id, name, study_id, code hash and session generation of one annotator (for verifying session tokens)."""
+        if not -(2**63) <= annotator_id < 2**63:  # SQLite's integer range; a bigger one raises OverflowError
+            return None
+        return self._one("SELECT id, name, study_id, code_hash, session_generation FROM annotators WHERE id = ?",
+                         (annotator_id,))
 
     def annotators(self, study: str | None = None) -> list[dict[str, Any]]:
         """Annotators with their progress; never their access codes."""
@@ -351,26 +446,33 @@ class Store(PairwiseStoreMixin):
                 (SELECT MAX(submitted_at) FROM ratings r WHERE r.annotator_id = a.id) AS last_submitted_at
             FROM annotators a JOIN studies s ON s.id = a.study_id {where} ORDER BY a.id""", params))
 
-    def check_rate_limit(self, key: str) -> None:
-        """Raise TooManyAttempts when `key` failed too often within the last minute (auth.MAX_FAILURES)."""
-        auth.check_rate_limit(self.conn, key)
-
-    def record_attempt(self, key: str, ok: bool) -> None:
+    def authenticate(self, name: str, code: str, client: str = "local") -> dict[str, Any]:
+        """The annotator for (name, code) signing in from `client` (an address); AccessDenied ("not recognised")
+        or TooManyAttempts otherwise. The attempt is decided and recorded before the slow hash (auth.begin_attempt).
+        """
         with self._transaction() as conn:
-            auth.record_attempt(conn, key, ok)
-
-    def authenticate(self, name: str, code: str) -> dict[str, Any]:
-        """The annotator for (name, code); AccessDenied ("not recognised") or TooManyAttempts otherwise."""
-        key = auth.name_key(name)
-        self.check_rate_limit(key)
-        # Prefer an annotator with a code (one imported from ratings with the same name has none).
-        row = self._annotator_named(name)
-        ok = auth.verify_code(code.strip(), row["code_hash"] if row and row["code_hash"] else auth.DUMMY_HASH)
-        ok = ok and row is not None and row["code_hash"] is not None
-        self.record_attempt(key, ok)
+            attempt = auth.begin_attempt(conn, auth.annotator_attempt_key(name), client)
+        ok = False
+        if len(name) <= auth.MAX_NAME_CHARS and len(code) <= auth.MAX_CODE_CHARS:
+            # Prefer an annotator with a code (one imported from ratings with the same name has none).
+            row = self._annotator_named(name)
+            ok = auth.verify_code(code.strip(), row["code_hash"] if row and row["code_hash"] else auth.DUMMY_HASH)
+            ok = ok and row is not None and row["code_hash"] is not None
+        with self._transaction() as conn:
+            auth.finish_attempt(conn, attempt, ok)
         if not ok:
             raise AccessDenied("Name or access code not recognised.")
         return {"id": row["id"], "name": row["name"], "study_id": row["study_id"]}
+
+    def check_admin_password(self, password: str, expected: str, client: str = "local") -> bool:
+        """Whether `password` is the admin password, limited like annotator sign-ins under the admin's own key
+        (no annotator name can lock the researcher out); raises TooManyAttempts."""
+        with self._transaction() as conn:
+            attempt = auth.begin_attempt(conn, auth.ADMIN_ATTEMPT_KEY, client)
+        ok = hmac.compare_digest(password.encode()[:1024], expected.encode())
+        with self._transaction() as conn:
+            auth.finish_attempt(conn, attempt, ok)
+        return ok
 
     # -- the annotator's queue (blind views) ---------------------------------------------------------------------
 
@@ -442,6 +544,8 @@ class Store(PairwiseStoreMixin):
         # The ratings CSV refuses these, so storing one would make the export impossible to re-import.
         if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
             raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+        if len(comment or "") > MAX_COMMENT_CHARS:
+            raise ValueError(f"comment is longer than {MAX_COMMENT_CHARS:,} characters")
         tags = list(dict.fromkeys(tags))
         # Checked inside the write transaction: in a k-of-N study another process may take over a lapsed
         # reservation between a read and the write.

@@ -79,7 +79,7 @@ def shown(page: Page, tags: list[str]) -> Shown:
                    if page.get_by_role("radio", name=label, exact=True).is_checked()), None)
     return Shown(
         position=int(m.group(1)) - 1,
-        texts=page.locator('[data-testid="stText"]').all_inner_texts(),
+        texts=page.locator('[data-testid="stMain"] [data-testid="stText"]').all_inner_texts(),
         checked_rating=rating,
         checked_tags=[t for t in tags if page.get_by_role("checkbox", name=t, exact=True).is_checked()],
         comment=page.get_by_label("Comment (optional)").input_value(),

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from annotate.app import join, render
+from annotate.app import join, render, timing
 from annotate.app import queue as q
 from annotate.app.session import require_annotator
+from annotate.core.formats import MAX_COMMENT_CHARS
 from annotate.core.scale import RATINGS
 
 store, annotator = require_annotator()
@@ -24,9 +25,10 @@ if item is None:
     done = st.container(horizontal=True)
     done.button("Back to the last item", on_click=queue.back, icon=":material/arrow_back:")
     done.button("Revise from the first item", on_click=queue.restart, icon=":material/restart_alt:")
+    timing.item_drawn()
     st.stop()
 
-iid = item["item_id"]
+slot = item["position"]  # widget keys by queue position: the database id never reaches the browser
 head = st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center")
 head.caption(f"Item {item['position'] + 1} in your queue"
              + (" · answered earlier; you may revise it" if item["answer"] else ""))
@@ -35,8 +37,8 @@ with head.popover("Guidelines", icon=":material/menu_book:"):
 
 render.show_item(item)
 
-st.radio(render.md_escape(study["question"]), RATINGS, format_func=render.rating_label, key=q.answer_key(iid),
-         index=None, horizontal=True, on_change=queue.radio_changed, args=(iid,))
+st.radio(render.md_escape(study["question"]), RATINGS, format_func=render.rating_label, key=q.answer_key(slot),
+         index=None, horizontal=True, on_change=queue.radio_changed, args=(slot,))
 answer_keys = st.container(horizontal=True, horizontal_alignment="distribute")
 for rating, key in zip(RATINGS, q.ANSWER_KEYS, strict=True):
     answer_keys.button(render.rating_label(rating), key=q.answer_button_key(rating), shortcut=key,
@@ -46,8 +48,8 @@ st.caption("Shortcoming tags")
 tag_guide = study["guidelines"].get("tags", {})
 tag_cols = st.columns(3)
 for i, tag in enumerate(study["tags"]):
-    tag_cols[i % 3].checkbox(tag, key=q.tag_key(iid, tag), help=tag_guide.get(tag, {}).get("meaning"))
-st.text_area("Comment (optional)", key=q.comment_key(iid), height=68)
+    tag_cols[i % 3].checkbox(tag, key=q.tag_key(slot, tag), help=tag_guide.get(tag, {}).get("meaning"))
+st.text_area("Comment (optional)", key=q.comment_key(slot), height=68, max_chars=MAX_COMMENT_CHARS)
 
 for message in queue.errors() or []:
     st.error(message)
@@ -58,3 +60,4 @@ actions.button("Back", on_click=queue.back, disabled=item["position"] == 0, icon
 actions.button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
 actions.button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")
 render.keep_shortcuts_after_clicks()
+timing.item_drawn()

@@ -18,6 +18,8 @@ st.header("Import explanations")
 with st.form("import_nles", clear_on_submit=True):
     upload = st.file_uploader("NLE file (JSONL, one explanation to rate per line)", type=["jsonl", "json", "txt"],
                               key="import_file")
+    st.caption("Uploads up to 25 MB (`server.maxUploadSize`); import bigger files on the server with "
+               "`nle-annotate import FILE --db DB`.")
     target = st.text_input("Into study", value=study or "default", key="import_study")
     with_gold = st.checkbox("Also add each sample's first gold explanation as a blind reference item (config 'gold')",
                             key="import_with_gold")

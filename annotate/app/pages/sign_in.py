@@ -3,6 +3,7 @@
 import streamlit as st
 
 from annotate.app import join, session, settings
+from annotate.core import auth
 from annotate.core.demo import DEMO_ANNOTATORS, DEMO_STUDY
 from annotate.core.errors import AccessDenied, TooManyAttempts
 
@@ -12,8 +13,8 @@ st.title("Rate explanations")
 join.show_join_error()
 with st.form("annotator_sign_in"):
     st.subheader("Annotator")
-    name = st.text_input("Name", key="sign_in_name")
-    code = st.text_input("Access code", type="password", key="sign_in_code")
+    name = st.text_input("Name", key="sign_in_name", max_chars=auth.MAX_NAME_CHARS)
+    code = st.text_input("Access code", type="password", key="sign_in_code", max_chars=auth.MAX_CODE_CHARS)
     if st.form_submit_button("Sign in", type="primary", key="sign_in"):
         try:
             session.sign_in_annotator(name, code)
@@ -27,7 +28,7 @@ if settings.load_demo_when_new() and store.get_study(DEMO_STUDY):
 with st.expander("Researcher"):
     if settings.admin_password():
         with st.form("admin_sign_in"):
-            password = st.text_input("Admin password", type="password", key="admin_password")
+            password = st.text_input("Admin password", type="password", key="admin_password", max_chars=256)
             if st.form_submit_button("Sign in as researcher", key="admin_sign_in"):
                 try:
                     session.sign_in_admin(password)

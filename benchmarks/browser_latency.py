@@ -1,0 +1,239 @@
+"""Enter -> next item, in headless Chromium: the annotation app against a bare Streamlit page of the same shape.
+
+    python benchmarks/browser_latency.py [--items 20] [--sessions 10] [--per-session 8]
+
+Starts `nle-annotate serve` (demo study plus `--sessions` extra annotators, on a temporary database, with
+NLE_TIMING_LOG so the app logs its server-side time from the Submit callback to the end of drawing the next
+item) and a minimal Streamlit page (progress bar, caption, three texts, a radio, 12 checkboxes, a text area, a
+Submit button on Enter) with the same server options. Then prints, in milliseconds:
+1. one annotator: p50/p95 of Enter -> next item shown and settled, app and minimal page, and their ratio;
+2. `--sessions` annotators at once (one browser, one page each): browser p50/p95, and the app's server-side
+   p50/p95 next to the single-annotator server-side figures (issue 12 §5: p95 ratio <= 2).
+Browsers run on the same cores as the server, so the browser figures under load include their CPU; the
+server-side figures do not. Run from the repository root; needs Chromium (NLE_CHROMIUM, default /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from annotate.core.demo import load_demo  # noqa: E402
+from annotate.core.store import Store  # noqa: E402
+
+CHROMIUM = os.environ.get("NLE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions"]
+OPTIONS = ["--server.headless", "true", "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
+           "--browser.gatherUsageStats", "false", "--client.showErrorDetails", "none", "--runner.fastReruns",
+           "false", "--server.address", "127.0.0.1"]
+
+MINIMAL = '''
+import streamlit as st
+
+st.session_state.setdefault("n", 0)
+
+
+def submit():
+    st.session_state.n += 1
+
+
+n = st.session_state.n
+st.progress(min(n / 100, 1.0), text=f"{n} of 100")
+st.caption(f"Item {n + 1} in your queue")
+st.text("A man in a red shirt is playing a guitar on a stage.")
+st.text("A man is performing music.")
+st.text(f"explanation {n}: playing a guitar on a stage is performing music.")
+st.radio("Does the explanation justify the answer?", ["Yes", "Weak yes", "Weak no", "No"], index=None,
+         key=f"r{n}", horizontal=True)
+cols = st.columns(3)
+for i in range(12):
+    cols[i % 3].checkbox(f"tag {i}", key=f"t{n}_{i}")
+st.text_area("Comment (optional)", key=f"c{n}", height=68)
+st.button("Submit", on_click=submit, shortcut="Enter", type="primary")
+'''
+
+SETTLED = """(n) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
+  if (document.querySelector('[data-stale="true"]')) return false;
+  return [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+    .some(el => el.innerText.startsWith(`Item ${n} `));
+}"""
+
+
+DROP_S = 5.0
+DROPPED = {"app": 0, "minimal": 0, "keys": 0}
+APP_PORT: list[int] = []
+
+
+def url_kind(url: str) -> str:
+    return "app" if APP_PORT and f":{APP_PORT[0]}" in url else "minimal"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=env["PYTHONPATH"])
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
+
+
+def p50_p95(ms: list[float]) -> tuple[float, float]:
+    ms = sorted(ms)
+    return statistics.median(ms), statistics.quantiles(ms, n=20, method="inclusive")[18]
+
+
+def server_ms(path: Path, since_line: int) -> tuple[list[float], int]:
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [float(line.split("\t")[1]) for line in lines[since_line:]], len(lines)
+
+
+try:
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+    from playwright.async_api import expect
+except ImportError:  # reported when the benchmark runs
+    PlaywrightTimeout = TimeoutError  # noqa: N816
+
+
+async def walk(context, url: str, name: str | None, code: str | None, n: int, key: str | None) -> list[float]:
+    """Open the page (signing in when `name`), then n times: press the answer key (if any), settle, time Enter."""
+    page = await context.new_page()
+    await page.goto(url)
+    if name:
+        await page.get_by_label("Name").fill(name)
+        await page.get_by_label("Access code").fill(code)
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.wait_for_function(SETTLED, arg=1, timeout=60_000)
+    # Focus on plain text: a fresh page has the "Skip to main content" link focused (Enter would follow it).
+    await page.get_by_text("Shortcoming tags" if name else "Item 1 in your queue", exact=True).click()
+    out = []
+    for i in range(1, n + 1):
+        if key:
+            for _ in range(5):
+                await page.keyboard.press(key)
+                try:
+                    await expect(page.get_by_role("radio", name="Yes", exact=True)).to_be_checked(timeout=DROP_S * 1000)
+                    break
+                except AssertionError:  # a key press that changed nothing: counted, pressed again
+                    DROPPED["keys"] += 1
+            await page.wait_for_function(SETTLED, arg=i)
+        t = time.perf_counter()
+        await page.keyboard.press("Enter")
+        for _ in range(5):
+            try:
+                await page.wait_for_function(SETTLED, arg=i + 1, polling="raf", timeout=DROP_S * 1000)
+                break
+            except PlaywrightTimeout:  # an Enter that changed nothing: counted, pressed again, not timed
+                DROPPED[url_kind(page.url)] += 1
+                t = None
+                await page.keyboard.press("Enter")
+        else:
+            raise SystemExit(f"no next item after 5 presses of Enter on {page.url}")
+        if t is not None:
+            out.append((time.perf_counter() - t) * 1000)
+    await page.close()
+    return out
+
+
+async def measure(args: argparse.Namespace, app_url: str, minimal_url: str, timing: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+        async def one(url: str, name: str | None, code: str | None, n: int, key: str | None) -> list[float]:
+            context = await browser.new_context(viewport={"width": 1200, "height": 1500})
+            try:
+                return await walk(context, url, name, code, n, key)
+            finally:
+                await context.close()
+
+        await one(minimal_url, None, None, 2, None)  # warm both servers up
+        await one(app_url, "alice", "demo-alice", 2, "1")
+        _, mark = server_ms(timing, 0)
+        app_ms = await one(app_url, "bob", "demo-bob", args.items, "1")
+        single_server, mark = server_ms(timing, mark)
+        minimal_ms = await one(minimal_url, None, None, args.items, None)
+        crowd = await asyncio.gather(*(one(app_url, f"u{i}", f"code-u{i}-0000", args.per_session, "1")
+                                       for i in range(args.sessions)))
+        crowd_server, _ = server_ms(timing, mark)
+        await browser.close()
+
+    a, m = p50_p95(app_ms), p50_p95(minimal_ms)
+    print(f"one annotator, {args.items} items (browser, Enter -> next item settled):")
+    print(f"  app      p50 {a[0]:7.1f} ms  p95 {a[1]:7.1f} ms")
+    print(f"  minimal  p50 {m[0]:7.1f} ms  p95 {m[1]:7.1f} ms")
+    print(f"  ratio    p50 {a[0] / m[0]:7.2f}x    p95 {a[1] / m[1]:7.2f}x   (goal p50 <= 1.15x)")
+    flat = [x for run in crowd for x in run]
+    c = p50_p95(flat)
+    print(f"{args.sessions} annotators at once, {args.per_session} items each (browser): "
+          f"p50 {c[0]:.1f} ms  p95 {c[1]:.1f} ms")
+    print(f"Enter presses that changed nothing within {DROP_S:.0f} s (pressed again, not timed): {DROPPED}")
+    if single_server and crowd_server:
+        s1, sn = p50_p95(single_server), p50_p95(crowd_server)
+        print(f"server-side (app log, submit callback -> next item drawn): one annotator p50 {s1[0]:.1f} / p95 "
+              f"{s1[1]:.1f} ms; {args.sessions} at once p50 {sn[0]:.1f} / p95 {sn[1]:.1f} ms; "
+              f"p95 ratio {sn[1] / s1[1]:.2f}x (goal <= 2)")
+    else:
+        print("server-side: no timing log (this version of the app does not write NLE_TIMING_LOG)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=20)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--per-session", type=int, default=8)
+    parser.add_argument("--repo", type=Path, default=ROOT,
+                        help="checkout whose app is served (e.g. an older commit, for before/after figures)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        db, timing = tmp / "annotations.db", tmp / "timing.log"
+        with Store(db) as store:
+            load_demo(store)
+            for i in range(args.sessions):
+                store.add_annotator(f"u{i}", "demo", code=f"code-u{i}-0000")
+        (tmp / "minimal.py").write_text(MINIMAL)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NLE_", "STREAMLIT_"))}
+        env |= {"NLE_DB": str(db), "NLE_TIMING_LOG": str(timing), "PYTHONPATH": str(args.repo)}
+        app_port, minimal_port = free_port(), free_port()
+        APP_PORT.append(app_port)
+        cli = Path(sys.executable).with_name("nle-annotate")
+        app = start([str(cli), "serve", "--db", str(db), "--server.port", str(app_port), *OPTIONS], app_port, env,
+                    tmp / "app.log")
+        minimal = start([sys.executable, "-m", "streamlit", "run", str(tmp / "minimal.py"), "--server.port",
+                         str(minimal_port), *OPTIONS], minimal_port, env, tmp / "minimal.log")
+        try:
+            asyncio.run(measure(args, f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{minimal_port}", timing))
+        finally:
+            for proc in (app, minimal):
+                proc.terminate()
+                proc.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()

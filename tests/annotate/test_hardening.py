@@ -1,0 +1,198 @@
+"""Issue 10 in the app (AppTest): revoked sessions, hostile resume tokens, ids kept out of the page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from annotate.app.session import RESUME_PARAM
+from annotate.core.store import Store
+from tests.annotate import test_app as base
+from tests.annotate.test_app import CODES, answer, app, on_sign_in_page, reload, signed_in, walk
+from tests.helpers import nle
+
+app_env, study = base.app_env, base.study  # the same fixtures as the app's own tests
+
+
+def sign_out(at: AppTest) -> AppTest:
+    return next(b for b in at.sidebar.button if b.label == "Sign out").click().run()
+
+
+# -- sessions ---------------------------------------------------------------------------------------------------
+
+
+def test_sign_out_revokes_the_resume_url_on_the_server(study, store: Store) -> None:
+    """Sign out, press Back (the old `/?resume=` URL) or open it in a fresh browser: signed out either way."""
+    at = signed_in("anna")
+    token = at.query_params[RESUME_PARAM]
+    assert not on_sign_in_page(reload(token))  # the URL works while signed in (a reload continues)
+    sign_out(at)
+    assert on_sign_in_page(reload(token))
+
+
+def test_sign_out_in_one_tab_ends_the_other_tabs_session(study, store: Store) -> None:
+    first, second = signed_in("anna"), signed_in("anna")
+    sign_out(first)
+    second.run()
+    assert on_sign_in_page(second)
+    assert not any(b.label == "Sign out" for b in second.sidebar.button)
+
+
+def test_a_code_reset_ends_a_session_that_is_already_open(study, store: Store) -> None:
+    at = signed_in("anna")
+    store.reset_code("anna")
+    assert on_sign_in_page(at.run())
+
+
+def test_a_huge_or_malformed_resume_token_shows_the_sign_in_page_not_an_error(study) -> None:
+    for token in ("99999999999999999999.1.x", "1.99999999999999999999999.x", "-99999999999999999999.1.x",
+                  "1." + "9" * 5000 + ".x", "1.2.3.4", "\x00"):
+        at = reload(token)
+        assert not at.exception, (token[:40], at.exception)
+        assert on_sign_in_page(at)
+
+
+# -- blindness --------------------------------------------------------------------------------------------------
+
+
+def test_no_widget_key_or_element_carries_a_database_id(app_env: Path, store: Store, write_jsonl) -> None:
+    """Item ids follow the file (configurations alternate, gold last); none may reach the page. Ids are made
+    distinct from every queue position by importing another study first."""
+    store.import_nles(write_jsonl([nle("sbic", f"pad-{i}") for i in range(50)], "pad.jsonl"), "pad")
+    lines = [nle("esnli", f"s{i}", cfg) for i in range(3) for cfg in ("full_ft", "att_q")]
+    store.import_nles(write_jsonl(lines), "s", with_gold=True)
+    store.add_annotator("anna", "s", code=CODES["anna"])
+    aid = store.annotators("s")[0]["id"]
+    ids = {store.annotator_item(aid, p)["item_id"] for p in range(store.queue_length(aid))}
+    assert min(ids) > store.queue_length(aid)
+    at = signed_in("anna")
+    for rating in ("yes", "no", "weak_yes"):
+        keys = [str(el.proto.id) for el in walk(at) if getattr(getattr(el, "proto", None), "id", "")]
+        assert any("_a_answer_" in k for k in keys)
+        numbers = {int(n) for k in keys for n in re.findall(r"\d+", k.rsplit("-", 1)[-1])}
+        assert not numbers & ids, f"item ids {numbers & ids} in widget keys {keys}"
+        at = answer(at, rating)
+
+
+# -- what `serve` passes to Streamlit ---------------------------------------------------------------------------
+
+
+def test_serve_hides_error_details_queues_reruns_and_caps_uploads(monkeypatch, tmp_path: Path) -> None:
+    from streamlit.web import cli as stcli
+
+    from annotate import cli
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(stcli, "main", lambda: seen.append(list(cli.sys.argv)) or 0)
+    monkeypatch.setattr(cli.sys, "argv", ["nle-annotate"])
+    monkeypatch.delenv("NLE_DEMO", raising=False)
+    assert cli.main(["serve", "--db", str(tmp_path / "a.db"), "--server.port", "8999"]) == 0
+    argv = seen[0]
+    options = dict(zip(argv[3::2], argv[4::2], strict=False))
+    assert options["--client.showErrorDetails"] == "none"
+    assert options["--runner.fastReruns"] == "false"
+    assert options["--server.maxUploadSize"] == "25"
+    assert argv[-2:] == ["--server.port", "8999"]  # the user's own options come last and win
+
+
+def test_sign_in_fields_cap_their_length(app_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NLE_ADMIN_PASSWORD", "pw-123")
+    at = app().run()
+    for key in ("sign_in_name", "sign_in_code", "admin_password"):
+        assert 0 < at.text_input(key=key).proto.max_chars <= 256, key
+
+
+# -- resource abuse ---------------------------------------------------------------------------------------------
+
+
+def test_a_flood_of_submits_is_told_to_slow_down_and_loses_nothing(study, store: Store, monkeypatch) -> None:
+    from annotate.app import queue
+
+    monkeypatch.setattr(queue, "SUBMIT_BURST", 2)
+    monkeypatch.setattr(queue, "SUBMIT_WINDOW_S", 600.0)
+    at = signed_in("anna")
+    at = answer(at, "yes")
+    at = answer(at, "weak_yes")
+    at = answer(at, "yes", comment="kept")
+    assert [e.value for e in at.error] == [queue.SLOW_DOWN]
+    assert store.answered_count(study["anna"]) == 2
+    assert at.radio[0].value == "yes" and at.text_area[0].value == "kept"  # the answer is still on screen
+    monkeypatch.setattr(queue, "SUBMIT_WINDOW_S", 0.0)
+    at = next(b for b in at.button if b.label == "Submit").click().run()
+    assert not at.error and store.answered_count(study["anna"]) == 3
+    saved = store.ratings_frame("s")
+    assert sorted(saved["rating"]) == ["weak_yes", "yes", "yes"] and "kept" in set(saved["comment"])
+
+
+def test_comment_limit_is_the_same_in_the_box_the_store_and_the_csv(study, store: Store, tmp_path: Path) -> None:
+    from annotate.core.errors import InputFileError
+    from annotate.core.formats import MAX_COMMENT_CHARS
+
+    at = signed_in("anna")
+    assert at.text_area[0].proto.max_chars == MAX_COMMENT_CHARS
+    item = store.annotator_item(study["anna"], 0)["item_id"]
+    before = store.counts()
+    with pytest.raises(ValueError, match="comment is longer than 10,000 characters"):
+        store.submit(study["anna"], item, "yes", comment="x" * (MAX_COMMENT_CHARS + 1))
+    assert store.counts() == before
+    store.submit(study["anna"], item, "yes", comment="x" * MAX_COMMENT_CHARS)
+    data = store.export_bytes("s", "csv")
+    with Store(tmp_path / "other.db") as other:  # the longest comment allowed exports and imports back
+        assert other.import_ratings("export.csv", "s", data=data).ratings_added == 1
+        too_long = data.replace(b"x" * MAX_COMMENT_CHARS, b"x" * (MAX_COMMENT_CHARS + 1))
+        with pytest.raises(InputFileError, match=r"export2\.csv, line 2, field 'comment': longer than 10,000"):
+            other.import_ratings("export2.csv", "s", data=too_long)
+
+
+# -- rendering --------------------------------------------------------------------------------------------------
+
+HOSTILE_NAME = "![n](http://host/x.png)\u202eevil"
+
+
+def test_hostile_names_and_texts_are_drawn_literally(app_env: Path, store: Store, write_jsonl) -> None:
+    long = "x" * 200_000
+    lines = [nle("esnli", "s1", explanation=long),
+             nle("mystery", "s2", input={"see [link](http://host/) www.host.com": "abc \u202e fdp"})]
+    store.import_nles(write_jsonl(lines), "s")
+    store.add_annotator(HOSTILE_NAME, "s", code="code-h-1")
+    at = app().run()
+    at.text_input(key="sign_in_name").input(HOSTILE_NAME)
+    at.text_input(key="sign_in_code").input("code-h-1")
+    at = at.button(key="sign_in").click().run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.sidebar.text] == ["Signed in as ![n](http://host/x.png)⟦U+202E⟧evil"]
+    assert not [m for m in at.sidebar.markdown if "host" in m.value]
+    drawn = []
+    for _ in range(2):
+        drawn += [t.value for t in at.text]
+        at = at.button(key="_k_yes").click().run()
+        at = next(b for b in at.button if b.label == "Submit").click().run()
+    texts = "\n".join(drawn)
+    assert "\u202e" not in texts and "abc ⟦U+202E⟧ fdp" in texts
+    explanation = next(t for t in drawn if t.startswith("xxx"))
+    assert len(explanation) < 10_100 and explanation.endswith("[… 190,000 more characters not shown]")
+    assert long in set(store.items_frame("s")["explanation"])  # the store keeps the full text
+    for el in walk(at):  # the unknown field's name: escaped markdown, so no link
+        if el.type == "caption" and "host" in str(el.value):
+            assert "\\[link\\]\\(http\\:" in el.value
+
+
+def test_chart_labels_from_files_are_literal_in_the_app_and_the_report() -> None:
+    import pandas as pd
+
+    from analysis.report import analyse_export, figures, render_html
+
+    link = '<a href="http://evil/">full_ft</a>'
+    rows = [{"dataset": "esnli", "sample_id": f"s{i}", "config": cfg, "annotator": who, "rating": r,
+             "tags": "hallucination" if r == "no" else "", "comment": "", "seconds": 1.0, "submitted_at": ""}
+            for i in range(6) for cfg in (link, "att\u202eq") for who, r in (("a", "yes"), ("b", "no" if i % 2 else "yes"))]
+    a = analyse_export(pd.DataFrame(rows), compare_configs=(link, "att\u202eq"))
+    figs = figures(a)
+    blob = "".join(f.to_json() for f in figs.values())
+    assert "<a" not in blob and "\u202e" not in blob and "\\u202e" not in blob.lower()
+    assert "&lt;a href=" in blob  # plotly.js draws the entity as "<": the label reads literally
+    page = render_html(a, figs)
+    assert '<a href="http://evil/">' not in page
