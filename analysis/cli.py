@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         exporter.close()
         store.close()
     a = result.analysis
-    print(f"study {a.study!r}: {a.overall.n} ratings of {a.n_items} items by {len(a.annotators)} annotators")
+    line = f"study {a.study!r}: {a.overall.n} ratings of {a.overall.n_items} items by {len(a.annotators)} annotators"
+    if a.gold_overall is not None:  # the human ceiling is reported apart, never pooled into the overall
+        line += f" (and {a.gold_overall.n} ratings of {a.gold_overall.n_items} gold reference items)"
+    print(line)
     for d in (a.attention or {}).get("dropped", []):
         print(f"dropped annotator {d['annotator']}: {d['reason']}")
     print(f"wrote {len(result.files)} files to {args.out}: {', '.join(p.name for p in result.files)}")

@@ -10,6 +10,7 @@ paths) is the README's.
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shlex
 import shutil
@@ -38,23 +39,23 @@ PLACES = ["park", "kitchen", "street", "field", "stage", "garden"]
 def quick_start() -> list[list[str]]:
     """The commands of README.md's quick-start block, as argument lists (comments dropped)."""
     text = README.read_text(encoding="utf-8")
-    block = re.search(r"## Quick start of a study\s+```bash\n(.*?)```", text, re.S)
+    block = re.search(r"## Quick start of a study\n.*?```bash\n(.*?)```", text, re.S)
     assert block, "README.md has no '## Quick start of a study' bash block"
     return [shlex.split(line, comments=True) for line in block.group(1).splitlines() if line.strip()]
 
 
 def esnli_release(folder: Path) -> Path:
-    """e-SNLI release CSVs (pairID, gold_label, Sentence1, Sentence2, Explanation_1): 20 training and 20
-    validation rows per label."""
+    """e-SNLI release CSVs (pairID, gold_label, Sentence1, Sentence2, Explanation_1): 20 training rows and 120
+    validation rows per label (FEB's split takes 16 and 116 per label)."""
     folder.mkdir()
-    for name, split, start in (("esnli_train_1.csv", "t", 0), ("esnli_dev.csv", "d", 3)):
+    for name, split, start, rows in (("esnli_train_1.csv", "t", 0, 60), ("esnli_dev.csv", "d", 3, 360)):
         with (folder / name).open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["pairID", "gold_label", "Sentence1", "Sentence2", "Explanation_1"])
-            for i in range(60):
+            for i in range(rows):
                 label = list(CUES)[i % 3]
                 noun, place = NOUNS[(i + start) % len(NOUNS)], PLACES[(i // 3 + start) % len(PLACES)]
-                w.writerow([f"{split}{i:02d}", label, f"a {noun} is in the {place} .",
+                w.writerow([f"{split}{i:03d}", label, f"a {noun} is in the {place} .",
                             f"the {noun} is {CUES[label]} outside .", f"the hypothesis says {CUES[label]}"])
     return folder
 
@@ -136,15 +137,26 @@ def test_readme_quick_start_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ran.append((prog, args[0], out))
 
     assert [(p, a) for p, a, _ in ran] == [
-        ("nle-gen", "train"), ("nle-gen", "generate"), ("nle-annotate", "import"),
+        ("nle-gen", "train"), ("nle-gen", "train"), ("nle-gen", "generate"), ("nle-gen", "generate"),
+        ("nle-annotate", "import"), ("nle-annotate", "import"), ("nle-annotate", "annotators"),
         ("nle-annotate", "annotators"), ("nle-annotate", "import-ratings"), ("nle-report", "--db")]
-    generate = commands[1]
-    nles = read_nle_file(work / generate[generate.index("--out") + 1])
-    assert len(nles) == 30 and all(r.predicted_label == r.gold_label for r in nles)  # --first 30, all correct
-    assert {r.config for r in nles} == {commands[0][commands[0].index("--config") + 1]}
-    assert "added: 30" in ran[2][2] and "gold added: 30" in ran[2][2]
-    assert "Access code" in ran[3][2]
-    assert "ratings added: 120" in ran[4][2]  # 30 NLEs + 30 gold references, two annotators each
-    assert "120 ratings of 60 items by 2 annotators" in ran[5][2]
+    configs = [c[c.index("--config") + 1] for c in commands if c[1] == "train"]
+    files = [c[c.index("--out") + 1] for c in commands if c[1] == "generate"]
+    samples = set()
+    for config, name in zip(configs, files, strict=True):
+        nles = read_nle_file(work / name)
+        # --first 30, all predicted correctly, all of the configuration trained for this file
+        assert len(nles) == 30 and all(r.predicted_label == r.gold_label for r in nles)
+        assert {r.config for r in nles} == {config}
+        samples |= {(r.dataset, r.sample_id) for r in nles}
+    assert "added: 30" in ran[4][2] and "added: 30" in ran[5][2] and "gold added: 30" in ran[4][2]
+    assert "Access code" in ran[6][2] and "Access code" in ran[7][2]
+    n_gold = len(samples)  # one gold reference item per sample
+    assert f"ratings added: {2 * (60 + n_gold)}" in ran[8][2]
+    assert (f"120 ratings of 60 items by 2 annotators (and {2 * n_gold} ratings of {n_gold} gold reference items)"
+            in ran[9][2])
     report = Path(commands[-1][commands[-1].index("--out") + 1])
     assert (work / report / "report.html").is_file() and (work / report / "agreement.json").is_file()
+    comparison = json.loads((work / report / "agreement.json").read_text())["comparison"]
+    assert (comparison["a"], comparison["b"]) == tuple(configs)  # the README compares what it trained
+    assert comparison["test"] in ("wilcoxon", "mann-whitney") and comparison["p_value"] is not None

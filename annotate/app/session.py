@@ -188,6 +188,8 @@ def require_annotator() -> tuple[Store, dict[str, Any]]:
 
 def sign_in_joined(annotator: dict[str, Any]) -> None:
     """Sign in an annotator who came through a crowd join link (the store checked the link's token)."""
+    # Bound to the current session generation like a code sign-in, so sign-out ends this session too.
+    annotator = {**annotator, "generation": get_store().session_generation(annotator["id"])}
     _clear_identity()
     st.session_state[_ADMIN] = False
     st.session_state[_ANNOTATOR] = annotator

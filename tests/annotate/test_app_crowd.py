@@ -38,7 +38,7 @@ def visit(**params: str) -> AppTest:
 def test_worker_joins_by_link_rates_their_quota_and_gets_the_completion_code(crowd: str, store: Store) -> None:
     at = visit(study="s", join=crowd, PROLIFIC_PID="5f0c1e2d3b")
     assert not at.exception, at.exception
-    assert "Signed in as 5f0c1e2d3b" in [c.value for c in at.sidebar.caption]
+    assert "Signed in as 5f0c1e2d3b" in [t.value for t in at.sidebar.text]
     assert progress_text(at).endswith("of 4")  # 3 regular items (the cap) + 1 attention check
     for _ in range(4):
         at = answer(at, "yes")
@@ -106,7 +106,7 @@ def test_researcher_sees_progress_k_sets_attention_and_can_set_k(monkeypatch, cr
 
 def test_sign_out_drops_the_join_link_so_the_worker_stays_signed_out(crowd: str) -> None:
     at = visit(study="s", join=crowd, pid="w1")
-    assert "Signed in as w1" in [c.value for c in at.sidebar.caption]
+    assert "Signed in as w1" in [t.value for t in at.sidebar.text]
     at = at.sidebar.button[0].click().run()
     assert not at.exception, at.exception
     assert at.text_input(key="sign_in_name") and "join" not in at.query_params

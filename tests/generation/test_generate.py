@@ -94,7 +94,8 @@ def test_generate_writes_jsonl_the_app_imports(memorized_run: Path, tmp_path: Pa
 def test_generate_cli_then_nle_annotate_import(memorized_run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "nles.jsonl"
     assert main(["generate", "--run", str(memorized_run), "--out", str(out), "--first", "2", "--quiet"]) == 0
-    assert capsys.readouterr().out == f"full_ft: accuracy 1.000 on 6, 0 without 'because'; wrote 2 NLEs to {out}\n"
+    assert capsys.readouterr().out == (f"full_ft: validation accuracy 1.000 on 6, 0 without 'because'; wrote 2 NLEs to {out}; "
+                                       f"metrics in {memorized_run / 'metrics.json'}\n")
     done = subprocess.run([sys.executable, "-m", "annotate.cli", "import", str(out), "--db", str(tmp_path / "a.db")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -81,23 +82,37 @@ def test_five_threads_each_with_its_own_store_leave_exactly_k_ratings(tmp_path: 
     check_exactly_k(db)
 
 
-def _process(db: str, name: str, barrier, results) -> None:
-    # Every process has imported and opened its store before any submits: they start together.
-    results.put((name, rate_until_done(db, name, pause_s=0.005, barrier=barrier)))
+# Each process imports the tests package from the repository root and waits for the start file, so that all five
+# have opened their store before any submits. Plain subprocesses, not multiprocessing's spawn: spawn re-imports the
+# parent's __main__, which under pytest (after AppTest has run scripts) is not importable.
+_CHILD = """
+import sys, time
+from pathlib import Path
+from tests.reliability.test_k_of_n import rate_until_done
+db, name, start = sys.argv[1:4]
+class StartFile:
+    def wait(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not Path(start).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+print(rate_until_done(db, name, pause_s=0.005, barrier=StartFile()))
+"""
 
 
 @pytest.mark.timeout(180)
 def test_five_os_processes_leave_exactly_k_ratings(tmp_path: Path) -> None:
     db = make_study(tmp_path)
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(len(NAMES)), ctx.Queue()
-    procs = [ctx.Process(target=_process, args=(str(db), n, barrier, results)) for n in NAMES]
-    for p in procs:
-        p.start()
-    counts = dict(results.get(timeout=150) for _ in procs)
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    start = tmp_path / "start"
+    root = Path(__file__).resolve().parents[2]
+    procs = {n: subprocess.Popen([sys.executable, "-c", _CHILD, str(db), n, str(start)], cwd=root,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in NAMES}
+    time.sleep(0.5)
+    start.touch()
+    counts = {}
+    for name, p in procs.items():
+        out, err = p.communicate(timeout=150)
+        assert p.returncode == 0, err
+        counts[name] = int(out.strip().splitlines()[-1])
     assert sum(counts.values()) == N_ITEMS * K
     print(f"submissions per process: {counts}")
     assert min(counts.values()) > 0, f"an annotator got no work: {counts}"
