@@ -410,7 +410,10 @@ def _drive(ray, task, jobs: list[Job], cpus_per_run: float, max_retries: int, pr
             if not ready:
                 bar.update(0)
     except KeyboardInterrupt:
-        for ref in pending:
+        # Only tasks still running are cancelled: cancelling one whose reply is already on its way trips an
+        # internal check in Ray ("Tried to complete task that was not pending") that aborts the driver.
+        finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+        for ref in set(pending) - set(finished):
             ray.cancel(ref)  # not forced: a running task gets KeyboardInterrupt and stops its child process
         ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=10.0)
         for ref in ready:  # a task that finished just before Ctrl-C still counts as done
