@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_, formatter_class=_Help)
+        # help is %-formatted by argparse, the description is not: escape it only in the help.
+        return sub.add_parser(name, help=help_.replace("%", "%%"), description=help_, formatter_class=_Help)
 
     s = add("params", "trainable parameters per configuration, counted on the meta device (no weights)")
     src = s.add_mutually_exclusive_group(required=True)

@@ -88,3 +88,24 @@ def test_documented(invocation: str, option: str | None) -> None:
     if option is not None:
         assert any(mentions(u, option) for u in units), \
             f"`{invocation} {option}` is not documented: no table row or paragraph of docs/*.md names both"
+
+
+def _all_parsers() -> list[tuple[str, argparse.ArgumentParser]]:
+    out = []
+    for name, parser in (("nle-annotate", annotate_parser()), ("nle-report", report_parser()),
+                         ("nle-gen", gen_parser())):
+        todo = [(name, parser)]
+        while todo:
+            prog, p = todo.pop()
+            out.append((prog, p))
+            for action in p._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    todo += [(f"{prog} {sub}", sp) for sub, sp in action.choices.items()]
+    return out
+
+
+@pytest.mark.parametrize(("prog", "parser"), _all_parsers(), ids=[p for p, _ in _all_parsers()])
+def test_help_renders(prog: str, parser: argparse.ArgumentParser) -> None:
+    """`--help` of every command and subcommand prints (a bare % in a help string made `nle-gen --help` crash)."""
+    text = parser.format_help()
+    assert text.startswith("usage:")
