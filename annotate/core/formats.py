@@ -290,7 +290,7 @@ def _parse_submitted_at(path: Path, line: int, value: str) -> str | None:
         raise InputFileError(path, line, "submitted_at", f"not an ISO 8601 timestamp: {value[:40]!r}") from None
 
 
-def _read_header(path: Path, reader: Any) -> list[str]:
+def _read_header(path: Path, reader: Any, required: tuple[str, ...] = RATING_COLUMNS) -> list[str]:
     """The CSV's header row, with every required column present once."""
     try:
         header = next(reader)
@@ -299,7 +299,7 @@ def _read_header(path: Path, reader: Any) -> list[str]:
     except csv.Error as exc:
         raise InputFileError(path, 1, None, f"invalid CSV ({exc})") from None
     header = [h.strip() for h in header]
-    for col in RATING_COLUMNS:
+    for col in required:
         if col not in header:
             raise InputFileError(path, 1, col, "required column is missing from the header")
     dup = {h for h in header if header.count(h) > 1}
@@ -410,25 +410,34 @@ def _parse_rating_row(path: Path, number: int, row: dict[str, str], allowed: set
     )
 
 
-def read_ratings_csv(path: str | Path, tags_allowed: tuple[str, ...] | list[str],
-                     data: bytes | None = None, *, raw: bool = False) -> list[RatingRow]:
-    """Parse and validate a ratings CSV with the export's columns (or `data`, an upload named `path`);
-    raises InputFileError. Each cell loses the quote the export puts before formula characters, unless `raw`."""
-    path = Path(path)
+def csv_rows(path: Path, data: bytes | None, required: tuple[str, ...], *,
+             raw: bool = False) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, {column: cell}) of each non-blank record of a CSV export file (or `data`, an upload named
+    `path`), the header checked for `required`; each cell loses the quote the export puts before formula
+    characters, unless `raw`."""
     text = _decode_text(path, data)
     for number, line_text in enumerate(text.split("\n"), start=1):
         if len(line_text) > MAX_LINE_CHARS:
             raise InputFileError(path, number, None, f"line is longer than {MAX_LINE_CHARS:,} characters")
     # The raw text, not re-joined lines: a quoted comment keeps its "\r", U+2028 and other line separators.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    header = _read_header(path, reader)
-    allowed = set(tags_allowed)
-    rows: list[RatingRow] = []
-    seen: dict[tuple[str, str, str, str], int] = {}
+    header = _read_header(path, reader, required)
     for number, values in _records(path, reader, len(header)):
         if not raw:
             values = [unescape_cell(v) for v in values]
-        row = _parse_rating_row(path, number, dict(zip(header, values, strict=True)), allowed)
+        yield number, dict(zip(header, values, strict=True))
+
+
+def read_ratings_csv(path: str | Path, tags_allowed: tuple[str, ...] | list[str],
+                     data: bytes | None = None, *, raw: bool = False) -> list[RatingRow]:
+    """Parse and validate a ratings CSV with the export's columns (or `data`, an upload named `path`);
+    raises InputFileError. Each cell loses the quote the export puts before formula characters, unless `raw`."""
+    path = Path(path)
+    allowed = set(tags_allowed)
+    rows: list[RatingRow] = []
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for number, cells in csv_rows(path, data, RATING_COLUMNS, raw=raw):
+        row = _parse_rating_row(path, number, cells, allowed)
         who = (row.dataset, row.sample_id, row.config, name_key(row.annotator))  # the store's rule for names
         if who in seen:
             raise InputFileError(path, number, "annotator",

@@ -4,21 +4,13 @@ file (`import-ratings` / `export` of a pairwise study). Pure functions; the stor
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from annotate.core.auth import name_key
 from annotate.core.errors import InputFileError
-from annotate.core.formats import (
-    MAX_LINE_CHARS,
-    NLE,
-    _decode_text,
-    _parse_seconds,
-    _parse_submitted_at,
-    _records,
-)
+from annotate.core.formats import NLE, _parse_seconds, _parse_submitted_at, csv_rows
 from annotate.core.scale import normalize_rating
-from annotate.core.spreadsheet import unescape_cell
 
 PAIR_QUESTION = "Which explanation justifies the answer better?"
 # What the annotator answers, as shown: the left/first explanation, the second, or a tie (keys 1, 2, 3).
@@ -188,30 +180,10 @@ def read_preferences_csv(path: str | Path, a: str, b: str, tags_allowed: tuple[s
     tags_a, tags_b, comment, rating_a, rating_b, shown_first, seconds, submitted_at); raises InputFileError.
     Each cell loses the quote the export puts before formula characters, unless `raw`."""
     path = Path(path)
-    text = _decode_text(path, data)
-    for number, line_text in enumerate(text.split("\n"), start=1):
-        if len(line_text) > MAX_LINE_CHARS:
-            raise InputFileError(path, number, None, f"line is longer than {MAX_LINE_CHARS:,} characters")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise InputFileError(path, None, None, "file is empty; expected a header row") from None
-    except csv.Error as exc:
-        raise InputFileError(path, 1, None, f"invalid CSV ({exc})") from None
-    for col in PREFERENCE_COLUMNS:
-        if col not in header:
-            raise InputFileError(path, 1, col, "required column is missing from the header")
-    dup = {h for h in header if header.count(h) > 1}
-    if dup:
-        raise InputFileError(path, 1, sorted(dup)[0], "column appears twice in the header")
     allowed = set(tags_allowed)
     rows: list[PreferenceRow] = []
     seen: dict[tuple[str, str, str], int] = {}
-    for number, values in _records(path, reader, len(header)):
-        if not raw:
-            values = [unescape_cell(v) for v in values]
-        row = dict(zip(header, values, strict=True))
+    for number, row in csv_rows(path, data, PREFERENCE_COLUMNS, raw=raw):
         for col in PREFERENCE_COLUMNS:
             if not row[col].strip():
                 raise InputFileError(path, number, col, "must not be empty")
@@ -225,7 +197,7 @@ def read_preferences_csv(path: str | Path, a: str, b: str, tags_allowed: tuple[s
             a_first=(_side(path, number, shown, "shown_first", a, b, allow_tie=False) == "a") if shown else None,
             seconds=_parse_seconds(path, number, row),
             submitted_at=_parse_submitted_at(path, number, row.get("submitted_at", "").strip()), line=number)
-        who = (rec.dataset, rec.sample_id, rec.annotator.lower())
+        who = (rec.dataset, rec.sample_id, name_key(rec.annotator))  # the store's rule for names
         if who in seen:
             raise InputFileError(path, number, "annotator",
                                  f"second answer to the same pair by {rec.annotator!r} (first on line {seen[who]})")

@@ -72,20 +72,18 @@ class App:
         return result.stdout
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    """`nle-annotate serve --db <tmp>/annotations.db --demo --server.port <free> --server.headless true`."""
-    tmp = tmp_path_factory.mktemp("app")
-    db, log = tmp / "annotations.db", tmp / "server.log"
+def serve(db: Path, log: Path, *options: str, env: dict[str, str] | None = None) -> Iterator[App]:
+    """`nle-annotate serve --db DB OPTIONS --server.port <free> --server.headless true` until it answers
+    `/_stcore/health`; yields the App, then stops the server (for fixtures: `yield from serve(...)`)."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NLE_", "STREAMLIT_"))}
-    env["NLE_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NLE_", "STREAMLIT_"))}
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(CLI), "serve", "--db", str(db), "--demo", "--server.port", str(port), "--server.headless", "true",
+            [str(CLI), "serve", "--db", str(db), *options, "--server.port", str(port), "--server.headless", "true",
              # The server under test must not pick up source edits made while it runs (a deployment would not).
              "--server.fileWatcherType", "none"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)  # as `make app`
+            stdout=out, stderr=subprocess.STDOUT, env={**clean, **(env or {})}, cwd=REPO,
+            start_new_session=True)  # as `make app`
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
@@ -107,6 +105,14 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """`nle-annotate serve --db <tmp>/annotations.db --demo --server.port <free> --server.headless true`."""
+    tmp = tmp_path_factory.mktemp("app")
+    db, log = tmp / "annotations.db", tmp / "server.log"
+    yield from serve(db, log, "--demo", env={"NLE_ADMIN_PASSWORD": ADMIN_PASSWORD})
 
 
 @pytest.fixture(scope="session")

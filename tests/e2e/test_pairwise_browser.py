@@ -4,12 +4,7 @@ in the DOM or in any websocket frame that names a configuration or says which si
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +18,7 @@ from annotate.core.store import Store  # noqa: E402
 from tests.helpers import nle  # noqa: E402
 
 from .annotator_page import settle  # noqa: E402
-from .conftest import CLI, REPO, START_TIMEOUT_S, App, _free_port  # noqa: E402
+from .conftest import App, serve  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -45,34 +40,7 @@ def pair_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     with Store(db) as store:
         store.import_pairwise(nles, A, B, "pw")
         store.add_annotator("pia", "pw", code=CODE)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NLE_", "STREAMLIT_"))}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(CLI), "serve", "--db", str(db), "--server.port", str(port), "--server.headless", "true",
-             "--server.fileWatcherType", "none"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"the app did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield App(url=url, db=db, log=log)
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
+    yield from serve(db, log)
 
 
 def on_screen(page: Page) -> tuple[int, str]:
