@@ -12,6 +12,7 @@ Definitions (docs/analysis.md, "Pairwise study"):
   more than two annotators the mean over annotator pairs, and Krippendorff's α (nominal) besides.
 - first_position_rate: share of "Explanation 1" among the answers that chose a side and whose sides are known,
   with its exact (Clopper-Pearson) 95 % interval; 0.5 means no position bias.
+- side ratings (when the study rated each side on the 4-point scale): analysis/pairwise_sides.py.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ from scipy.stats import binomtest
 
 from analysis.agreement import Interval, Stat, bootstrap_types, kappa_from_tables, krippendorff_alpha
 from analysis.defaults import BOOTSTRAP_DEFAULT
+from analysis.pairwise_sides import (
+    SIDE_RATINGS_TEXT,
+    SideRatingStats,
+    analyse_side_ratings,
+    has_side_ratings,
+    side_rating_row,
+)
 
 TieRule = Literal["half", "exclude"]
 CODES = {"a": 0, "b": 1, "tie": 2}
@@ -61,8 +69,6 @@ class PairwiseStats:
     first_position_low: float | None
     first_position_high: float | None
     n_positioned: int
-    mean_score_a: float | None = None
-    mean_score_b: float | None = None
 
     def contract(self) -> dict[str, Any]:
         """agreement.json's `pairwise` section: exactly the keys of the issue (plus `dataset` per dataset)."""
@@ -172,18 +178,13 @@ def group_stats(prefs: pd.DataFrame, a: str, b: str, dataset: str | None = None,
     wins_a, ties, wins_b = (int(per_item[c].sum()) for c in ("a", "tie", "b"))
     kappa, alpha = _agreement(prefs)
     rate, low, high, n_pos = _first_position(prefs)
-    scores = {"yes": 1.0, "weak_yes": 2 / 3, "weak_no": 1 / 3, "no": 0.0}
-    means = []
-    for col in ("rating_a", "rating_b"):
-        vals = prefs[col].map(scores).dropna() if col in prefs else pd.Series(dtype=float)
-        means.append(float(vals.mean()) if len(vals) else None)
     return PairwiseStats(
         a=a, b=b, dataset=dataset, n_items=len(per_item), n_answers=len(prefs), wins_a=wins_a, ties=ties,
         wins_b=wins_b, win_rate_a=win_rate(wins_a, ties, wins_b, ties_rule),
         win_rate_ci=win_rate_interval(per_item, ties_rule, n_boot=n_boot, seed=seed), items_a=items_a,
         items_tie=len(per_item) - items_a - items_b, items_b=items_b, sign_test_p=sign_test(items_a, items_b),
         cohen_kappa=kappa, alpha=alpha, first_position_rate=rate, first_position_low=low, first_position_high=high,
-        n_positioned=n_pos, mean_score_a=means[0], mean_score_b=means[1])
+        n_positioned=n_pos)
 
 
 @dataclass
@@ -199,14 +200,32 @@ class PairwiseAnalysis:
     n_boot: int
     seed: int
     notes: list[str] = field(default_factory=list)
+    # Side ratings (analysis/pairwise_sides.py): None when no answer rated a side; then `side_ratings_reason`
+    # says why when the study asks for them, and is None when it never did.
+    side_ratings: SideRatingStats | None = None
+    side_ratings_by_dataset: list[SideRatingStats] = field(default_factory=list)
+    side_ratings_reason: str | None = None
 
     def agreement_json(self) -> dict[str, Any]:
-        return {"study": self.study, "annotators": self.annotators, "pairwise": self.overall.contract(),
-                "pairwise_by_dataset": [s.contract() for s in self.by_dataset]}
+        out: dict[str, Any] = {"study": self.study, "annotators": self.annotators, "pairwise": self.overall.contract(),
+                               "pairwise_by_dataset": [s.contract() for s in self.by_dataset]}
+        if self.side_ratings is not None:
+            out["pairwise_side_ratings"] = self.side_ratings.contract()
+            out["pairwise_side_ratings_by_dataset"] = [s.contract() for s in self.side_ratings_by_dataset]
+        elif self.side_ratings_reason is not None:
+            out.update(pairwise_side_ratings=None, pairwise_side_ratings_by_dataset=None,
+                       pairwise_side_ratings_reason=self.side_ratings_reason)
+        return out
 
     def table(self) -> pd.DataFrame:
         """One row per group, formatted for display (the report and the Side by side page)."""
         return pd.DataFrame([pairwise_row(s) for s in (*self.by_dataset, self.overall)])
+
+    def side_table(self) -> pd.DataFrame | None:
+        """The side ratings, one row per group, formatted for display; None when no answer rated a side."""
+        if self.side_ratings is None:
+            return None
+        return pd.DataFrame([side_rating_row(s) for s in (*self.side_ratings_by_dataset, self.side_ratings)])
 
 
 def _f(v: float | None, digits: int = 3) -> str:
@@ -228,8 +247,9 @@ def pairwise_row(s: PairwiseStats) -> dict[str, str | int]:
 
 
 def analyse_preferences(prefs: pd.DataFrame, a: str, b: str, *, study: str = "pairwise", ties_rule: TieRule = "half",
-                        n_boot: int = BOOTSTRAP_DEFAULT, seed: int = 0) -> PairwiseAnalysis:
-    """Overall and per-dataset figures from answers (item_id, dataset, annotator, preference, a_first)."""
+                        n_boot: int = BOOTSTRAP_DEFAULT, seed: int = 0, rate_sides: bool = False) -> PairwiseAnalysis:
+    """Overall and per-dataset figures from answers (item_id, dataset, annotator, preference, a_first; rating_a and
+    rating_b when sides were rated). `rate_sides`: the study asks for side ratings (says so when none came yet)."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     if len(prefs) == 0:
@@ -241,6 +261,10 @@ def analyse_preferences(prefs: pd.DataFrame, a: str, b: str, *, study: str = "pa
                            seed=seed)
     if len(out.annotators) < 2:
         out.notes.append("Only one annotator has answered, so no agreement figure is defined.")
+    if has_side_ratings(prefs):
+        out.side_ratings, out.side_ratings_by_dataset = analyse_side_ratings(prefs, a, b, n_boot=n_boot, seed=seed)
+    elif rate_sides:
+        out.side_ratings_reason = "the study asks for a rating of each side, but no answer has one yet"
     return out
 
 
@@ -250,7 +274,8 @@ def analyse_pairwise_store(store: Any, study: str | None = None, **kw: Any) -> P
     setup = store.pairwise_setup(s["id"])
     if setup is None:
         raise ValueError(f"study {s['name']!r} is not a pairwise study")
-    return analyse_preferences(store.preferences_frame(s["name"]), setup["a"], setup["b"], study=s["name"], **kw)
+    return analyse_preferences(store.preferences_frame(s["name"]), setup["a"], setup["b"], study=s["name"],
+                               rate_sides=setup["rate_sides"], **kw)
 
 
 def _json_safe(obj: Any) -> Any:
@@ -273,6 +298,13 @@ def render_html(p: PairwiseAnalysis) -> str:
              "shown first (0.5 = no position bias), exact interval.</p>"]
     parts += [f"<p class='note'>{e(n)}</p>" for n in p.notes]
     parts.append(p.table().to_html(index=False, escape=True, border=0, classes="t"))
+    sides = p.side_table()
+    if sides is not None:
+        parts += ["<h2 id='side-ratings'>Side ratings</h2>",
+                  f"<p>{e(SIDE_RATINGS_TEXT)}</p>",
+                  sides.to_html(index=False, escape=True, border=0, classes="t")]
+    elif p.side_ratings_reason:
+        parts += ["<h2 id='side-ratings'>Side ratings</h2>", f"<p class='note'>{e(p.side_ratings_reason)}.</p>"]
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table.t{border-collapse:collapse}"
              "table.t td,table.t th{border:1px solid #ccc;padding:3px 8px}.note{background:#fff3cd;padding:.5em}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Pairwise — {e(p.study)}</title>"

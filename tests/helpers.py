@@ -34,13 +34,15 @@ def nle(dataset: str = "esnli", sample_id: str = "1", config: str = "full_ft", *
     return line
 
 
-def dump(path: str | Path) -> dict[str, list[tuple]]:
-    """Schema and every row of every table, read through a separate connection (what another client sees)."""
+def dump(path: str | Path, *, without: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
+    """Schema and every row of every table but `without`, read through a separate connection (what another client
+    sees)."""
     conn = sqlite3.connect(str(path))
     try:
         out = {"sqlite_master": conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()}
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
-            out[table] = conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
+            if table not in without:
+                out[table] = conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
         return out
     finally:
         conn.close()

@@ -36,7 +36,7 @@ def handle_join_link() -> None:
         return  # this session already joined through this link: no database write on every rerun
     store = session.get_store()
     try:
-        annotator = store.join(study, token, pid)
+        annotator = store.join(study, token, pid, session.client_address())
     except JoinRefused as e:
         st.session_state[_ERROR] = str(e)
         return

@@ -1,12 +1,14 @@
 """The Side by side page's view of a pairwise study (researchers only): the comparison's figures overall and per
-dataset, then each pair with both explanations under their configuration names and every annotator's answer."""
+dataset, the side ratings when the study rated each side, then each pair with both explanations under their
+configuration names and every annotator's answer."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from analysis.pairwise import analyse_pairwise_store
-from annotate.app.render import format_input, md_escape
+from analysis.pairwise_sides import SIDE_RATINGS_TEXT
+from annotate.app.render import format_input, md_escape, rating_label
 from annotate.core.store import Store
 
 PAGE_SIZE = 10
@@ -39,6 +41,14 @@ def show_pairwise(store: Store, study: str) -> bool:
     for note in p.notes:
         st.info(md_escape(note))
     st.dataframe(p.table(), hide_index=True)
+    sides = p.side_table()
+    if sides is not None or p.side_ratings_reason:
+        st.subheader("Side ratings")
+    if sides is not None:
+        st.caption(SIDE_RATINGS_TEXT)
+        st.dataframe(sides, hide_index=True)
+    elif p.side_ratings_reason:
+        st.info(md_escape(f"Side ratings: {p.side_ratings_reason}."))
 
     items = store.items_frame(study).set_index("item_id")
     pairs = dict(((i, (ea, eb)) for i, ea, eb in store.conn.execute(
@@ -60,6 +70,8 @@ def show_pairwise(store: Store, study: str) -> bool:
                 col.code(expl, language=None, wrap_lines=True)
             for r in shown[shown["item_id"] == item_id].itertuples(index=False):
                 st.text(f"{r.annotator}: {names[r.preference]}"
+                        + (f" — rated {a}: {rating_label(r.rating_a)}" if isinstance(r.rating_a, str) else "")
+                        + (f" — rated {b}: {rating_label(r.rating_b)}" if isinstance(r.rating_b, str) else "")
                         + (f" — tags {a}: {r.tags_a}" if r.tags_a else "")
                         + (f" — tags {b}: {r.tags_b}" if r.tags_b else ""))
     return True

@@ -54,11 +54,19 @@ CLIENT_MAX_FAILURES = 20  # per client and FAILURE_WINDOW_S, whatever the names 
 MAX_BACKOFF_S = 3600.0
 RETENTION_S = 86_400.0  # login_attempts older than this are deleted
 ADMIN_ATTEMPT_KEY = "admin:"  # its own namespace: no annotator name can map to it
+# Crowd join links (annotate/core/crowd.py) are limited per (study, client) under their own namespace, and their
+# failures count towards a client-wide limit of their own: wrong join links never slow down a sign-in.
+JOIN_ATTEMPT_PREFIX = "join:"
 
 
 def annotator_attempt_key(name: str) -> str:
     """The sign-in limit key of an annotator name (capped, so a 20 MB name stores 129 characters)."""
     return "annotator:" + name_key(name[: MAX_NAME_CHARS + 1])
+
+
+def join_attempt_key(study: str) -> str:
+    """The join-link limit key of a study name (capped like names; annotator keys start with "annotator:")."""
+    return JOIN_ATTEMPT_PREFIX + study[: MAX_NAME_CHARS + 1]
 
 
 def backoff_s(failures: int) -> float:
@@ -70,7 +78,8 @@ def backoff_s(failures: int) -> float:
 
 
 def begin_attempt(conn: sqlite3.Connection, key: str, client: str) -> int:
-    """Decide and record one sign-in attempt in the caller's write transaction, before any hashing; returns its row.
+    """Decide and record one sign-in (or join-link) attempt in the caller's write transaction, before any hashing
+    or token compare; returns its row.
 
     The row is recorded as a failure until `finish_attempt` says otherwise, so parallel attempts count at once
     (deciding and recording in one BEGIN IMMEDIATE transaction leaves no gap to race through). Raises
@@ -78,9 +87,11 @@ def begin_attempt(conn: sqlite3.Connection, key: str, client: str) -> int:
     """
     now = time.time()
     conn.execute("DELETE FROM login_attempts WHERE at < ?", (now - RETENTION_S,))
+    # The client-wide limit counts sign-ins and join links apart (see JOIN_ATTEMPT_PREFIX).
+    join = int(key.startswith(JOIN_ATTEMPT_PREFIX))
     by_client = [r[0] for r in conn.execute(
-        "SELECT at FROM login_attempts WHERE client = ? AND ok = 0 AND at > ? ORDER BY at",
-        (client, now - FAILURE_WINDOW_S))]
+        "SELECT at FROM login_attempts WHERE client = ? AND ok = 0 AND at > ? AND (substr(name, 1, ?) = ?) = ?"
+        " ORDER BY at", (client, now - FAILURE_WINDOW_S, len(JOIN_ATTEMPT_PREFIX), JOIN_ATTEMPT_PREFIX, join))]
     if len(by_client) >= CLIENT_MAX_FAILURES:
         raise TooManyAttempts(max(1.0, by_client[-CLIENT_MAX_FAILURES] + FAILURE_WINDOW_S - now))
     last_ok = conn.execute("SELECT COALESCE(MAX(at), 0) FROM login_attempts WHERE name = ? AND client = ? AND ok = 1",

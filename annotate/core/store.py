@@ -28,7 +28,7 @@ import pandas as pd
 import sqlite_utils
 
 from annotate.core import assignment, auth, crowd, importing
-from annotate.core.errors import AccessDenied, InputFileError, RuleViolation
+from annotate.core.errors import AccessDenied, InputFileError, RuleViolation, TooManyAttempts
 from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
 from annotate.core.formats import MAX_COMMENT_CHARS, RatingRow, read_nle_file, read_ratings_csv
 from annotate.core.importing import GOLD_CONFIG, ImportResult
@@ -867,36 +867,52 @@ class Store(PairwiseStoreMixin):
         with self._transaction() as conn:
             conn.execute("UPDATE study_settings SET join_open = 0 WHERE study_id = ?", (s["id"],))
 
-    def join(self, study: str, token: str, pid: str | None) -> dict[str, Any]:
+    def join(self, study: str, token: str, pid: str | None, client: str = "local") -> dict[str, Any]:
         """The annotator for a join link: created on the first visit (name = pid), resumed later. JoinRefused
-        with a plain message (and nothing written) for an unknown study, a wrong or closed token, a bad pid or a
-        full study."""
+        with a plain message (and no annotator written) for an unknown study, a wrong or closed token, a bad pid,
+        a full study, or a client (an address) that sent too many wrong links (auth.begin_attempt, decided and
+        recorded in the same transaction before the token is compared)."""
         pid = crowd.check_pid(pid)
-        s = self.get_study(study) if study else None
-        if s is None:
-            raise crowd.JoinRefused("This study does not exist. Check the link you were given.")
-        with self._transaction() as conn:
-            row = conn.execute("SELECT join_token_hash, join_open, max_joined FROM study_settings"
-                               " WHERE study_id = ?", (s["id"],)).fetchone()
-            if row is None or not crowd.token_matches(str(token or ""), row[0]):
-                raise crowd.JoinRefused("This join link is not valid. Check the link you were given.")
-            if not row[1]:
-                raise crowd.JoinRefused("This study is closed to new and returning participants.")
-            key = auth.name_key(pid)
-            same = [r for r in conn.execute("SELECT id, name, study_id, joined FROM annotators")
-                    if auth.name_key(r[1]) == key]
-            if same:
-                aid, name, study_id, joined = same[0]
-                if study_id != s["id"] or not joined:
-                    raise crowd.JoinRefused("This worker ID cannot join this study. Contact the researcher.")
-                return {"id": aid, "name": name, "study_id": study_id}
-            n_joined = conn.execute("SELECT COUNT(*) FROM annotators WHERE study_id = ? AND joined = 1",
-                                    (s["id"],)).fetchone()[0]
-            if row[2] is not None and n_joined >= row[2]:
-                raise crowd.JoinRefused("This study is full: it has all the participants it needs. Thank you.")
-            aid = self.db["annotators"].insert({"study_id": s["id"], "name": pid, "code_hash": None,
-                                                "created_at": now_iso(), "joined": 1}).last_pk
-            self._sync_assignments(conn, s["id"], aid)
+        refused: str | None = None
+        try:
+            with self._transaction() as conn:
+                attempt = auth.begin_attempt(conn, auth.join_attempt_key(str(study or "")), client)
+                s = self.get_study(study) if study else None
+                row = None if s is None else conn.execute(
+                    "SELECT join_token_hash, join_open, max_joined FROM study_settings WHERE study_id = ?",
+                    (s["id"],)).fetchone()
+                if s is None:
+                    refused = "This study does not exist. Check the link you were given."
+                elif row is None or not crowd.token_matches(str(token or ""), row[0]):
+                    refused = "This join link is not valid. Check the link you were given."
+                else:
+                    auth.finish_attempt(conn, attempt, True)
+                    return self._join_checked(conn, s, row, pid)
+        except TooManyAttempts as e:
+            raise crowd.JoinRefused(f"Too many wrong join links from this address; try again in "
+                                    f"{math.ceil(e.wait_seconds)} s.") from None
+        # Committed above: the failed attempt counts; nothing else was written.
+        raise crowd.JoinRefused(refused)
+
+    def _join_checked(self, conn: sqlite3.Connection, s: dict[str, Any], row: tuple, pid: str) -> dict[str, Any]:
+        """`join` once the token matched, in its transaction (a refusal here rolls the attempt back too)."""
+        if not row[1]:
+            raise crowd.JoinRefused("This study is closed to new and returning participants.")
+        key = auth.name_key(pid)
+        same = [r for r in conn.execute("SELECT id, name, study_id, joined FROM annotators")
+                if auth.name_key(r[1]) == key]
+        if same:
+            aid, name, study_id, joined = same[0]
+            if study_id != s["id"] or not joined:
+                raise crowd.JoinRefused("This worker ID cannot join this study. Contact the researcher.")
+            return {"id": aid, "name": name, "study_id": study_id}
+        n_joined = conn.execute("SELECT COUNT(*) FROM annotators WHERE study_id = ? AND joined = 1",
+                                (s["id"],)).fetchone()[0]
+        if row[2] is not None and n_joined >= row[2]:
+            raise crowd.JoinRefused("This study is full: it has all the participants it needs. Thank you.")
+        aid = self.db["annotators"].insert({"study_id": s["id"], "name": pid, "code_hash": None,
+                                            "created_at": now_iso(), "joined": 1}).last_pk
+        self._sync_assignments(conn, s["id"], aid)
         return {"id": aid, "name": pid, "study_id": s["id"]}
 
     def completion(self, annotator_id: int) -> dict[str, Any] | None:

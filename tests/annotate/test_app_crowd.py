@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from annotate.core import auth
 from annotate.core.store import Store
 from tests.annotate.test_app import answer, app, page_text, progress_text
 from tests.helpers import dump, nle
@@ -61,12 +62,26 @@ def test_worker_joins_by_link_rates_their_quota_and_gets_the_completion_code(cro
     ({"study": "s", "pid": "bad\u200bid"}, "control characters"),
 ])
 def test_a_bad_link_shows_a_plain_message_and_changes_nothing(crowd: str, store: Store, params, message) -> None:
-    before = dump(store.path)
+    before = dump(store.path, without=("login_attempts",))  # a wrong study or token counts as a failed attempt
     at = visit(**{"join": crowd, **params})
     assert not at.exception, at.exception
     assert [e.value for e in at.error] == [next(e.value for e in at.error if message in e.value)]
     assert at.text_input(key="sign_in_name")  # still the sign-in page
-    assert dump(store.path) == before
+    assert dump(store.path, without=("login_attempts",)) == before
+
+
+def test_too_many_wrong_links_from_one_address_refuse_even_the_right_one(crowd: str, store: Store,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth.time, "time", lambda: 1_000_000.0)  # a still clock: the back-off never runs out
+    for i in range(auth.MAX_FAILURES):
+        at = visit(study="s", join=f"forged-{i}", pid="w1")
+        assert "This join link is not valid" in at.error[0].value
+    at = visit(study="s", join=crowd, pid="w1")
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [
+        f"Too many wrong join links from this address; try again in {auth.backoff_s(auth.MAX_FAILURES):.0f} s."]
+    assert at.text_input(key="sign_in_name")  # still the sign-in page, nobody signed in
+    assert store.annotators("s") == []
 
 
 def test_full_and_closed_studies(crowd: str, store: Store) -> None:

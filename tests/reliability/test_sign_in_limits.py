@@ -1,5 +1,6 @@
 """Sign-in limits that hold under attack (issue 10): atomic under parallel tries, the researcher's own namespace,
-a per-client limit and a per-(name, client) back-off that never locks the owner out, capped lengths, pruning."""
+a per-client limit and a per-(name, client) back-off that never locks the owner out, capped lengths, pruning;
+and the same limits on crowd join links (issue 12), in a namespace of their own."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from annotate.core import auth
+from annotate.core.crowd import JoinRefused
 from annotate.core.errors import AccessDenied, TooManyAttempts
 from annotate.core.store import Store
 
@@ -111,3 +113,93 @@ def test_a_huge_name_is_refused_without_hashing_and_attempts_are_pruned(db: Path
         keys = [r[0] for r in store.conn.execute("SELECT name FROM login_attempts")]
         assert "old" not in keys
         assert max(len(k) for k in keys) <= auth.MAX_NAME_CHARS + len("annotator:") + 1
+
+
+# -- crowd join links (issue 12) ---------------------------------------------------------------------------------
+
+ATTACKER, WORKER = "203.0.113.77", "192.0.2.44"
+
+
+@pytest.fixture
+def joinable(db: Path) -> tuple[Path, str]:
+    """The study "load" open for joining, with its secret token."""
+    with Store(db) as store:
+        return db, store.open_joining("load")
+
+
+def annotator_names(store: Store) -> list[str]:
+    return [r[0] for r in store.conn.execute("SELECT name FROM annotators ORDER BY id")]
+
+
+def test_wrong_join_links_lock_out_only_that_client_and_create_nothing(joinable, clock) -> None:
+    db, token = joinable
+    with Store(db) as store:
+        before = annotator_names(store)
+        for i in range(auth.MAX_FAILURES):
+            with pytest.raises(JoinRefused, match="This join link is not valid"):
+                store.join("load", f"guess-{i}", f"w{i}", client=ATTACKER)
+            clock[0] += 1
+        # The back-off (60 s after the fifth failure, which was 1 s ago) holds even for the right token.
+        with pytest.raises(JoinRefused) as e:
+            store.join("load", token, "w-attacker", client=ATTACKER)
+        assert str(e.value) == "Too many wrong join links from this address; try again in 59 s."
+        assert annotator_names(store) == before  # no refused attempt created an annotator
+        # Another client with the right token joins meanwhile.
+        assert store.join("load", token, "w-worker", client=WORKER)["name"] == "w-worker"
+        assert annotator_names(store) == [*before, "w-worker"]
+        # The refusal recorded nothing: after the back-off the right token works from the attacker's address too.
+        clock[0] += auth.backoff_s(auth.MAX_FAILURES)
+        assert store.join("load", token, "w-attacker", client=ATTACKER)["name"] == "w-attacker"
+
+
+@pytest.mark.timeout(120)
+def test_parallel_wrong_join_links_get_at_most_five_token_checks(joinable) -> None:
+    db, _ = joinable
+    outcomes: list[str] = []
+    stores = [Store(db) for _ in range(30)]
+    go = threading.Barrier(30)
+
+    def guess(store: Store, i: int) -> None:
+        go.wait()
+        try:
+            store.join("load", f"guess-{i}", f"w{i}", client=ATTACKER)
+        except JoinRefused as e:
+            outcomes.append("refused" if str(e).startswith("Too many") else "checked")
+
+    threads = [threading.Thread(target=guess, args=(s, i)) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert len(outcomes) == 30
+    assert outcomes.count("checked") <= auth.MAX_FAILURES, outcomes.count("checked")
+
+
+def test_join_namespace_does_not_collide_with_an_annotator_named_like_it(tmp_path: Path, clock) -> None:
+    """An annotator literally named "join:load" (the join key of study "load") and the admin are not locked out by
+    wrong join links, even past the client-wide limit, and wrong sign-ins under that name leave the join link
+    alone."""
+    with Store(make_study(tmp_path, 3, {"join:load": "jl-code-1"})) as store:
+        token = store.open_joining("load")
+        for i in range(auth.CLIENT_MAX_FAILURES):  # the study's limit first, then other (unknown) studies
+            with pytest.raises(JoinRefused, match="not valid|does not exist"):
+                store.join("load" if i < auth.MAX_FAILURES else f"study-{i}", "guess", "w1", client=ATTACKER)
+        for study in ("load", "study-99"):
+            with pytest.raises(JoinRefused, match="Too many wrong join links"):
+                store.join(study, token, "w1", client=ATTACKER)
+        assert store.authenticate("join:load", "jl-code-1", client=ATTACKER)["name"] == "join:load"
+        assert store.check_admin_password("pw", "pw", client=ATTACKER)
+
+    (tmp_path / "second").mkdir()
+    with Store(make_study(tmp_path / "second", 3, {"join:load": "jl-code-1"})) as store:
+        token = store.open_joining("load")
+        for _ in range(auth.MAX_FAILURES + 1):
+            with pytest.raises((AccessDenied, TooManyAttempts)):
+                store.authenticate("join:load", "wrong", client=ATTACKER)
+        with pytest.raises(TooManyAttempts):
+            store.authenticate("join:load", "jl-code-1", client=ATTACKER)
+        assert store.join("load", token, "w1", client=ATTACKER)["name"] == "w1"
+        keys = {r[0] for r in store.conn.execute("SELECT name FROM login_attempts")}
+        assert keys == {"annotator:join:load", "join:load"}
