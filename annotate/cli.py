@@ -22,9 +22,9 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    if args.pairwise:
-        return cmd_import_pairwise(args)
     overlap = parse_overlap(args.overlap) if args.overlap is not None else None  # checked before any write
+    if args.pairwise:
+        return cmd_import_pairwise(args, overlap)
     with _store(args) as store:
         result = store.import_nles(args.file, args.study, with_gold=args.with_gold, allow_mixed=args.allow_mixed)
         if args.overlap is not None:
@@ -93,12 +93,14 @@ def cmd_study_close(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import_pairwise(args: argparse.Namespace) -> int:
+def cmd_import_pairwise(args: argparse.Namespace, overlap: int | None) -> int:
     if args.with_gold:
         raise ValueError("--with-gold does not apply to a pairwise study")
     with _store(args) as store:
         out = store.import_pairwise(args.file, *args.pairwise, args.study,
                                     rate_sides=True if args.rate_sides else None)
+        if args.overlap is not None:
+            store.configure_study(out.result.study, overlap=overlap)
     print(f"imported {args.file}: {out.summary()}")
     for dataset, sample_id, reason in out.selection.excluded:
         print(f"  excluded {dataset}/{sample_id}: {reason}")
@@ -117,11 +119,13 @@ def cmd_annotators_list(args: argparse.Namespace) -> int:
         if args.study is not None:
             store.resolve_study(args.study)  # a mistyped study is an error, not "no annotators yet"
         rows = store.annotators(args.study)
+        # Out of the total the annotator's page shows: in a k-of-N study that counts the items still open to them.
+        totals = {r["id"]: store.queue_length(r["id"]) for r in rows}
     if not rows:
         print("no annotators yet")
     for r in rows:
         sign_in = "" if r["can_sign_in"] else " (imported, cannot sign in)"
-        print(f"{r['name']}\tstudy {r['study']}\t{r['answered']} of {r['assigned']} answered{sign_in}")
+        print(f"{r['name']}\tstudy {r['study']}\t{r['answered']} of {totals[r['id']]} answered{sign_in}")
     return 0
 
 
@@ -222,8 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mixed", action="store_true",
                    help="accept NLEs of another model or split_seed than their configuration already holds")
     p.add_argument("--overlap", default=None, metavar="K",
-                   help="ratings per item: a number k (k-of-N assignment) or 'all' (every annotator rates every "
-                        "item, the default for a new study)")
+                   help="ratings per item: a number k (k-of-N assignment; a new study gets 2) or 'all' (every "
+                        "annotator rates every item, the paper's set-up); an existing study keeps its setting "
+                        "unless given")
     p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
                    help="build a blind pairwise study of configuration A against B: one pair per sample both "
                         "predicted correctly")

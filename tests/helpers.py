@@ -1,4 +1,4 @@
-"""Helpers shared by the test packages: a valid NLE line, database dumps and file hashes.
+"""Helpers shared by the test packages: a valid NLE line, database dumps, file hashes and queue helpers.
 
 Imported as `tests.helpers` (never from a conftest, so any subset of test files collects).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,27 @@ def file_hash(store: Store) -> str:
     busy, _, _ = store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     assert busy == 0
     return hashlib.sha256(Path(store.path).read_bytes()).hexdigest()
+
+
+def overlap_all(store: Store, study: str | None = None) -> Store:
+    """Give the study k = all (the paper's set-up): every annotator holds every item at once, in their own random
+    order, so queue positions exist before anyone asks for them. For tests of exactly that; a new study has
+    k = 2, whose queues grow one item at a time."""
+    store.configure_study(study, overlap="all")
+    return store
+
+
+def next_item(store: Store, annotator_id: int) -> dict[str, Any]:
+    """The item the annotator is shown next, as the app asks for it (in a k-of-N study this reserves it)."""
+    position = store.next_unanswered(annotator_id)
+    assert position is not None, f"annotator {annotator_id} has nothing left to rate"
+    return store.annotator_item(annotator_id, position)
+
+
+def walk_queue(store: Store, annotator_id: int) -> Iterator[int]:
+    """The annotator's queue positions in the order the app shows them, until they are done (k = all or k-of-N
+    alike). Answer each position before taking the next, or the walk comes back to it."""
+    position = store.next_unanswered(annotator_id)
+    while position is not None:
+        yield position
+        position = store.next_unanswered(annotator_id, after=position)

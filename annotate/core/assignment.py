@@ -1,14 +1,16 @@
 """k-of-N assignment (issue 12 §1): who gets which item next, inside the caller's write transaction.
 
-A study's `overlap` k (table study_settings; NULL = every annotator rates every item, the paper's set-up) bounds
-how many annotators rate an item. In a k-of-N study an annotator's queue grows one item at a time: the next item
-is reserved for them (an `assignments` row with `reserved_at` and no answer) only while the item's submitted
-ratings (`items.rating_count`, kept by triggers) plus other annotators' live reservations are fewer than k. A reservation lapses after `lapse_seconds`;
-the next annotator to claim the item then takes it over and the lapsed row leaves the absent annotator's queue,
-so an item never collects more than k ratings. Items that others already rated (or hold) come first, so
-complete k-sets accrue early; fresh items follow the study's random order (`items.shuffle_key`), which each
-annotator enters at their own point. Attention checks (items with an
-`expected_rating`) are outside k: every annotator gets each of them, mixed in at random among their regular items.
+A study's `overlap` k (table study_settings) bounds how many annotators rate an item: DEFAULT_OVERLAP = 2 for every
+new study. NULL (`all`) means every annotator rates every item, the paper's set-up: chosen with `--overlap all`, and
+kept by every study of a database made before the settings existed. In a k-of-N study an annotator's queue grows one
+item at a time: the next item is reserved for them (an `assignments` row with `reserved_at` and no answer) only
+while the item's submitted ratings (`items.rating_count`, kept by triggers) plus other annotators' live
+reservations are fewer than k. A reservation lapses after `lapse_seconds`; the next annotator to claim the item then
+takes it over and the lapsed row leaves the absent annotator's queue, so an item never collects more than k ratings.
+Items that others already rated (or hold) come first, so complete k-sets accrue early; fresh items follow the
+study's random order (`items.shuffle_key`), which each annotator enters at their own point. Attention checks (items
+with an `expected_rating`) are outside k: every annotator gets each of them, mixed in at random among their regular
+items.
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-DEFAULT_OVERLAP = 2  # issue 12: two ratings per item, as the paper's two annotators gave
-# What a study gets when nobody chose: every annotator rates every item (k = all), the behaviour every existing
-# database, test and the demo's "alice and bob each rate" flow rely on. `nle-annotate import --overlap 2` or
-# `study set --overlap 2` choose k-of-N.
-NEW_STUDY_OVERLAP: int | None = None
+# Issue 12: a new study gets two ratings per item, as the paper's two annotators gave (with two annotators the same
+# ratings as k = all, in another order). A study stored with NULL, or without a settings row, stays k = all.
+DEFAULT_OVERLAP = 2
 DEFAULT_LAPSE_SECONDS = 1800
 Tolerance = Literal["exact", "within_one"]
 TOLERANCES: tuple[str, ...] = ("exact", "within_one")

@@ -235,8 +235,9 @@ class Store(PairwiseStoreMixin):
             "rules": json.dumps((rules or Rules()).to_dict()), "guidelines": json.dumps(g.__dict__),
             "guidelines_version": g.version, "created_at": now_iso(),
         }).last_pk
+        # Every new study, however created (import, pairwise, import-ratings, the demo), starts at k = 2.
         self.conn.execute("INSERT INTO study_settings (study_id, overlap) VALUES (?, ?)",
-                          (study_id, assignment.NEW_STUDY_OVERLAP))
+                          (study_id, assignment.DEFAULT_OVERLAP))
         return study_id
 
     @staticmethod
@@ -392,7 +393,7 @@ class Store(PairwiseStoreMixin):
         return rows[0] if rows else None
 
     def add_annotator(self, name: str, study: str | None = None, *, code: str | None = None) -> str:
-        """Create an annotator and queue the study's items for them; returns the access code (shown once)."""
+        """Create an annotator (in a k = all study, with every item queued); returns the access code (shown once)."""
         name = name.strip()
         if not name:
             raise ValueError("annotator name must not be empty")
@@ -766,6 +767,7 @@ class Store(PairwiseStoreMixin):
         if "redirect_url" in changes:
             extra["redirect_url"] = crowd.check_redirect(changes["redirect_url"])
         with self._transaction() as conn:
+            # A study without a settings row predates them: it is k = all (NULL), not a new study's default.
             conn.execute("INSERT OR IGNORE INTO study_settings (study_id, overlap) VALUES (?, NULL)", (s["id"],))
             values = {**new.__dict__, **extra}
             conn.execute("UPDATE study_settings SET " + ", ".join(f"{k} = ?" for k in values) + " WHERE study_id = ?",
@@ -856,6 +858,7 @@ class Store(PairwiseStoreMixin):
         s = self.resolve_study(study)
         token = crowd.new_token()
         with self._transaction() as conn:
+            # As in configure_study: a study without a settings row keeps k = all.
             conn.execute("INSERT OR IGNORE INTO study_settings (study_id, overlap) VALUES (?, NULL)", (s["id"],))
             conn.execute("UPDATE study_settings SET join_token_hash = ?, join_open = 1, max_joined = ?"
                          " WHERE study_id = ?", (crowd.hash_token(token), max_joined, s["id"]))

@@ -11,7 +11,7 @@ from sklearn.metrics import cohen_kappa_score
 from analysis import cli as report_cli
 from analysis.report import analyse_store
 from annotate.core.store import Store
-from tests.helpers import nle
+from tests.helpers import nle, overlap_all
 
 TAGS = {"yes": [], "weak_yes": [], "weak_no": ["nonsensical"], "no": ["nonsensical"]}
 # Eight regular items; careful annotators a and b agree on six, careless c answers "yes" throughout.
@@ -25,6 +25,7 @@ def checked(store: Store, write_jsonl) -> Store:
     lines += [nle("esnli", "check-1", "full_ft", expected_rating="no"),
               nle("esnli", "check-2", "full_ft", expected_rating=["no", "weak no"])]
     store.import_nles(write_jsonl(lines), "s")
+    overlap_all(store, "s")  # a, b and c each rate every item
     for name in ("a", "b", "c"):
         store.add_annotator(name, "s", code=f"code-{name}")
     ids = {r["sample_id"]: r["item_id"] for r in store.items_frame("s").to_dict("records")}

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from annotate.app.session import RESUME_PARAM
 from annotate.core.store import Store
-from tests.helpers import nle
+from tests.helpers import next_item, nle
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
@@ -397,7 +397,7 @@ def test_researcher_pages_are_not_reachable_by_an_annotator(study: dict[str, int
 
 
 def test_crafted_session_state_cannot_act_as_another_annotator(study: dict[str, int], store: Store) -> None:
-    anna_item = store.annotator_item(study["anna"], 0)
+    anna_item = next_item(store, study["anna"])
     # 1. A session whose state names anna but was never signed in is sent to sign in.
     forged = app()
     forged.session_state["annotator"] = {"id": study["anna"], "name": "anna", "study_id": 1}
@@ -475,7 +475,7 @@ def test_admin_bad_file_names_the_line_and_changes_nothing(admin: AppTest, store
 
 def test_admin_downloads_exports_and_backup(admin: AppTest, store: Store, study: dict[str, int],
                                              tmp_path: Path) -> None:
-    store.submit(study["anna"], store.annotator_item(study["anna"], 0)["item_id"], "yes")
+    store.submit(study["anna"], next_item(store, study["anna"])["item_id"], "yes")
     labels = [b.label for b in admin.get("download_button")]
     assert labels == ["Ratings CSV", "Ratings JSONL", "Database backup"]
     csv = store.export_bytes("s", "csv").decode()
@@ -549,7 +549,7 @@ def test_sign_out_and_code_reset_end_the_token(study, store: Store) -> None:
 def test_the_pages_csv_download_imports_back_with_a_bare_carriage_return(
         admin: AppTest, store: Store, study: dict[str, int], tmp_path: Path) -> None:
     """The researcher page's download is the store's one export: a comment holding a bare \\r survives a round trip."""
-    item = store.annotator_item(study["anna"], 0)["item_id"]
+    item = next_item(store, study["anna"])["item_id"]
     store.submit(study["anna"], item, "no", ["one word"], comment="first\rsecond")
     data = store.export_bytes("s", "csv")  # what the page's "Ratings CSV" button serves
     with Store(tmp_path / "other.db") as other:
@@ -561,7 +561,7 @@ def test_the_pages_csv_download_imports_back_with_a_bare_carriage_return(
 def test_the_pages_csv_download_is_safe_to_open_in_a_spreadsheet(
         admin: AppTest, store: Store, study: dict[str, int], tmp_path: Path) -> None:
     """The download escapes a comment a spreadsheet would run as a formula, and imports back to the original."""
-    item = store.annotator_item(study["anna"], 0)["item_id"]
+    item = next_item(store, study["anna"])["item_id"]
     store.submit(study["anna"], item, "no", ["one word"], comment='=cmd|" /C calc"!A0')
     data = store.export_bytes("s", "csv")  # what the page's "Ratings CSV" button serves
     assert b"'=cmd|" in data and b',=cmd|' not in data and b',"=cmd|' not in data

@@ -7,10 +7,15 @@ import sqlite3
 from collections import Counter
 
 import pytest
+import sqlite_utils
 
+from annotate import cli
+from annotate.core.assignment import DEFAULT_OVERLAP
 from annotate.core.crowd import JoinRefused
 from annotate.core.errors import AccessDenied, InputFileError
 from annotate.core.formats import read_nle_file
+from annotate.core.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules
+from annotate.core.schema import MIGRATIONS, now_iso
 from annotate.core.store import Store
 from tests.helpers import dump, nle
 
@@ -129,6 +134,79 @@ def test_impossible_settings_are_refused_and_change_nothing(study: Store, change
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         study.configure_study("s", **changes)
     assert dump(study.path) == before
+
+
+# -- the default overlap and databases made before it ----------------------------------------------------------
+
+
+def test_the_demo_study_is_k_2_and_alice_and_bob_each_still_rate_every_item(demo_store: Store) -> None:
+    every = set(demo_store.items_frame("demo")["item_id"])
+    assert demo_store.assignment_settings("demo").overlap == DEFAULT_OVERLAP == 2
+    alice = rate(demo_store, "alice", limit=3)
+    bob = rate(demo_store, "bob", limit=3)
+    assert set(bob) == set(alice)  # k = 2 changes the order: what alice rated comes first for bob
+    alice += rate(demo_store, "alice")
+    bob += rate(demo_store, "bob")
+    assert set(alice) == set(bob) == every and len(alice) == len(bob) == len(every)
+    for name in ("alice", "bob"):
+        assert demo_store.queue_length(aid(demo_store, name)) == len(every)
+    assert set(ratings_per_item(demo_store).values()) == {2}
+
+
+def old_database(path) -> None:
+    """A database as the code before migration 0003 made it: a study whose two annotators each had every item
+    queued (k = all)."""
+    db = sqlite_utils.Database(str(path))
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    before_settings = MIGRATIONS[:[name for name, _ in MIGRATIONS].index("0003_k_of_n_assignment")]
+    for name, migration in before_settings:
+        migration(db)
+        db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_iso()))
+    g = Guidelines()
+    study = db["studies"].insert({
+        "name": "old", "question": QUESTION, "scale": json.dumps(list(RATINGS)), "tags": json.dumps(DEFAULT_TAGS),
+        "rules": json.dumps(Rules().to_dict()), "guidelines": json.dumps(g.__dict__),
+        "guidelines_version": g.version, "created_at": now_iso()}).last_pk
+    annotators = [db["annotators"].insert({"study_id": study, "name": name, "created_at": now_iso()}).last_pk
+                  for name in ("ann", "bea")]
+    for position in range(3):
+        line = nle("esnli", f"o{position}")
+        item = db["items"].insert({
+            **{k: line[k] for k in ("dataset", "sample_id", "config", "predicted_label", "explanation")},
+            "study_id": study, "input": json.dumps(line["input"]), "created_at": now_iso()}).last_pk
+        for annotator in annotators:
+            db["assignments"].insert({"annotator_id": annotator, "item_id": item, "position": position})
+    db.conn.commit()
+    db.close()
+
+
+def test_a_study_of_an_old_database_keeps_k_all_and_a_new_study_there_gets_k_2(tmp_path, write_jsonl,
+                                                                              capsys) -> None:
+    path = tmp_path / "old.db"
+    old_database(path)
+    with Store(path) as store:  # migrates
+        assert store.assignment_settings("old").overlap is None
+        for name in ("ann", "bea"):  # the positional queues of k = all, untouched
+            assert [store.annotator_item(aid(store, name), p) is not None for p in range(4)] == [True] * 3 + [False]
+        store.configure_study("old", lapse_seconds=600)  # another setting changes nothing about k
+        assert store.assignment_settings("old").overlap is None
+        store.import_nles(write_jsonl([nle("esnli", "n1")], "new.jsonl"), "new")
+        assert store.assignment_settings("new").overlap == 2
+    assert cli.main(["study", "show", "--db", str(path), "old"]) == 0
+    assert "  overlap k: all (every annotator rates every item)\n" in capsys.readouterr().out
+
+
+def test_a_study_without_a_settings_row_stays_k_all(store: Store, write_jsonl) -> None:
+    """A study inserted by code that predates the settings (an old app on a migrated file) has no settings row:
+    it is k = all, and stays so when a setting is changed or joining is opened."""
+    store.import_nles(write_jsonl([nle("esnli", f"s{i}") for i in range(3)]), "s")
+    store.conn.execute("DELETE FROM study_settings")
+    store.add_annotator("ann", "s", code="code-ann")
+    assert store.assignment_settings("s").overlap is None and store.queue_length(aid(store, "ann")) == 3
+    store.open_joining("s")
+    assert store.assignment_settings("s").overlap is None
+    store.configure_study("s", max_per_annotator=2)
+    assert store.study_settings("s")["overlap"] is None and store.study_settings("s")["max_per_annotator"] == 2
 
 
 # -- attention checks --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from annotate.cli import main
 from annotate.core.errors import AccessDenied
 from annotate.core.store import EXPORT_COLUMNS, Store
-from tests.helpers import dump, nle
+from tests.helpers import dump, next_item, nle
 
 SCRIPT = Path(sys.executable).parent / "nle-annotate"
 
@@ -51,7 +51,7 @@ def study_db(capsys: pytest.CaptureFixture[str], db_path: Path, nles: Path) -> P
             aid = store.authenticate(name, f"{name}-code")["id"]
             for pos, (rating, tags) in enumerate([("yes", []), ("weak_yes", ["hallucination"]),
                                                   ("no", ["inaccurate", "one word"])]):
-                store.submit(aid, store.annotator_item(aid, pos)["item_id"], rating, tags, f"{name}, #{pos}", 2.5)
+                store.submit(aid, next_item(store, aid)["item_id"], rating, tags, f"{name}, #{pos}", 2.5)
     return db_path
 
 
@@ -105,13 +105,17 @@ def test_annotators_add_prints_the_code_once_and_list_never(capsys: pytest.Captu
 
 def test_annotators_list_shows_progress_and_imported(capsys: pytest.CaptureFixture[str], study_db: Path,
                                                      tmp_path: Path) -> None:
+    with Store(study_db) as store:
+        rated = store.ratings_frame("s").query("annotator == 'alice'").iloc[0]
     ratings = tmp_path / "r.csv"
-    ratings.write_text("dataset,sample_id,config,annotator,rating\nesnli,esnli-0,full_ft,dora,yes\n")
+    ratings.write_text("dataset,sample_id,config,annotator,rating\n"
+                       f"{rated['dataset']},{rated['sample_id']},{rated['config']},dora,yes\n")
     assert run(capsys, "import-ratings", ratings, "--db", study_db)[0] == 0
     rc, out, _ = run(capsys, "annotators", "list", "--db", study_db, "--study", "s")
+    # k = 2: alice's three items (bob rated them next) are complete; 5 items nobody rated remain for anyone.
     assert rc == 0 and out.splitlines() == [
         "alice\tstudy s\t3 of 8 answered", "bob\tstudy s\t3 of 8 answered",
-        "dora\tstudy s\t1 of 8 answered (imported, cannot sign in)"]
+        "dora\tstudy s\t1 of 6 answered (imported, cannot sign in)"]
 
 
 def test_annotators_list_of_an_unknown_study_is_an_error(capsys: pytest.CaptureFixture[str], study_db: Path) -> None:
@@ -262,7 +266,8 @@ def test_import_ratings_round_trip_and_violation_note(capsys: pytest.CaptureFixt
     run(capsys, "export", "--db", study_db, "--out", exported)
     fresh = tmp_path / "fresh.db"
     rc, out, _ = run(capsys, "import-ratings", exported, "--db", fresh, "--study", "s")
-    assert rc == 0 and out == (f"imported {exported}: study 's', ratings added: 6, items created: 6 (6 not queued: "
+    # k = 2: bob was given the three items alice rated, so six ratings of three items.
+    assert rc == 0 and out == (f"imported {exported}: study 's', ratings added: 6, items created: 3 (3 not queued: "
                                "no input, predicted_label and explanation in the file), annotators created: 2\n")
     with Store(study_db) as a, Store(fresh) as b:
         assert a.ratings_frame("s").equals(b.ratings_frame("s"))
@@ -362,7 +367,7 @@ def test_console_script_import_add_export(script: Path, tmp_path: Path, nles: Pa
     code = call("annotators", "add", "alice", "--db", db).rsplit(": ", 1)[1].strip()
     with Store(db) as store:
         aid = store.authenticate("alice", code)["id"]
-        store.submit(aid, store.annotator_item(aid, 0)["item_id"], "weak_no", ["irrelevant"])
+        store.submit(aid, next_item(store, aid)["item_id"], "weak_no", ["irrelevant"])
     call("export", "--db", db, "--out", tmp_path / "r.csv")
     lines = (tmp_path / "r.csv").read_text().splitlines()
     assert lines[0] == ",".join(EXPORT_COLUMNS) and len(lines) == 2

@@ -37,6 +37,37 @@ def test_import_with_overlap_and_study_set_show(db: str, capsys) -> None:
     assert "complete sets: 0 of 4 items" in capsys.readouterr().out
 
 
+PAIR = ("full_ft", "att_q")
+
+
+@pytest.mark.parametrize(("command", "shown"), [
+    (["import", "nles"], "2"),
+    (["import", "nles", "--overlap", "all"], "all (every annotator rates every item)"),
+    (["import", "nles", "--pairwise", *PAIR], "2"),
+    (["import", "nles", "--pairwise", *PAIR, "--overlap", "all"], "all (every annotator rates every item)"),
+    (["import", "nles", "--pairwise", *PAIR, "--overlap", "3"], "3"),
+    (["import-ratings", "ratings"], "2"),
+])
+def test_a_new_study_has_k_2_unless_the_import_says_otherwise(tmp_path: Path, write_jsonl, capsys, command,
+                                                              shown) -> None:
+    files = {"nles": write_jsonl([nle(sample_id=str(i), config=c) for i in range(3) for c in PAIR]),
+             "ratings": tmp_path / "r.csv"}
+    files["ratings"].write_text("dataset,sample_id,config,annotator,rating\nesnli,1,full_ft,dora,yes\n")
+    path = str(tmp_path / "n.db")
+    assert cli.main([command[0], str(files[command[1]]), "--db", path, "--study", "new", *command[2:]]) == 0
+    capsys.readouterr()
+    assert cli.main(["study", "show", "--db", path, "new"]) == 0
+    assert f"  overlap k: {shown}\n" in capsys.readouterr().out
+
+
+def test_an_import_without_overlap_keeps_an_existing_studys_setting(db: str, write_jsonl, capsys) -> None:
+    assert cli.main(["study", "set", "--db", db, "s", "--overlap", "all"]) == 0
+    assert cli.main(["import", "--db", db, "--study", "s", str(write_jsonl([nle(sample_id="new")], "more.jsonl"))]) == 0
+    capsys.readouterr()
+    assert cli.main(["study", "show", "--db", db, "s"]) == 0
+    assert "  overlap k: all (every annotator rates every item)\n" in capsys.readouterr().out
+
+
 def test_open_prints_the_link_once_and_close_ends_it(db: str, capsys) -> None:
     assert cli.main(["study", "open", "--db", db, "s", "--max-joined", "30"]) == 0
     out = capsys.readouterr().out

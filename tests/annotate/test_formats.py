@@ -13,7 +13,7 @@ from annotate.core.errors import InputFileError
 from annotate.core.formats import RATING_COLUMNS, read_nle_file, read_ratings_csv
 from annotate.core.scale import DEFAULT_TAGS
 from annotate.core.store import EXPORT_COLUMNS, Store
-from tests.helpers import dump, file_hash, nle
+from tests.helpers import dump, file_hash, next_item, nle, overlap_all, walk_queue
 
 TS = "2026-01-02T03:04:05.678+00:00"
 
@@ -54,7 +54,7 @@ def rated(store: Store, write_jsonl) -> Store:
                ("no", ["irrelevant", "true but irrelevant"], ";semi;colons;", 12.5), ("yes", [], " spaced ", 2.5)]
     for name in ("alice", "bob"):
         aid = ids[name]
-        for pos, (rating, tags, comment, seconds) in enumerate(answers):
+        for pos, (rating, tags, comment, seconds) in zip(walk_queue(store, aid), answers, strict=True):
             item = store.annotator_item(aid, pos)["item_id"]
             store.submit(aid, item, rating, tags, f"{name}: {comment}", seconds)
     first = store.annotator_item(ids["alice"], 0)["item_id"]
@@ -124,7 +124,7 @@ def test_padded_identifiers_round_trip_to_the_same_item(store: Store, write_json
     store.import_nles(write_jsonl([{**line, "dataset": "esnli ", "sample_id": " 7 ", "config": " full_ft"}]), "s")
     store.add_annotator("alice", "s", code="a")
     aid = annotator_ids(store)["alice"]
-    store.submit(aid, store.annotator_item(aid, 0)["item_id"], "yes")
+    store.submit(aid, next_item(store, aid)["item_id"], "yes")
     assert store.items_frame("s")[["dataset", "sample_id", "config"]].values.tolist() == [["esnli", "7", "full_ft"]]
     out = tmp_path / "r.csv"
     store.export(out, "csv", "s")
@@ -177,8 +177,11 @@ def test_annotator_names_match_case_insensitively(store: Store, write_jsonl, tmp
         store.import_ratings(twice, "s")
 
 
-def test_items_and_annotators_are_created_from_rows(store: Store, write_jsonl, tmp_path: Path) -> None:
+@pytest.mark.parametrize("overlap", ["2", "all"])
+def test_items_and_annotators_are_created_from_rows(store: Store, write_jsonl, tmp_path: Path, overlap: str) -> None:
     store.import_nles(write_jsonl([nle("esnli", "g1")]), "s")
+    if overlap == "all":
+        overlap_all(store, "s")
     store.add_annotator("alice", "s", code="a")
     header = [*EXPORT_COLUMNS, "input", "predicted_label", "explanation"]
     path = write_csv(tmp_path / "r.csv", [
@@ -198,15 +201,23 @@ def test_items_and_annotators_are_created_from_rows(store: Store, write_jsonl, t
     # Only the item whose row carried input, predicted_label and explanation joins the queues: an annotator is
     # never asked to rate a blank item.
     carol = next(a for a in store.annotators("s") if a["name"] == "carol")
-    assert (carol["can_sign_in"], carol["assigned"], carol["answered"]) == (0, 2, 3)
+    assert (carol["can_sign_in"], carol["answered"]) == (0, 3)
     alice = annotator_ids(store)["alice"]
-    assert store.queue_length(alice) == 2 and store.answered_count(alice) == 1
-    queued = {store.annotator_item(alice, i)["item_id"] for i in range(2)}
-    assert queued == {int(items.loc["g1", "item_id"]), int(items.loc["new-3", "item_id"])}
-    # ... nor later, when another annotator joins.
-    store.add_annotator("dave", "s", code="d")
-    assert store.queue_length(annotator_ids(store)["dave"]) == 2
+    assert store.queue_length(alice) == 2 and store.answered_count(alice) == 1  # g1 and new-3
     assert store.ratings_frame("s", extra=True)["source"].unique().tolist() == ["import"]
+    # Walking their queues, alice and (later) dave are given only the items with text: never new-1 or new-2.
+    store.add_annotator("dave", "s", code="d")
+    g1, new3 = int(items.loc["g1", "item_id"]), int(items.loc["new-3", "item_id"])
+    given = {}
+    for name in ("alice", "dave"):
+        aid = annotator_ids(store)[name]
+        given[name] = set()
+        for pos in walk_queue(store, aid):
+            item = store.annotator_item(aid, pos)["item_id"]
+            given[name].add(item)
+            store.submit(aid, item, "yes")
+    # With k = 2, new-3 is complete (carol, alice) by the time dave asks.
+    assert given == {"alice": {new3}, "dave": {g1, new3} if overlap == "all" else {g1}}
 
 
 @pytest.mark.parametrize("value", ['{"premise": 3}', "[1]", "{}", "not json"])
@@ -332,7 +343,7 @@ def seeded(store: Store, write_jsonl, tmp_path: Path) -> Store:
     store.add_annotator("alice", "s", code="a")
     store.add_annotator("olga", "t", code="o")
     aid = annotator_ids(store)["alice"]
-    store.submit(aid, store.annotator_item(aid, 0)["item_id"], "no", ["empty"], "seed")
+    store.submit(aid, next_item(store, aid)["item_id"], "no", ["empty"], "seed")
     store.import_ratings(write_csv(tmp_path / "seed.csv", [row("x", "bob", "weak_yes")]), "s")
     return store
 

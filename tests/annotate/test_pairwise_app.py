@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from annotate.core.store import Store
-from tests.helpers import nle
+from tests.helpers import nle, walk_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
@@ -194,7 +194,7 @@ def test_side_by_side_page_shows_the_pairwise_figures(pair_study: dict[str, int]
     # anna prefers A on every pair, ben calls every pair a tie.
     for name, pick in (("anna", "a"), ("ben", "tie")):
         aid = pair_study[name]
-        for pos in range(N_PAIRS):
+        for pos in walk_queue(store, aid):
             item = store.annotator_pair(aid, pos)
             a_first = store.conn.execute("SELECT a_first FROM pair_sides WHERE annotator_id = ? AND item_id = ?",
                                          (aid, item["item_id"])).fetchone()[0]

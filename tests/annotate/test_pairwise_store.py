@@ -25,7 +25,7 @@ from annotate.core.pairwise import (
 )
 from annotate.core.scale import DEFAULT_TAGS
 from annotate.core.store import Store
-from tests.helpers import nle
+from tests.helpers import nle, walk_queue
 
 A, B = "full_ft", "att_q+ln"
 
@@ -109,8 +109,10 @@ def test_changed_pair_content_is_refused(pw: Store, write_jsonl) -> None:
 
 def test_only_shown_items_of_ones_own_queue_can_be_answered(pw: Store) -> None:
     anna, ben = (a["id"] for a in pw.annotators("pw"))
-    item = pw.annotator_pair(anna, 0)
-    with pytest.raises(AccessDenied):  # in ben's queue, but never shown to him
+    item = pw.annotator_pair(anna, pw.next_unanswered(anna))
+    # ben is given anna's pair next (k = 2 offers items others hold first): in his queue, never shown to him.
+    assert pw.annotator_item(ben, pw.next_unanswered(ben))["item_id"] == item["item_id"]
+    with pytest.raises(AccessDenied):
         pw.submit_preference(ben, item["item_id"], "1")
     with pytest.raises(AccessDenied):
         pw.submit_preference(anna, 999, "1")
@@ -121,7 +123,7 @@ def test_only_shown_items_of_ones_own_queue_can_be_answered(pw: Store) -> None:
 
 def test_revision_keeps_history(pw: Store) -> None:
     anna = pw.annotators("pw")[0]["id"]
-    item = pw.annotator_pair(anna, 0)
+    item = pw.annotator_pair(anna, pw.next_unanswered(anna))
     pw.submit_preference(anna, item["item_id"], "1")
     second = pw.submit_preference(anna, item["item_id"], "tie", comment="on reflection")
     assert second["revision"] == 2
@@ -133,7 +135,7 @@ def test_revision_keeps_history(pw: Store) -> None:
 
 def answer_all(store: Store) -> None:
     for k, a in enumerate(store.annotators("pw")):
-        for pos in range(store.queue_length(a["id"])):
+        for pos in walk_queue(store, a["id"]):
             item = store.annotator_pair(a["id"], pos)
             store.submit_preference(a["id"], item["item_id"], ("1", "2", "tie")[(pos + k) % 3],
                                     tags_1=["nonsensical"] if pos % 2 else [], tags_2=["irrelevant", "empty"],
@@ -209,7 +211,7 @@ def test_parquet_export_of_ratings_loads_with_datasets(store: Store, write_jsonl
     for name in ("anna", "ben"):
         store.add_annotator(name, "s", code=f"code-{name}")
     for a in store.annotators("s"):
-        for pos in range(6):
+        for pos in walk_queue(store, a["id"]):
             item = store.annotator_item(a["id"], pos)
             store.submit(a["id"], item["item_id"], "weak_no", ["inaccurate", "one word"], "hm", 2.0)
     out = tmp_path / "pub"

@@ -26,7 +26,7 @@ from annotate.core.formats import REQUIRED_KEYS
 from annotate.core.scale import DEFAULT_TAGS, RATINGS, normalize_rating, score
 from annotate.core.spreadsheet import FORMULA_STARTS
 from annotate.core.store import EXPORT_COLUMNS, Store
-from tests.helpers import dump, nle
+from tests.helpers import dump, next_item, nle, overlap_all
 
 # The database fixture is shared by the examples of one test on purpose: a rejected file must leave it unchanged.
 # NLE_HYPOTHESIS_SCALE=10 runs ten times as many examples (a longer soak than CI's).
@@ -43,7 +43,7 @@ def seeded(store: Store, write_jsonl) -> Store:
     store.import_nles(write_jsonl([nle("esnli", "g1"), nle("esnli", "old")], "seed.jsonl"), "s", with_gold=True)
     store.add_annotator("alice", "s", code="alice-code")
     aid = store.authenticate("alice", "alice-code")["id"]
-    store.submit(aid, store.annotator_item(aid, 0)["item_id"], "weak_no", ["inaccurate"], "seed", 4.0)
+    store.submit(aid, next_item(store, aid)["item_id"], "weak_no", ["inaccurate"], "seed", 4.0)
     return store
 
 
@@ -381,6 +381,7 @@ def template(tmp_path: Path, write_jsonl) -> Store:
     ids = ["1", "-007", "=a,b", 'q"uote', "@ünï", "'+x y"]
     store.import_nles(write_jsonl([nle(["esnli", "ecqa", "sbic"][i % 3], sid, ["full_ft", "att_q+layer_norm"][i % 2])
                                    for i, sid in enumerate(ids)]), "s")
+    overlap_all(store, "s")  # the examples draw any (annotator, queue position) pair
     for name in ANNOTATORS:
         store.add_annotator(name, "s", code=f"code-{len(name)}")
     yield store

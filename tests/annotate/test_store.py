@@ -19,11 +19,11 @@ from annotate.core.errors import AccessDenied, InputFileError, RuleViolation, To
 from annotate.core.formats import REQUIRED_KEYS
 from annotate.core.scale import Guidelines
 from annotate.core.store import GOLD_CONFIG, Store
-from tests.helpers import dump, file_hash, nle
+from tests.helpers import dump, file_hash, next_item, nle, overlap_all
 
 
 def queue(store: Store, annotator_id: int) -> list[int]:
-    """Item ids of an annotator's queue, in the order they are shown."""
+    """Item ids of an annotator's queue, in the order they are shown (a k = all study: see overlap_all)."""
     return [store.annotator_item(annotator_id, p)["item_id"] for p in range(store.queue_length(annotator_id))]
 
 
@@ -93,7 +93,8 @@ def test_reimport_with_gold_and_annotators_is_idempotent(store: Store, write_jso
     first = store.import_nles(path, "s", with_gold=True)
     assert (first.added, first.gold_added) == (8, 4)
     store.add_annotator("alice", "s", code="code-a")
-    store.submit(annotator_id(store, "alice"), 1, "yes")
+    aid = annotator_id(store, "alice")
+    store.submit(aid, next_item(store, aid)["item_id"], "yes")
     before = dump(db_path)
     again = store.import_nles(path, "s", with_gold=True)
     assert (again.added, again.gold_added, again.unchanged) == (0, 0, 12)
@@ -265,6 +266,7 @@ def test_four_failures_do_not_lock_out(items: Store) -> None:
 def test_each_annotator_gets_a_random_permutation(store: Store, write_jsonl, tmp_path: Path) -> None:
     path = write_jsonl([nle("esnli", str(i)) for i in range(30)])
     store.import_nles(path, "s")
+    overlap_all(store, "s")
     for name in ("alice", "bob"):
         store.add_annotator(name, "s", code=f"{name}-code")
     all_items = sorted(store.items_frame("s")["item_id"])
@@ -273,6 +275,7 @@ def test_each_annotator_gets_a_random_permutation(store: Store, write_jsonl, tmp
     assert qa != qb and qa != all_items
     with Store(tmp_path / "second.db") as other:  # the same names give the same orders
         other.import_nles(path, "s")
+        overlap_all(other, "s")
         for name in ("alice", "bob"):
             other.add_annotator(name, "s", code=f"{name}-code")
         assert queue(other, annotator_id(other, "alice")) == qa
@@ -280,6 +283,7 @@ def test_each_annotator_gets_a_random_permutation(store: Store, write_jsonl, tmp
 
 
 def test_items_imported_later_are_appended_to_queues(items: Store, write_jsonl) -> None:
+    overlap_all(items, "s")
     items.add_annotator("alice", "s", code="a")
     aid = annotator_id(items, "alice")
     first = queue(items, aid)
@@ -294,6 +298,7 @@ def test_items_imported_later_are_appended_to_queues(items: Store, write_jsonl) 
 
 def test_next_unanswered_first_skip_wrap_and_done(store: Store, write_jsonl) -> None:
     store.import_nles(write_jsonl([nle("esnli", str(i)) for i in range(5)]), "s")
+    overlap_all(store, "s")
     store.add_annotator("alice", "s", code="a")
     aid = annotator_id(store, "alice")
     q = queue(store, aid)
@@ -321,7 +326,7 @@ def test_annotator_item_is_blind(store: Store, write_jsonl) -> None:
     store.add_annotator("alice", "s", code="a")
     store.add_annotator("bob", "s", code="b")
     alice, bob = annotator_id(store, "alice"), annotator_id(store, "bob")
-    item = store.annotator_item(alice, 0)
+    item = next_item(store, alice)
     assert set(item) == {"item_id", "position", "dataset", "input", "predicted_label", "explanation", "answer"}
     text = json.dumps(item)
     for hidden in ("att_q+layer_norm", "secret-model-xyz", "secret-prompt", "secret-gold", "secret-meta", "config"):
@@ -329,14 +334,14 @@ def test_annotator_item_is_blind(store: Store, write_jsonl) -> None:
     store.submit(alice, item["item_id"], "weak_no", ["inaccurate"], "alice's private comment")
     assert store.annotator_item(alice, 0)["answer"] == {
         "rating": "weak_no", "tags": ["inaccurate"], "comment": "alice's private comment", "revision": 1}
-    assert store.annotator_item(bob, 0)["answer"] is None  # never another annotator's answer
+    assert next_item(store, bob) == {**item, "answer": None}  # the same item, never another annotator's answer
     assert store.annotator_item(alice, 1) is None
 
 
 def test_submit_and_revise_keep_every_version(items: Store, db_path: Path) -> None:
     items.add_annotator("alice", "s", code="a")
     aid = annotator_id(items, "alice")
-    item = queue(items, aid)[0]
+    item = next_item(items, aid)["item_id"]
     first = items.submit(aid, item, "weak_no", ["inaccurate"], "first thoughts", seconds=12.5)
     second = items.submit(aid, item, "yes", [], "on reflection, fine", seconds=3.0)
     assert (first["revision"], second["revision"]) == (1, 2)
@@ -357,7 +362,7 @@ def test_submit_and_revise_keep_every_version(items: Store, db_path: Path) -> No
 def test_database_refuses_to_edit_history(items: Store, db_path: Path, sql: str) -> None:
     items.add_annotator("alice", "s", code="a")
     aid = annotator_id(items, "alice")
-    items.submit(aid, queue(items, aid)[0], "no", ["empty"])
+    items.submit(aid, next_item(items, aid)["item_id"], "no", ["empty"])
     before = dump(db_path)
     rogue = sqlite3.connect(str(db_path))
     try:
@@ -372,7 +377,7 @@ def test_database_refuses_to_edit_history(items: Store, db_path: Path, sql: str)
 def test_guidelines_version_is_recorded(items: Store) -> None:
     items.add_annotator("alice", "s", code="a")
     aid = annotator_id(items, "alice")
-    item = queue(items, aid)[0]
+    item = next_item(items, aid)["item_id"]
     items.submit(aid, item, "yes")
     items.set_guidelines("s", Guidelines(version="2b"))
     items.submit(aid, item, "weak_yes")
@@ -384,7 +389,7 @@ def test_guidelines_version_is_recorded(items: Store) -> None:
 def test_seconds_and_timestamps_are_recorded(items: Store) -> None:
     items.add_annotator("alice", "s", code="a")
     aid = annotator_id(items, "alice")
-    item = queue(items, aid)[0]
+    item = next_item(items, aid)["item_id"]
     before = store_module.now_iso()
     items.submit(aid, item, "yes", seconds=42.25)
     after = store_module.now_iso()
@@ -402,12 +407,13 @@ def test_submit_outside_the_queue_is_denied_and_writes_nothing(items: Store, wri
     items.add_annotator("olga", "other", code="o")
     alice = annotator_id(items, "alice")
     foreign = int(items.items_frame("other")["item_id"].iloc[0])
+    own = next_item(items, alice)["item_id"]
     before = dump(db_path)
     for item_id in (foreign, 10_000):
         with pytest.raises(AccessDenied, match="not in your queue"):
             items.submit(alice, item_id, "yes")
     with pytest.raises(AccessDenied):
-        items.submit(10_000, queue(items, alice)[0], "yes")  # an annotator id that does not exist
+        items.submit(10_000, own, "yes")  # an annotator id that does not exist
     assert dump(db_path) == before
 
 
@@ -422,9 +428,10 @@ def test_bad_rating_tag_or_seconds_is_refused(items: Store, db_path: Path, ratin
                                       seconds: float | None, message: str) -> None:
     items.add_annotator("alice", "s", code="a")
     aid = annotator_id(items, "alice")
+    item = next_item(items, aid)["item_id"]
     before = dump(db_path)
     with pytest.raises(ValueError) as info:
-        items.submit(aid, queue(items, aid)[0], rating, tags, seconds=seconds)
+        items.submit(aid, item, rating, tags, seconds=seconds)
     assert message in str(info.value)
     assert dump(db_path) == before
 
@@ -454,7 +461,7 @@ def test_study_rules_are_enforced_on_submit(store: Store, write_jsonl, db_path: 
     store.import_nles(write_jsonl([nle()]), "s")
     store.add_annotator("alice", "s", code="a")
     aid = annotator_id(store, "alice")
-    item = queue(store, aid)[0]
+    item = next_item(store, aid)["item_id"]
     before = dump(db_path)
     if expected is None:
         store.submit(aid, item, rating, tags)
@@ -556,7 +563,7 @@ def seeded(store: Store, write_jsonl) -> Store:
     store.create_study("t")
     store.add_annotator("alice", "s", code="alice-code")
     aid = annotator_id(store, "alice")
-    store.submit(aid, queue(store, aid)[0], "weak_no", ["inaccurate"], "seed", seconds=5)
+    store.submit(aid, next_item(store, aid)["item_id"], "weak_no", ["inaccurate"], "seed", seconds=5)
     return store
 
 

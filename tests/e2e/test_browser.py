@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect  # noqa: E402
 
 from annotate.core.demo import DEMO_ANNOTATORS  # noqa: E402
 from annotate.core.store import Store  # noqa: E402
+from tests.helpers import overlap_all  # noqa: E402
 
 from .annotator_page import (  # noqa: E402
     CONFIG_NAMES,
@@ -44,8 +45,8 @@ SCREENSHOT_COPY = os.environ.get("NLE_SCREENSHOT")
 
 @pytest.fixture(scope="module")
 def demo_app(app: App, browser) -> App:
-    """The app after its first visitor (which loads the demo study), plus a third annotator who has already
-    answered every item with a tag and a comment: alice and bob must never see any of it."""
+    """The app after its first visitor (which loads the demo study), set to k = all, plus a third annotator who
+    has already answered every item with a tag and a comment: alice and bob must never see any of it."""
     context = browser.new_context()
     page = context.new_page()
     page.goto(app.url)
@@ -53,6 +54,7 @@ def demo_app(app: App, browser) -> App:
     context.close()
     app.cli("annotators", "add", OTHER, "--study", "demo")
     with Store(app.db) as store:
+        overlap_all(store, "demo")  # three annotators on every item, each in their own order
         aid = next(a["id"] for a in store.annotators("demo") if a["name"] == OTHER)
         for pos in range(store.queue_length(aid)):
             item = store.annotator_item(aid, pos)
@@ -206,12 +208,12 @@ def test_hostile_text_shows_literally_and_runs_nothing(demo_app: App, new_page, 
     sign_in(page, demo_app.url, "mallory", code)
     with Store(demo_app.db) as store:
         aid = next(a["id"] for a in store.annotators("hostile") if a["name"] == "mallory")
-        queue = {store.annotator_item(aid, p)["explanation"]: p for p in range(2)}
     by_explanation = {d["explanation"]: d for d in HOSTILE}
     for n in range(2):
         s = shown(page, [])
         d = by_explanation[s.explanation]  # the exact string, character for character
-        assert queue[s.explanation] == s.position
+        with Store(demo_app.db) as store:  # the item at that place in mallory's queue (k = 2: given one by one)
+            assert store.annotator_item(aid, s.position)["explanation"] == s.explanation
         assert s.texts == [*d["input"].values(), d["predicted_label"], d["explanation"]]
         if d["explanation"] == HOSTILE_EXPLANATION:
             expect(page.get_by_text(HOSTILE_EXPLANATION, exact=True)).to_be_visible()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from annotate.core.store import Store
+from tests.helpers import next_item
 
 from .helpers import make_study
 
@@ -63,7 +64,7 @@ def test_a_run_never_sees_another_runs_uncommitted_write(tmp_path: Path) -> None
     db = make_study(tmp_path, 3, {"ann-a": "code-a-1234"})
     store = Store(db)
     aid = store.annotators()[0]["id"]
-    item = store.annotator_item(aid, 0)["item_id"]
+    item = next_item(store, aid)["item_id"]
     in_txn, release = threading.Event(), threading.Event()
 
     def slow_submit() -> None:

@@ -10,6 +10,7 @@ import pytest
 import annotate.core.auth as auth_module
 from annotate.core.errors import AccessDenied, TooManyAttempts
 from annotate.core.store import Store
+from tests.helpers import next_item
 
 from .helpers import write_nles
 
@@ -65,7 +66,7 @@ def test_five_failures_in_a_minute_delay_even_the_right_code(two_studies: Store,
 
 def test_an_annotator_cannot_change_or_read_anothers_answers(two_studies: Store) -> None:
     ids = {r["name"]: r["id"] for r in two_studies.annotators()}
-    carol_item = two_studies.annotator_item(ids["carol"], 0)["item_id"]
+    carol_item = next_item(two_studies, ids["carol"])["item_id"]
     before = two_studies.counts()
     with pytest.raises(AccessDenied):
         two_studies.submit(ids["alice"], carol_item, "yes")  # an item id from another study's queue
@@ -73,11 +74,11 @@ def test_an_annotator_cannot_change_or_read_anothers_answers(two_studies: Store)
         two_studies.submit(ids["alice"], 10_000, "yes")
     assert two_studies.counts() == before
 
-    # alice and bob share every item; each sees only their own answer to it.
-    item = two_studies.annotator_item(ids["bob"], 0)["item_id"]
+    # alice and bob share every item (k = 2); each sees only their own answer to it.
+    item = next_item(two_studies, ids["bob"])["item_id"]
     two_studies.submit(ids["bob"], item, "no", ["nonsensical"], comment="bob's private note")
-    alice_pos = next(p for p in range(6) if two_studies.annotator_item(ids["alice"], p)["item_id"] == item)
-    seen = two_studies.annotator_item(ids["alice"], alice_pos)
+    seen = next_item(two_studies, ids["alice"])  # the item bob rated comes first
+    assert seen["item_id"] == item
     assert seen["answer"] is None and "bob's private note" not in repr(seen)
     assert set(seen) == {"item_id", "position", "dataset", "input", "predicted_label", "explanation", "answer"}
     assert two_studies.history(ids["alice"], item) == []
