@@ -193,6 +193,13 @@ SERVE_DEFAULTS = (
     # A rerun request waits for the running one instead of cancelling it: a client that floods key presses
     # cannot start a rerun per message, and a key's run is never cut short by the Enter that follows it.
     "--runner.fastReruns", "false",
+    # Streamlit's default runs gc.collect(2) after every script run. On this app's heap (pandas, SciPy, Plotly:
+    # ~170,000 objects) that took 200+ ms holding the GIL, right after the run's result reached the browser, so
+    # the Enter that followed a key press waited for it, and with several annotators every session did
+    # (docs/benchmarks.md). Python's own generational collection still runs.
+    "--runner.postScriptGC", "false",
+    # The installed app's sources do not change while it serves; the watcher polled them on every run.
+    "--server.fileWatcherType", "none",
     # Megabytes; bigger NLE files are imported with `nle-annotate import` (the researcher page says so).
     "--server.maxUploadSize", str(MAX_UPLOAD_MB),
 )

@@ -95,6 +95,8 @@ def test_serve_hides_error_details_queues_reruns_and_caps_uploads(monkeypatch, t
     assert options["--client.showErrorDetails"] == "none"
     assert options["--runner.fastReruns"] == "false"
     assert options["--server.maxUploadSize"] == "25"
+    assert options["--runner.postScriptGC"] == "false"  # a full collection after every run held the GIL 200+ ms
+    assert options["--server.fileWatcherType"] == "none"
     assert argv[-2:] == ["--server.port", "8999"]  # the user's own options come last and win
 
 
