@@ -318,11 +318,17 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    db = Path(args.db) if getattr(args, "db", None) else None
+    new_db = db is not None and not db.exists()
     try:
         return args.func(args)
     except (InputFileError, ValueError, OSError, sqlite3.Error) as exc:
         # One line on stderr, no traceback (OSError covers FileExistsError and PermissionError).
         note = " (nothing was imported; the database is unchanged)" if isinstance(exc, InputFileError) else ""
+        if new_db:  # a failed command leaves no database behind that it created itself
+            for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                path.unlink(missing_ok=True)
+            note = " (nothing was imported; no database was created)" if note else note
         print(f"error: {exc}{note}", file=sys.stderr)
         return 2
 

@@ -85,6 +85,22 @@ def test_bad_file_exits_2_with_one_line_and_changes_nothing(capsys: pytest.Captu
     assert dump(study_db) == before
 
 
+@pytest.mark.parametrize("args", [
+    ["import", "{bad}"],
+    ["import", "{bad}", "--pairwise", "full_ft", "bitfit"],
+    ["import-ratings", "{bad}"],
+    ["import", "{missing}"],
+])
+def test_a_failed_command_leaves_no_new_database_behind(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                        write_jsonl, args: list[str]) -> None:
+    bad = write_jsonl([nle("esnli", "n1"), {**nle("esnli", "n2"), "input": "not an object"}], "bad.jsonl")
+    db = tmp_path / "new.db"
+    argv = [a.format(bad=bad, missing=tmp_path / "missing.jsonl") for a in args]
+    rc, out, err = run(capsys, *argv, "--db", db)
+    assert (rc, out) == (2, "") and err.startswith("error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # no new.db, -wal or -shm
+
+
 def test_annotators_add_prints_the_code_once_and_list_never(capsys: pytest.CaptureFixture[str], db_path: Path,
                                                             nles: Path) -> None:
     run(capsys, "import", nles, "--db", db_path, "--study", "s")
