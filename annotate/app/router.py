@@ -46,5 +46,11 @@ def route() -> None:
             st.text("Signed in as researcher" if session.is_admin()
                     else f"Signed in as {render.drawn_text(annotator['name'])}")
             st.button("Sign out", on_click=join.sign_out, icon=":material/logout:")
-
-    st.navigation(pages).run()
+            # Last in the sidebar: an empty element there moves nothing the annotator looks at.
+            session.sync_browser_cookie()
+        st.navigation(pages).run()
+    else:
+        # No sidebar for a signed-out session: the script (forgetting a cookie) goes after the page. The sign-in
+        # page never stops early; when it reruns after a sign-in, the next run tells the browser instead.
+        st.navigation(pages).run()
+        session.sync_browser_cookie()

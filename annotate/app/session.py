@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from typing import Any
@@ -22,13 +23,23 @@ from annotate.core.demo import load_demo
 from annotate.core.errors import AccessDenied
 from annotate.core.store import Store
 
-# A reload starts a new Streamlit session; this URL parameter carries a signed, expiring token so the
-# annotator continues where they were. It is bound to the annotator's current code hash: resetting the code
-# ends every such token.
-RESUME_PARAM, RESUME_SECONDS = "resume", 12 * 3600
+# A reload starts a new Streamlit session. So that the annotator continues where they were, sign-in leaves a
+# signed, expiring token (bound to the annotator's current code hash and session generation) in a cookie, which the
+# next session's websocket request carries (`st.context.cookies`). Streamlit cannot set cookies on its responses,
+# so a one-line script that we write ourselves sets it; the token never stays in the address bar, where Back, the
+# history and a copied URL would carry it. Links from before, `/?resume=TOKEN`, are consumed once and moved to the
+# cookie. The cookie is per browser, not per tab: the last sign-in in a browser is the one a reload restores.
+RESUME_COOKIE, RESUME_PARAM, RESUME_SECONDS = "nle_resume", "resume", 12 * 3600
+# id.expires.mac, ASCII digits only (`\d` would accept other scripts' digits, which int() reads too).
+TOKEN_SHAPE = re.compile(r"[0-9]{1,20}\.[0-9]{1,20}\.[0-9a-f]{40}")
+MAX_TOKEN_CHARS = 200
 # Per process: restarting the server signs everybody out, which is the safe direction.
 _SECRET = secrets.token_bytes(32)
 _ANNOTATOR, _ANNOTATOR_TOKEN, _ADMIN, _ADMIN_TOKEN = "annotator", "_annotator_token", "is_admin", "_admin_token"
+# The token this session asks the browser to keep; a pending "forget it"; whether the cookie was tried already
+# (once per session: its value is the one the session's first request carried, and never changes).
+_REMEMBER, _FORGET, _COOKIE_TRIED = "_resume_token", "_forget_resume", "_resume_cookie_tried"
+_KEEP = ("_store", _COOKIE_TRIED)
 
 
 def _sign(*parts: object) -> str:
@@ -65,21 +76,45 @@ def _resume_token(annotator_id: int, code_hash: str, generation: int, expires: i
     return f"{annotator_id}.{expires}.{_sign('resume', annotator_id, code_hash, generation, expires)[:40]}"
 
 
-def _remember_in_url(annotator: dict[str, Any]) -> None:
+def cookie_script(token: str) -> str:
+    """The script that makes the browser keep `token` (and nothing else) in the resume cookie."""
+    if not TOKEN_SHAPE.fullmatch(token):  # only our own digits.digits.hex ever goes into a script
+        raise ValueError("not a resume token")
+    return (f'<script>document.cookie = "{RESUME_COOKIE}={token}; Path=/; Max-Age={RESUME_SECONDS}; '
+            'SameSite=Strict" + (location.protocol === "https:" ? "; Secure" : "");</script>')
+
+
+FORGET_SCRIPT = f'<script>document.cookie = "{RESUME_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict";</script>'
+
+
+def _remember(annotator: dict[str, Any]) -> None:
+    """Issue a fresh resume token for the browser's cookie (and take any old one out of the URL)."""
+    st.query_params.pop(RESUME_PARAM, None)
+    st.session_state.pop(_FORGET, None)
     row = get_store().annotator_by_id(annotator["id"])
     if row and row["code_hash"]:
-        st.query_params[RESUME_PARAM] = _resume_token(row["id"], row["code_hash"], row["session_generation"],
-                                                      int(time.time()) + RESUME_SECONDS)
+        st.session_state[_REMEMBER] = _resume_token(row["id"], row["code_hash"], row["session_generation"],
+                                                    int(time.time()) + RESUME_SECONDS)
 
 
-MAX_TOKEN_CHARS = 200
+def _forget() -> None:
+    st.session_state.pop(_REMEMBER, None)
+    st.session_state[_FORGET] = True
 
 
-def _restore_from_url() -> dict[str, Any] | None:
-    """The annotator named by a valid, unexpired, unrevoked resume token in the URL (after a reload), else None."""
-    token = str(st.query_params.get(RESUME_PARAM))
+def _browser_cookie() -> str | None:
+    """The resume cookie of the request that opened this session, if any."""
     try:
-        if len(token) > MAX_TOKEN_CHARS:
+        value = st.context.cookies.get(RESUME_COOKIE)
+    except Exception:  # no request behind this session (bare mode, AppTest)
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _restore_from(token: str) -> dict[str, Any] | None:
+    """The annotator named by a valid, unexpired, unrevoked resume token (signed in here), else None."""
+    try:
+        if len(token) > MAX_TOKEN_CHARS or not TOKEN_SHAPE.fullmatch(token):
             return None
         annotator_id, expires, _ = token.split(".")
         annotator_id, expires = int(annotator_id), int(expires)
@@ -96,6 +131,27 @@ def _restore_from_url() -> dict[str, Any] | None:
     _clear_identity()
     st.session_state[_ANNOTATOR] = annotator
     st.session_state[_ANNOTATOR_TOKEN] = _annotator_token(annotator)
+    _remember(annotator)  # a new token with a new expiry: the cookie lasts while the annotator keeps coming back
+    return annotator
+
+
+def _restore() -> dict[str, Any] | None:
+    """Sign in a session that has no identity yet from a `?resume=` link (consumed, valid or not) or, once per
+    session, from the resume cookie; a cookie that no longer works is forgotten."""
+    if RESUME_PARAM in st.query_params:
+        token = str(st.query_params.get(RESUME_PARAM))
+        st.query_params.pop(RESUME_PARAM, None)
+        if annotator := _restore_from(token):
+            return annotator
+    if st.session_state.get(_COOKIE_TRIED):
+        return None
+    st.session_state[_COOKIE_TRIED] = True
+    token = _browser_cookie()
+    if token is None:
+        return None
+    annotator = _restore_from(token)
+    if annotator is None:
+        _forget()
     return annotator
 
 
@@ -104,7 +160,7 @@ def current_annotator() -> dict[str, Any] | None:
     annotator = st.session_state.get(_ANNOTATOR)
     token = st.session_state.get(_ANNOTATOR_TOKEN)
     if not isinstance(annotator, dict) or not isinstance(token, str):
-        return _restore_from_url() if RESUME_PARAM in st.query_params else None
+        return _restore()
     try:
         expected = _annotator_token(annotator)
     except KeyError:
@@ -114,11 +170,28 @@ def current_annotator() -> dict[str, Any] | None:
     # Checked on every run: a sign-out elsewhere or a code reset ends this session too.
     if get_store().session_generation(annotator["id"]) != annotator["generation"]:
         _clear_identity()
-        st.query_params.pop(RESUME_PARAM, None)
+        _forget()
         return None
-    if RESUME_PARAM not in st.query_params:  # page switches drop query parameters
-        _remember_in_url(annotator)
     return annotator
+
+
+def browser_cookie_script() -> str | None:
+    """What this run must tell the browser about the resume cookie: keep this session's token while an
+    annotator is signed in, forget it once after sign-out, admin sign-in or a refused cookie; else None."""
+    token = st.session_state.get(_REMEMBER)
+    if isinstance(token, str) and isinstance(st.session_state.get(_ANNOTATOR), dict):
+        return cookie_script(token)
+    if st.session_state.pop(_FORGET, False):
+        return FORGET_SCRIPT
+    return None
+
+
+def sync_browser_cookie() -> None:
+    """Emit `browser_cookie_script()` where it is called (the router: the sidebar, or the page's end)."""
+    if script := browser_cookie_script():
+        # Our own script, never user text: the token was checked against TOKEN_SHAPE. React runs it again only
+        # when its text changes, so repeating it on every run costs nothing.
+        st.html(script, unsafe_allow_javascript=True)
 
 
 def is_admin() -> bool:
@@ -129,7 +202,7 @@ def is_admin() -> bool:
 
 def _clear_identity() -> None:
     for key in list(st.session_state.keys()):
-        if key != "_store":
+        if key not in _KEEP:
             del st.session_state[key]
 
 
@@ -142,7 +215,7 @@ def sign_in_annotator(name: str, code: str) -> dict[str, Any]:
     st.session_state[_ADMIN] = False
     st.session_state[_ANNOTATOR] = annotator
     st.session_state[_ANNOTATOR_TOKEN] = _annotator_token(annotator)
-    _remember_in_url(annotator)
+    _remember(annotator)
     return annotator
 
 
@@ -155,18 +228,20 @@ def sign_in_admin(password: str) -> None:
         raise AccessDenied("Password not recognised.")
     _clear_identity()
     st.query_params.pop(RESUME_PARAM, None)
+    _forget()  # a reload of this browser must not bring back an annotator who signed in here before
     st.session_state[_ADMIN] = True
     st.session_state[_ADMIN_TOKEN] = _sign("admin")
 
 
 def sign_out() -> None:
-    """End this annotator's sessions on the server (every tab, every resume URL), forget who is signed in here
-    and every page's state; the database connection stays."""
+    """End this annotator's sessions on the server (every tab, every resume token issued), forget who is signed
+    in here and every page's state, and have the browser drop its resume cookie; the database connection stays."""
     annotator = current_annotator()
     if annotator:
         get_store().end_sessions(annotator["id"])
     _clear_identity()
     st.query_params.pop(RESUME_PARAM, None)
+    _forget()
 
 
 def require_admin() -> Store:
@@ -194,3 +269,4 @@ def sign_in_joined(annotator: dict[str, Any]) -> None:
     st.session_state[_ADMIN] = False
     st.session_state[_ANNOTATOR] = annotator
     st.session_state[_ANNOTATOR_TOKEN] = _annotator_token(annotator)
+    _remember(annotator)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from annotate.app.session import RESUME_PARAM
+from annotate.app import session
+from annotate.app.session import RESUME_COOKIE, RESUME_PARAM
 from annotate.core.store import Store
 from tests.helpers import next_item, nle
 
@@ -490,18 +493,33 @@ def test_admin_downloads_exports_and_backup(admin: AppTest, store: Store, study:
 # -- a reload (a new Streamlit session) continues where the annotator was -------------------------------------
 
 
-def reload(token: str | None) -> AppTest:
-    """A fresh session opening the URL the browser shows, as a reload does."""
+def reload(token: str | None = None, *, cookie: str | None = None) -> AppTest:
+    """A fresh session, as a reload starts: `token` in the URL as `?resume=` (a link from before the cookie),
+    `cookie` as the resume cookie the browser sends with the session's first request."""
     at = AppTest.from_file(str(APP), default_timeout=30)
     if token is not None:
         at.query_params[RESUME_PARAM] = token
-    return at.run()
+    # AppTest has no request behind a session; the cookie is read once, on the first run.
+    with mock.patch.object(session, "_browser_cookie", lambda: cookie):
+        return at.run()
 
 
-def url_token(at: AppTest) -> str:
-    """The resume token in the page's URL (AppTest gives a list of values before Streamlit 1.6x, a string after)."""
-    value = at.query_params[RESUME_PARAM]
-    return value[-1] if isinstance(value, list) else value
+def cookie_scripts(at: AppTest) -> list[str]:
+    """The bodies of the scripts on the page that touch the resume cookie."""
+    return [el.proto.body for el in walk(at)
+            if el.type == "html" and "document.cookie" in el.proto.body and RESUME_COOKIE in el.proto.body]
+
+
+def remembered(at: AppTest) -> str:
+    """The token the page asks the browser to keep, checked to be the one script with that token and nothing
+    else in it, in the sidebar."""
+    scripts = cookie_scripts(at)
+    assert len(scripts) == 1, scripts
+    token = re.search(rf"{RESUME_COOKIE}=([^;\"]*)", scripts[0]).group(1)
+    assert session.TOKEN_SHAPE.fullmatch(token), token
+    assert scripts[0] == session.cookie_script(token)
+    assert [el.proto.body for el in at.sidebar if el.type == "html"] == scripts
+    return token
 
 
 def on_sign_in_page(at: AppTest) -> bool:
@@ -512,8 +530,8 @@ def test_reload_continues_at_the_first_unanswered_item(study, store: Store) -> N
     at = signed_in("anna")
     answer(at, "yes")
     answer(at, "no", ("irrelevant",))
-    token = url_token(at)
-    again = reload(token)
+    token = remembered(at)
+    again = reload(cookie=token)
     assert not again.exception, again.exception
     assert not on_sign_in_page(again)
     total = store.queue_length(study["anna"])
@@ -521,29 +539,79 @@ def test_reload_continues_at_the_first_unanswered_item(study, store: Store) -> N
     # Still anna: answering from the reloaded page writes anna's rating.
     answer(again, "yes")
     assert store.answered_count(study["anna"]) == 3 and store.answered_count(study["ben"]) == 0
+    # The restored session asks the browser to keep a token again (with a new expiry).
+    assert remembered(again) and RESUME_PARAM not in again.query_params
+
+
+def test_sign_in_keeps_the_token_out_of_the_url(study, store: Store) -> None:
+    at = signed_in("anna")
+    assert RESUME_PARAM not in at.query_params
+    token = remembered(at)
+    assert not {"anna", CODES["anna"]} & set(re.findall(r"[\w-]+", cookie_scripts(at)[0]))
+    for page in ("guidelines.py", "annotate.py"):  # the old code put the token back after page switches
+        at.switch_page(f"annotate/app/pages/{page}").run()
+        assert RESUME_PARAM not in at.query_params
+        assert remembered(at) == token  # the same script, so the browser does not run it again
+
+
+def test_the_cookie_script_takes_nothing_but_a_token() -> None:
+    token = "12." + "3" * 10 + "." + "0123456789abcdef" * 2 + "01234567"
+    assert session.cookie_script(token) == (
+        f'<script>document.cookie = "{RESUME_COOKIE}={token}; Path=/; Max-Age={session.RESUME_SECONDS}; '
+        'SameSite=Strict" + (location.protocol === "https:" ? "; Secure" : "");</script>')
+    for bad in ('1.2.x"; alert(1); "', token + "\n", token + ";", token.upper(), "\u0661" + token[2:],
+                "1.2." + "g" * 40, "9" * 21 + token[2:], "", "1..2"):
+        with pytest.raises(ValueError):
+            session.cookie_script(bad)
+
+
+def test_an_old_resume_link_is_consumed_and_moved_to_the_cookie(study, store: Store) -> None:
+    token = remembered(signed_in("anna"))
+    at = reload(token)
+    assert not at.exception and not on_sign_in_page(at)
+    assert RESUME_PARAM not in at.query_params
+    assert remembered(at).startswith(f"{study['anna']}.")
+    # The link is consumed, valid or not: a bad one leaves the URL too and shows the sign-in page.
+    at = reload("1.2.x")
+    assert on_sign_in_page(at) and RESUME_PARAM not in at.query_params
 
 
 def test_a_tampered_or_foreign_token_signs_nobody_in(study, store: Store) -> None:
     at = signed_in("anna")
-    anna_id, expires, mac = url_token(at).split(".")
+    anna_id, expires, mac = remembered(at).split(".")
     for forged in (f"{study['ben']}.{expires}.{mac}", f"{anna_id}.{int(expires) + 999}.{mac}", "garbage", ""):
         assert on_sign_in_page(reload(forged)), forged
+        refused = reload(cookie=forged)
+        assert on_sign_in_page(refused), forged
+        assert cookie_scripts(refused) == [session.FORGET_SCRIPT], forged  # the browser drops a refused cookie
 
 
 def test_sign_out_and_code_reset_end_the_token(study, store: Store) -> None:
     at = signed_in("anna")
-    token = url_token(at)
+    token = remembered(at)
     store.reset_code("anna")
+    assert on_sign_in_page(reload(cookie=token))
     assert on_sign_in_page(reload(token))
 
-    at = app().run()
-    at.text_input(key="sign_in_name").input("ben")
-    at.text_input(key="sign_in_code").input(CODES["ben"])
-    at = at.button(key="sign_in").click().run()
-    assert RESUME_PARAM in at.query_params
+    at = signed_in("ben")
+    token = remembered(at)
     at = next(b for b in at.sidebar.button if b.label == "Sign out").click().run()
-    assert RESUME_PARAM not in at.query_params
     assert on_sign_in_page(at)
+    assert RESUME_PARAM not in at.query_params
+    assert cookie_scripts(at) == [session.FORGET_SCRIPT]  # after the page, no sidebar when signed out
+    assert cookie_scripts(at.run()) == []  # once
+    assert on_sign_in_page(reload(cookie=token))
+
+
+def test_researcher_sign_in_has_the_browser_forget_the_annotator(monkeypatch: pytest.MonkeyPatch, study) -> None:
+    """A researcher signing in where an annotator was remembered: a reload must not bring the annotator back."""
+    monkeypatch.setenv("NLE_ADMIN_PASSWORD", "s3cret-pw")
+    at = app().run()
+    at.text_input(key="admin_password").input("s3cret-pw")
+    at = at.button(key="admin_sign_in").click().run()
+    assert at.title[0].value == "Researcher"
+    assert cookie_scripts(at) == [session.FORGET_SCRIPT]
+    assert [el.proto.body for el in at.sidebar if el.type == "html"] == [session.FORGET_SCRIPT]
 
 
 def test_the_pages_csv_download_imports_back_with_a_bare_carriage_return(

@@ -11,10 +11,10 @@ from streamlit.testing.v1 import AppTest
 from annotate.app.session import RESUME_PARAM
 from annotate.core.store import Store
 from tests.annotate import test_app as base
-from tests.annotate.test_app import CODES, answer, app, on_sign_in_page, reload, signed_in, walk
+from tests.annotate.test_app import CODES, answer, app, on_sign_in_page, reload, remembered, signed_in, walk
 from tests.helpers import nle
 
-app_env, study = base.app_env, base.study  # the same fixtures as the app's own tests
+app_env, study, admin = base.app_env, base.study, base.admin  # the same fixtures as the app's own tests
 
 
 def sign_out(at: AppTest) -> AppTest:
@@ -24,12 +24,15 @@ def sign_out(at: AppTest) -> AppTest:
 # -- sessions ---------------------------------------------------------------------------------------------------
 
 
-def test_sign_out_revokes_the_resume_url_on_the_server(study, store: Store) -> None:
-    """Sign out, press Back (the old `/?resume=` URL) or open it in a fresh browser: signed out either way."""
+def test_sign_out_revokes_the_resume_token_on_the_server(study, store: Store) -> None:
+    """Sign out, then a reload with the old cookie (had the browser kept it), a fresh browser holding a copy, or a
+    `/?resume=` link with it: signed out every way."""
     at = signed_in("anna")
-    token = at.query_params[RESUME_PARAM]
-    assert not on_sign_in_page(reload(token))  # the URL works while signed in (a reload continues)
+    token = remembered(at)
+    assert not on_sign_in_page(reload(cookie=token))  # the cookie works while signed in (a reload continues)
+    assert not on_sign_in_page(reload(token))
     sign_out(at)
+    assert on_sign_in_page(reload(cookie=token))
     assert on_sign_in_page(reload(token))
 
 
@@ -49,10 +52,12 @@ def test_a_code_reset_ends_a_session_that_is_already_open(study, store: Store) -
 
 def test_a_huge_or_malformed_resume_token_shows_the_sign_in_page_not_an_error(study) -> None:
     for token in ("99999999999999999999.1.x", "1.99999999999999999999999.x", "-99999999999999999999.1.x",
-                  "1." + "9" * 5000 + ".x", "1.2.3.4", "\x00"):
-        at = reload(token)
-        assert not at.exception, (token[:40], at.exception)
-        assert on_sign_in_page(at)
+                  "1." + "9" * 5000 + ".x", "1.2.3.4", "\x00", "9" * 20 + "." + "9" * 20 + "." + "a" * 40,
+                  "\u0661.2." + "a" * 40):
+        for at in (reload(token), reload(cookie=token)):
+            assert not at.exception, (token[:40], at.exception)
+            assert on_sign_in_page(at)
+            assert RESUME_PARAM not in at.query_params
 
 
 # -- blindness --------------------------------------------------------------------------------------------------
@@ -98,6 +103,18 @@ def test_serve_hides_error_details_queues_reruns_and_caps_uploads(monkeypatch, t
     assert options["--runner.postScriptGC"] == "false"  # a full collection after every run held the GIL 200+ ms
     assert options["--server.fileWatcherType"] == "none"
     assert argv[-2:] == ["--server.port", "8999"]  # the user's own options come last and win
+
+
+def test_the_researcher_page_names_the_upload_cap_and_the_cli_for_bigger_files(admin: AppTest) -> None:
+    """The cap `serve` passes is the one the upload form states, and the command it points to parses."""
+    from annotate import cli
+
+    captions = [c.value for c in admin.caption]
+    command = "nle-annotate import FILE --db DB"
+    stated = [c for c in captions if f"Uploads up to {cli.MAX_UPLOAD_MB} MB" in c and f"`{command}`" in c]
+    assert len(stated) == 1, captions
+    args = cli.build_parser().parse_args(command.split()[1:])
+    assert (args.command, args.db) == ("import", "DB")
 
 
 def test_sign_in_fields_cap_their_length(app_env: Path, monkeypatch) -> None:
