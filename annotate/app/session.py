@@ -85,6 +85,19 @@ def cookie_script(token: str) -> str:
 
 
 FORGET_SCRIPT = f'<script>document.cookie = "{RESUME_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict";</script>'
+_ID_PREFIX = re.compile(r"[0-9]{1,19}\.")
+
+
+def forget_script(annotator_id: int | None = None) -> str:
+    """The script that drops the resume cookie; with an id, only while it still names that annotator. The cookie
+    belongs to the browser, not the tab: a tab that sees anna's session end must not drop ben's newer sign-in."""
+    if annotator_id is None:
+        return FORGET_SCRIPT
+    prefix = f"{int(annotator_id)}."
+    if not _ID_PREFIX.fullmatch(prefix):
+        raise ValueError("not an annotator id")
+    return (f'<script>if (document.cookie.split("; ").some((c) => c.startsWith("{RESUME_COOKIE}={prefix}"))) '
+            + FORGET_SCRIPT.removeprefix("<script>"))
 
 
 def _remember(annotator: dict[str, Any]) -> None:
@@ -97,9 +110,10 @@ def _remember(annotator: dict[str, Any]) -> None:
                                                     int(time.time()) + RESUME_SECONDS)
 
 
-def _forget() -> None:
+def _forget(annotator_id: int | None = None) -> None:
+    """Have the browser drop the resume cookie (only while it names `annotator_id`, when given)."""
     st.session_state.pop(_REMEMBER, None)
-    st.session_state[_FORGET] = True
+    st.session_state[_FORGET] = forget_script(annotator_id)
 
 
 def _browser_cookie() -> str | None:
@@ -170,7 +184,7 @@ def current_annotator() -> dict[str, Any] | None:
     # Checked on every run: a sign-out elsewhere or a code reset ends this session too.
     if get_store().session_generation(annotator["id"]) != annotator["generation"]:
         _clear_identity()
-        _forget()
+        _forget(annotator["id"])
         return None
     return annotator
 
@@ -181,9 +195,8 @@ def browser_cookie_script() -> str | None:
     token = st.session_state.get(_REMEMBER)
     if isinstance(token, str) and isinstance(st.session_state.get(_ANNOTATOR), dict):
         return cookie_script(token)
-    if st.session_state.pop(_FORGET, False):
-        return FORGET_SCRIPT
-    return None
+    script = st.session_state.pop(_FORGET, None)
+    return script if isinstance(script, str) else None
 
 
 def sync_browser_cookie() -> None:
@@ -241,7 +254,7 @@ def sign_out() -> None:
         get_store().end_sessions(annotator["id"])
     _clear_identity()
     st.query_params.pop(RESUME_PARAM, None)
-    _forget()
+    _forget(annotator["id"] if annotator else None)
 
 
 def require_admin() -> Store:

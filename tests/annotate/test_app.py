@@ -598,9 +598,21 @@ def test_sign_out_and_code_reset_end_the_token(study, store: Store) -> None:
     at = next(b for b in at.sidebar.button if b.label == "Sign out").click().run()
     assert on_sign_in_page(at)
     assert RESUME_PARAM not in at.query_params
-    assert cookie_scripts(at) == [session.FORGET_SCRIPT]  # after the page, no sidebar when signed out
+    # After the page (no sidebar when signed out); only while the cookie still names ben: another tab of this
+    # browser may have signed in someone else since.
+    assert cookie_scripts(at) == [session.forget_script(study["ben"])]
     assert cookie_scripts(at.run()) == []  # once
     assert on_sign_in_page(reload(cookie=token))
+
+
+@pytest.mark.parametrize("annotator_id", [None, 7, 12345])
+def test_forget_script_drops_only_the_named_annotators_cookie(annotator_id: int | None) -> None:
+    script = session.forget_script(annotator_id)
+    assert script.startswith("<script>") and script.endswith("</script>") and "Max-Age=0" in script
+    if annotator_id is None:
+        assert script == session.FORGET_SCRIPT
+    else:
+        assert f'startsWith("{session.RESUME_COOKIE}={annotator_id}.")' in script
 
 
 def test_researcher_sign_in_has_the_browser_forget_the_annotator(monkeypatch: pytest.MonkeyPatch, study) -> None:

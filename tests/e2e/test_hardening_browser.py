@@ -290,6 +290,32 @@ def test_sign_out_then_back_reload_or_the_copied_cookie_is_signed_out(demo: App,
     link.wait_for_url(lambda url: "resume" not in url)
 
 
+def test_a_tab_whose_session_ended_keeps_another_annotators_newer_sign_in(demo: App, new_page) -> None:
+    """One browser, two tabs. anna is signed in in both (a new tab restores her from the cookie); in the second
+    tab she signs out and ben signs in, so the browser's one cookie is now ben's. When anna's first tab next runs
+    and sees her session ended, it must drop only a cookie that still names anna: ben's reload keeps him in."""
+    anna_code, ben_code = add_annotator(demo, "anja"), add_annotator(demo, "bent")
+    first = new_page()
+    sign_in(first, demo.url, "anja", anna_code)
+    resume_cookie(first)
+    second = first.context.new_page()
+    second.goto(demo.url)
+    expect(second.locator('[data-testid="stSidebar"]')).to_contain_text("Signed in as anja")
+    second.get_by_role("button", name="Sign out").click()
+    signed_out(second)
+    sign_in(second, demo.url, "bent", ben_code)
+    expect(second.locator('[data-testid="stSidebar"]')).to_contain_text("Signed in as bent")
+    second.wait_for_function(f"() => document.cookie.includes('{RESUME_COOKIE}=')")
+    bens = next(c["value"] for c in second.context.cookies() if c["name"] == RESUME_COOKIE)
+    first.keyboard.press(RATING_KEY["yes"])  # anna's old tab runs once more and finds her session ended
+    signed_out(first)
+    first.wait_for_timeout(500)  # time for a (wrong) forget script to run
+    assert [c["value"] for c in first.context.cookies() if c["name"] == RESUME_COOKIE] == [bens]
+    second.reload()
+    wait_for_item(second, 0)
+    expect(second.locator('[data-testid="stSidebar"]')).to_contain_text("Signed in as bent")
+
+
 def test_a_resume_link_from_before_is_consumed_and_leaves_the_address_bar(demo: App, new_page) -> None:
     """Links of the old form (`/?resume=TOKEN`) still work once: the token moves to the cookie."""
     code = add_annotator(demo, "tove")
