@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import os
 import sqlite3
 import sys
@@ -205,6 +207,22 @@ SERVE_DEFAULTS = (
 )
 
 
+# What the app's pages import, loaded before the server starts so that `gc.freeze()` can take them out of
+# Python's full collections (see cmd_serve).
+APP_MODULES = ("annotate.app.router", "annotate.app.queue", "annotate.app.pair_queue", "annotate.app.admin",
+               "analysis.report", "analysis.compare", "analysis.tables", "analysis.data", "plotly.graph_objects")
+
+
+def _import_and_freeze() -> None:
+    """Import the app's modules now and move every object so far to the permanent generation: a full collection
+    then skips these ~180,000 long-lived objects (95 ms each time on the 2-core machine, holding the GIL while
+    annotators wait; well under 1 ms once frozen)."""
+    for name in APP_MODULES:
+        importlib.import_module(name)
+    gc.collect()
+    gc.freeze()
+
+
 def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     from streamlit.web import cli as stcli
 
@@ -214,6 +232,7 @@ def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
         os.environ["NLE_DEMO"] = "1"
     defaults = [*SERVE_DEFAULTS]
     sys.argv = ["streamlit", "run", str(app), *defaults, *extra]
+    _import_and_freeze()
     return stcli.main()
 
 

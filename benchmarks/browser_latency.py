@@ -10,8 +10,9 @@ Submit button on Enter) with the same server options. Then prints, in millisecon
 2. for each load level of `--sessions` (default 4, 8, 10) that many annotators at once (one browser, one page
    each): browser p50/p95 and the app's server-side p50/p95, next to the single annotator's (issue 10's table;
    issue 12 §5: server-side p95 ratio <= 2 at 10).
-Browsers run on the same cores as the server, so the browser figures under load include their CPU; the
-server-side figures do not. Run from the repository root; needs Chromium (NLE_CHROMIUM, default /usr/bin/chromium).
+Browsers run on the same cores as the server, so the browser figures under load include their CPU; they run
+at nice 10 (`--browser-nice`; in a real study they are on the annotators' machines), so that the server-side
+figures measure the server rather than ten Chromium processes competing with it. Run from the repository root; needs Chromium (NLE_CHROMIUM, default /usr/bin/chromium).
 """
 
 from __future__ import annotations
@@ -103,6 +104,17 @@ def start(cmd: list[str], port: int, env: dict[str, str], log: Path) -> subproce
     raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
 
 
+def browser_command(nice: int, tmp: Path) -> str:
+    """Chromium, started at a lower CPU priority when `nice` > 0: in a real study the browsers run on the
+    annotators' own machines, so here they must not take the server's cores while it is being timed."""
+    if nice <= 0:
+        return CHROMIUM
+    wrapper = tmp / "chromium-nice.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec nice -n {nice} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 def p50_p95(ms: list[float]) -> tuple[float, float]:
     ms = sorted(ms)
     return statistics.median(ms), statistics.quantiles(ms, n=20, method="inclusive")[18]
@@ -164,7 +176,8 @@ async def measure(args: argparse.Namespace, app_url: str, minimal_url: str, timi
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = await p.chromium.launch(executable_path=browser_command(args.browser_nice, timing.parent),
+                                          args=ARGS)
 
         async def one(url: str, name: str | None, code: str | None, n: int, key: str | None) -> list[float]:
             context = await browser.new_context(viewport={"width": 1200, "height": 1500})
@@ -214,6 +227,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=lambda v: [int(x) for x in v.split(",")], default=[4, 8, 10],
                         help="comma-separated load levels: annotators at once (issue 10's table: 1, 4, 8)")
     parser.add_argument("--per-session", type=int, default=8)
+    parser.add_argument("--browser-nice", type=int, default=10,
+                        help="run Chromium at this nice level (0: same priority as the servers)")
     parser.add_argument("--repo", type=Path, default=ROOT,
                         help="checkout whose app is served (e.g. an older commit, for before/after figures)")
     args = parser.parse_args()

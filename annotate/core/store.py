@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import os
 import random
 import sqlite3
 import threading
@@ -82,6 +83,21 @@ def _begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
         delay = min(delay * 2, 0.1)
 
 
+# One write lock per database file and process. Streamlit sessions each hold a Store, and their writers used to
+# meet only in SQLite's busy handler, which sleeps with back-off (up to 100 ms a try) while the writer it waits
+# for runs Python between statements; 10 threads measured p99 130 ms, worst 730 ms per transaction. Queued
+# here, a writer starts the moment the one before commits (p99 31 ms, worst 52 ms). Other processes (the CLI)
+# still meet in the busy handler and `_begin_immediate`'s retries.
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: str) -> threading.RLock:
+    key = path if path == ":memory:" else os.path.realpath(path)
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.RLock())
+
+
 class Store(PairwiseStoreMixin):
     """All reads and writes of the annotation database (pairwise studies: pairwise_store.py)."""
 
@@ -99,6 +115,7 @@ class Store(PairwiseStoreMixin):
         if self.path == ":memory:":
             self._shared = self._connect()
         self._lock = threading.RLock() if self._shared is not None else _NoLock()
+        self._writer = _write_lock(self.path) if self._shared is None else threading.RLock()
         self.migrate()
 
     def _connect(self) -> sqlite3.Connection:
@@ -153,16 +170,22 @@ class Store(PairwiseStoreMixin):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        timeout_s = self._busy_timeout_ms / 1000
         with self._lock:
-            conn = self.conn
-            _begin_immediate(conn, self._busy_timeout_ms / 1000)
+            if not self._writer.acquire(timeout=timeout_s):
+                raise sqlite3.OperationalError(f"database is locked (another writer for more than {timeout_s:g} s)")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
-                conn.execute("COMMIT")
+                conn = self.conn
+                _begin_immediate(conn, timeout_s)
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                else:
+                    conn.execute("COMMIT")
+            finally:
+                self._writer.release()
 
     def migrate(self) -> list[str]:
         """Apply pending named migrations (schema.MIGRATIONS); returns the names applied."""

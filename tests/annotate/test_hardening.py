@@ -117,6 +117,27 @@ def test_the_researcher_page_names_the_upload_cap_and_the_cli_for_bigger_files(a
     assert (args.command, args.db) == ("import", "DB")
 
 
+def test_serve_freezes_the_app_modules_out_of_full_collections(monkeypatch, tmp_path: Path) -> None:
+    import gc
+    import sys
+
+    from streamlit.web import cli as stcli
+
+    from annotate import cli
+
+    seen: list[tuple[int, bool]] = []
+    monkeypatch.setattr(stcli, "main", lambda: seen.append((gc.get_freeze_count(), "analysis.report" in sys.modules)))
+    monkeypatch.setattr(cli.sys, "argv", ["nle-annotate"])
+    monkeypatch.delenv("NLE_DEMO", raising=False)
+    gc.unfreeze()
+    try:
+        cli.main(["serve", "--db", str(tmp_path / "a.db")])
+    finally:
+        gc.unfreeze()
+    (frozen, imported), = seen
+    assert imported and frozen > 100_000  # the pages' modules were loaded, then frozen, before the server started
+
+
 def test_sign_in_fields_cap_their_length(app_env: Path, monkeypatch) -> None:
     monkeypatch.setenv("NLE_ADMIN_PASSWORD", "pw-123")
     at = app().run()
