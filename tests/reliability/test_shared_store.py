@@ -6,6 +6,7 @@ open transaction, and "cannot start a transaction within a transaction" / "datab
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -83,3 +84,37 @@ def test_a_run_never_sees_another_runs_uncommitted_write(tmp_path: Path) -> None
     writer.join()
     assert seen == 0 == store.answered_count(aid)
     store.close()
+
+
+def test_sessions_stores_on_one_file_queue_on_one_write_lock(tmp_path: Path) -> None:
+    """Two Stores on one file (two Streamlit sessions) queue their writes on the process's write lock: a writer
+    waits for the one before it, whatever the path's spelling, and gives up with "database is locked" after its
+    own busy timeout, writing nothing."""
+    db = make_study(tmp_path, 4, {"ann-0": "code-0-1234"})
+    first = Store(db)
+    other = Store(tmp_path / "." / db.name, busy_timeout_ms=300)  # the same file, spelled differently
+    assert first._writer is other._writer
+    holding, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first._transaction() as conn:
+            conn.execute("UPDATE studies SET question = question || ' [held]'")
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        with other._transaction() as conn:
+            conn.execute("UPDATE studies SET question = question || ' [refused]'")
+    waiter = threading.Thread(target=lambda: (Store(db).add_annotator("late", "load", code="code-late-1"), done.set()))
+    waiter.start()
+    assert not done.wait(0.2)  # queued behind the open transaction
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert done.is_set()
+    with Store(db) as check:
+        (question,) = check.conn.execute("SELECT question FROM studies").fetchone()
+    assert question.endswith(" [held]") and "[refused]" not in question
