@@ -18,7 +18,7 @@ from analysis.pairwise_sides import CONSISTENCY_KEYS, CONTRACT_KEYS, SIDE_KEYS
 from analysis.tables import level_stats
 from annotate.core.scale import RATINGS
 from annotate.core.store import Store
-from tests.helpers import nle
+from tests.helpers import nle, overlap_all
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
@@ -44,6 +44,7 @@ DATASET = {"s1": "esnli", "s2": "esnli", "s3": "comve", "s4": "comve"}
 def pair_study(store: Store, write_jsonl, *, rate_sides: bool = True) -> None:
     lines = [nle(DATASET[s], s, c, explanation=f"{c} on {s}") for s in DATASET for c in (A, B)]
     store.import_pairwise(write_jsonl(lines), A, B, "pw", rate_sides=rate_sides)
+    overlap_all(store, "pw")  # answer_all reads each annotator's queue by position
     for name in ANSWERS:
         store.add_annotator(name, "pw", code=f"code-{name}")
 
