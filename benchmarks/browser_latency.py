@@ -37,9 +37,11 @@ from annotate.core.store import Store  # noqa: E402
 
 CHROMIUM = os.environ.get("NLE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions"]
-OPTIONS = ["--server.headless", "true", "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
+APP_OPTIONS = ["--server.headless", "true", "--server.address", "127.0.0.1"]
+# The minimal page: the same settings as `nle-annotate serve` passes (annotate/cli.py SERVE_DEFAULTS).
+OPTIONS = ["--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
            "--browser.gatherUsageStats", "false", "--client.showErrorDetails", "none", "--runner.fastReruns",
-           "false", "--runner.postScriptGC", "false", "--server.address", "127.0.0.1"]
+           "false", "--runner.postScriptGC", "false", *APP_OPTIONS]
 
 MINIMAL = '''
 import streamlit as st
@@ -247,8 +249,9 @@ def main() -> None:
         app_port, minimal_port = free_port(), free_port()
         APP_PORT.append(app_port)
         cli = Path(sys.executable).with_name("nle-annotate")
-        app = start([str(cli), "serve", "--db", str(db), "--server.port", str(app_port), *OPTIONS], app_port, env,
-                    tmp / "app.log")
+        # The app gets only what any deployment adds; the rest is what that version's `serve` itself passes.
+        app = start([str(cli), "serve", "--db", str(db), "--server.port", str(app_port), *APP_OPTIONS], app_port,
+                    env, tmp / "app.log")
         minimal = start([sys.executable, "-m", "streamlit", "run", str(tmp / "minimal.py"), "--server.port",
                          str(minimal_port), *OPTIONS], minimal_port, env, tmp / "minimal.log")
         try:
