@@ -22,8 +22,11 @@ CHOICE_KEYS = ("1", "2", "3")  # keyboard: 1 = Explanation 1, 2 = Explanation 2,
 SIDES = ("1", "2")
 
 
+CHOICE_KEY_PREFIX = "_p_choice_"  # keys 1–3 tick this radio in the browser, never a side's rating radio
+
+
 def choice_key(pos: int) -> str:
-    return f"_p_choice_{pos}"
+    return f"{CHOICE_KEY_PREFIX}{pos}"
 
 
 def choice_button_key(choice: str) -> str:

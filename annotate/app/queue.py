@@ -30,8 +30,11 @@ STUDY_TTL_S = 60.0
 # Widget keys reach the browser and the websocket, so they name the item's place in this annotator's own queue
 # (random per annotator), never its database id: ids follow the file's order (configurations alternate, gold
 # reference items come last), so an id would tell a curious annotator which configuration they are rating.
+ANSWER_KEY_PREFIX = "_a_answer_"  # keys 1–4 tick this radio in the browser (render.keep_shortcuts_after_clicks)
+
+
 def answer_key(position: int) -> str:
-    return f"_a_answer_{position}"
+    return f"{ANSWER_KEY_PREFIX}{position}"
 
 
 def tag_key(position: int, tag: str) -> str:

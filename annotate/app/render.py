@@ -7,6 +7,7 @@ HTML; labels we must build from such text go through `md_escape`.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import streamlit as st
@@ -158,6 +159,8 @@ def md_escape(text: str) -> str:
 # Dropping focus after a *pointer* click fixes both while
 # keyboard users (Tab, Space) keep their place. Our own constant script, never built from file content.
 _RELEASE_FOCUS_JS = """<script>
+// The answer radio of the page on screen (its widget key's prefix); set on every page, read by the key handler.
+window.__nleAnswerRadio = "__PREFIX__";
 if (!window.__nleReleaseFocus) {
   window.__nleReleaseFocus = true;
   document.addEventListener("pointerup", () => setTimeout(() => {
@@ -176,21 +179,27 @@ if (!window.__nleReleaseFocus) {
     el.blur();
     document.body.dispatchEvent(new KeyboardEvent("keydown", {key: e.key, code: e.code, bubbles: true}));
   }, true);
-  // Keys 1-4 also tick the answer radio right here in the browser, so the Enter that follows carries the answer
-  // in its own message even when the key's own rerun message is folded away on a busy server.
+  // Keys 1-4 tick the answer radio right here in the browser, so the Enter that follows carries the answer in its
+  // own message even when the key's own rerun message is folded away on a busy server. Only the answer radio
+  // (found by its widget key): a pairwise page also has a rating radio per side above it, which keys must never
+  // tick. The key then goes on to the answer button's shortcut as well (one run for both).
   document.addEventListener("keydown", (e) => {
     const el = e.target;
     const typing = el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type !== "checkbox"
                                                         && el.type !== "radio"));
     if (typing || e.ctrlKey || e.metaKey || e.altKey || !["1", "2", "3", "4"].includes(e.key)) return;
-    const radios = document.querySelectorAll('[data-testid="stMain"] [data-testid="stRadio"] input[type="radio"]');
-    const radio = radios[Number(e.key) - 1];
+    const group = `[data-testid="stMain"] [class*="st-key-${window.__nleAnswerRadio}"]`;
+    const radio = document.querySelectorAll(`${group} input[type="radio"]`)[Number(e.key) - 1];
     if (radio && !radio.checked) radio.click();
   }, true);
 }
 </script>"""
+_RADIO_PREFIX = re.compile(r"[A-Za-z_]+")
 
 
-def keep_shortcuts_after_clicks() -> None:
-    """Install (once per browser tab) the focus release that keeps keys 1–4 and Enter working after mouse clicks."""
-    st.html(_RELEASE_FOCUS_JS, unsafe_allow_javascript=True)
+def keep_shortcuts_after_clicks(answer_radio_prefix: str) -> None:
+    """Install (once per browser tab) the focus release that keeps keys 1–4 and Enter working after mouse clicks,
+    and keys 1–4 ticking the radio whose widget key starts with `answer_radio_prefix`."""
+    if not _RADIO_PREFIX.fullmatch(answer_radio_prefix):  # our own constant; never text from a file
+        raise ValueError(f"not a widget key prefix: {answer_radio_prefix!r}")
+    st.html(_RELEASE_FOCUS_JS.replace("__PREFIX__", answer_radio_prefix), unsafe_allow_javascript=True)

@@ -214,3 +214,25 @@ def test_side_by_side_page_shows_the_pairwise_figures(pair_study: dict[str, int]
     assert f"{A} wins: {N_PAIRS}   ties: {N_PAIRS}   {B} wins: 0   (answers; pairs A / tie / B: {N_PAIRS} / 0 / 0)" \
         in texts
     assert any(t.startswith("anna: " + A) for t in texts) and any(t == "ben: tie" for t in texts)
+
+
+def test_answer_keys_target_only_the_preference_radio(pair_study, store: Store) -> None:
+    """The page's key script ticks the radio whose widget key starts with the preference prefix, and the
+    preference radio is the only widget with that prefix (a side's rating radio must never get a key)."""
+    from annotate.app import pair_queue
+
+    store.set_rate_sides("pw", True)
+    at = signed_in("anna")
+    assert len(at.radio) == 3  # a rating radio per side, then the preference
+    scripts = [el.proto.body for el in walk(at) if el.type == "html" and "__nleAnswerRadio" in el.proto.body]
+    assert len(scripts) == 1 and f'window.__nleAnswerRadio = "{pair_queue.CHOICE_KEY_PREFIX}";' in scripts[0]
+    keyed = [r.key for r in at.radio if r.key and r.key.startswith(pair_queue.CHOICE_KEY_PREFIX)]
+    assert keyed == [pair_queue.choice_key(0)]
+
+
+@pytest.mark.parametrize("prefix", ["", '_a"; alert(1); "', "x-y", "_a_answer_1 "])
+def test_the_key_script_takes_only_a_widget_key_prefix(prefix: str) -> None:
+    from annotate.app import render
+
+    with pytest.raises(ValueError, match="not a widget key prefix"):
+        render.keep_shortcuts_after_clicks(prefix)

@@ -40,6 +40,8 @@ def pair_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     with Store(db) as store:
         store.import_pairwise(nles, A, B, "pw")
         store.add_annotator("pia", "pw", code=CODE)
+        store.import_pairwise(nles, A, B, "pw-sides", rate_sides=True)  # each side rated on the 4-point scale too
+        store.add_annotator("rita", "pw-sides", code=CODE)
     yield from serve(db, log)
 
 
@@ -105,3 +107,40 @@ def test_keys_tie_tags_per_side_and_no_side_mapping_in_dom_or_websocket(pair_app
         assert all(secret not in dom for dom in doms), secret
     # The explanations did reach the browser (the check above looked at the right frames).
     assert b"writer one" in wire and b"writer two" in wire
+
+
+def test_with_side_ratings_keys_choose_the_preference_and_never_rate_a_side(pair_app: App, new_page) -> None:
+    """Keys 1 / 2 / 3 answer the preference question only: the side-rating radios above it stay as the annotator
+    set them with the mouse (a key used to tick the first radios on the page, i.e. explanation 1's rating)."""
+    page = new_page()
+    page.goto(pair_app.url)
+    page.get_by_label("Name").fill("rita")
+    page.get_by_label("Access code").fill(CODE)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_text(QUESTION)).to_be_visible()
+    page.get_by_text(QUESTION).click()
+    _, first = on_screen(page)
+    side_1 = page.get_by_role("radiogroup", name="Does explanation 1 justify the answer?")
+    side_2 = page.get_by_role("radiogroup", name="Does explanation 2 justify the answer?")
+    page.keyboard.press("2")
+    expect(page.get_by_role("radio", name="Explanation 2", exact=True)).to_be_checked()
+    settle(page)
+    for group in (side_1, side_2):
+        expect(group.get_by_role("radio", checked=True)).to_have_count(0)
+    side_1.get_by_text("Weak no", exact=True).click()
+    side_2.get_by_text("Yes", exact=True).click()
+    settle(page)
+    page.get_by_text(QUESTION).click()
+    page.keyboard.press("3")
+    expect(page.get_by_role("radio", name="Tie", exact=True)).to_be_checked()
+    settle(page)
+    expect(side_1.get_by_role("radio", name="Weak no", exact=True)).to_be_checked()
+    expect(side_2.get_by_role("radio", name="Yes", exact=True)).to_be_checked()
+    page.keyboard.press("Enter")
+    expect(page.locator('[data-testid="stProgress"]')).to_have_text(f"1 of {N_PAIRS}")
+    with Store(pair_app.db) as store:
+        df = store.preferences_frame("pw-sides")
+    row = df[df["sample_id"] == "s" + first.split()[1]].iloc[0]
+    a_first = first.endswith("writer one")
+    assert row["preference"] == "tie"
+    assert (row["rating_a"], row["rating_b"]) == (("weak_no", "yes") if a_first else ("yes", "weak_no"))

@@ -59,5 +59,5 @@ actions.button("Back", on_click=queue.back, disabled=item["position"] == 0, icon
                width="stretch")
 actions.button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
 actions.button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")
-render.keep_shortcuts_after_clicks()
+render.keep_shortcuts_after_clicks(q.ANSWER_KEY_PREFIX)
 timing.item_drawn()
