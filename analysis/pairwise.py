@@ -35,6 +35,7 @@ from analysis.pairwise_sides import (
     SIDE_RATINGS_TEXT,
     SideRatingStats,
     analyse_side_ratings,
+    fmt_or_na,
     has_side_ratings,
     side_rating_row,
 )
@@ -228,21 +229,17 @@ class PairwiseAnalysis:
         return pd.DataFrame([side_rating_row(s) for s in (*self.side_ratings_by_dataset, self.side_ratings)])
 
 
-def _f(v: float | None, digits: int = 3) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}"
-
-
 def pairwise_row(s: PairwiseStats) -> dict[str, str | int]:
     return {
         "dataset": s.dataset or "all", "pairs": s.n_items, "answers": s.n_answers,
         f"wins {s.a} / ties / wins {s.b}": f"{s.wins_a} / {s.ties} / {s.wins_b}",
-        "win rate A [95 % CI]": f"{_f(s.win_rate_a)} [{_f(s.win_rate_ci.low)}, {_f(s.win_rate_ci.high)}]",
+        "win rate A [95 % CI]": f"{fmt_or_na(s.win_rate_a)} [{fmt_or_na(s.win_rate_ci.low)}, {fmt_or_na(s.win_rate_ci.high)}]",
         "pairs A / tie / B": f"{s.items_a} / {s.items_tie} / {s.items_b}",
-        "sign test p": _f(s.sign_test_p.value, 4) if s.sign_test_p.value is not None else f"n/a ({s.sign_test_p.reason})",
-        "Cohen's κ": _f(s.cohen_kappa.value) if s.cohen_kappa.value is not None else f"n/a ({s.cohen_kappa.reason})",
-        "Krippendorff's α": _f(s.alpha.value),
-        "Explanation 1 chosen [95 % CI]": f"{_f(s.first_position_rate)} [{_f(s.first_position_low)}, "
-                                          f"{_f(s.first_position_high)}]",
+        "sign test p": fmt_or_na(s.sign_test_p.value, 4) if s.sign_test_p.value is not None else f"n/a ({s.sign_test_p.reason})",
+        "Cohen's κ": fmt_or_na(s.cohen_kappa.value) if s.cohen_kappa.value is not None else f"n/a ({s.cohen_kappa.reason})",
+        "Krippendorff's α": fmt_or_na(s.alpha.value),
+        "Explanation 1 chosen [95 % CI]": f"{fmt_or_na(s.first_position_rate)} [{fmt_or_na(s.first_position_low)}, "
+                                          f"{fmt_or_na(s.first_position_high)}]",
     }
 
 

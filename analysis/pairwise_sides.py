@@ -165,7 +165,8 @@ def analyse_side_ratings(prefs: pd.DataFrame, a: str, b: str, *, n_boot: int = B
     return overall, by_dataset
 
 
-def _f(v: float | None, digits: int = 3) -> str:
+def fmt_or_na(v: float | None, digits: int = 3) -> str:
+    """A number for the report's tables: `digits` decimals, or "n/a" when undefined."""
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
@@ -184,16 +185,16 @@ def side_rating_row(s: SideRatingStats) -> dict[str, str | int]:
             f"{_x100(g.mean_score)} [{_x100(g.mean_score_ci.low)}, {_x100(g.mean_score_ci.high)}]")
     for side in s.sides:
         k = None if side.stats is None else side.stats.kappas["cohen_kappa"].value
-        row[f"Cohen's κ {side.config}"] = _f(k) if k is not None else f"n/a ({side.kappa_reason})"
+        row[f"Cohen's κ {side.config}"] = fmt_or_na(k) if k is not None else f"n/a ({side.kappa_reason})"
     c = s.comparison
     row[f"mean {s.a} − {s.b} ×100 [95 % CI]"] = "n/a" if c is None else (
         f"{_x100(c.mean_diff)} [{_x100(c.mean_diff_ci.low)}, {_x100(c.mean_diff_ci.high)}]")
     if c is not None and c.p_value is not None:
-        row["paired comparison"] = f"{c.test_name}: p = {_f(c.p_value, 4)}"
+        row["paired comparison"] = f"{c.test_name}: p = {fmt_or_na(c.p_value, 4)}"
     else:
         row["paired comparison"] = f"n/a ({s.comparison_reason})"
     row[f"per pair {s.a} better / ties / {s.b} better"] = "n/a" if c is None else f"{c.wins_a} / {c.ties} / {c.wins_b}"
     k = s.consistency
     row["preferred side rated lower"] = f"{k.inconsistent} of {k.n_answers}" + (
-        f" ({_f(k.share)})" if k.share is not None else "")
+        f" ({fmt_or_na(k.share)})" if k.share is not None else "")
     return row

@@ -93,9 +93,8 @@ _WRITE_LOCKS_GUARD = threading.Lock()
 
 
 def _write_lock(path: str) -> threading.RLock:
-    key = path if path == ":memory:" else os.path.realpath(path)
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(key, threading.RLock())
+        return _WRITE_LOCKS.setdefault(os.path.realpath(path), threading.RLock())
 
 
 class Store(PairwiseStoreMixin):
@@ -115,7 +114,8 @@ class Store(PairwiseStoreMixin):
         if self.path == ":memory:":
             self._shared = self._connect()
         self._lock = threading.RLock() if self._shared is not None else _NoLock()
-        self._writer = _write_lock(self.path) if self._shared is None else threading.RLock()
+        # An in-memory database is private to this Store: its own lock is the write lock.
+        self._writer = _write_lock(self.path) if self._shared is None else self._lock
         self.migrate()
 
     def _connect(self) -> sqlite3.Connection:

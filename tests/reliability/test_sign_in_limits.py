@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,30 +33,40 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return now
 
 
-@pytest.mark.timeout(120)
-def test_forty_parallel_guesses_get_at_most_five_codes_checked(db: Path) -> None:
-    """Every thread is its own session (its own Store); they start together and all guess alice's code."""
+def race(db: Path, n: int, attempt: Callable[[Store, int], str]) -> list[str]:
+    """n sessions (a Store each) start `attempt` at the same instant; their outcomes."""
     outcomes: list[str] = []
-    stores = [Store(db) for _ in range(40)]
-    go = threading.Barrier(40)
+    stores = [Store(db) for _ in range(n)]
+    go = threading.Barrier(n)
 
-    def guess(store: Store, i: int) -> None:
+    def run(store: Store, i: int) -> None:
         go.wait()
-        try:
-            store.authenticate("alice", f"guess-{i}", client="203.0.113.9")
-        except AccessDenied:
-            outcomes.append("checked")
-        except TooManyAttempts:
-            outcomes.append("refused")
+        outcomes.append(attempt(store, i))
 
-    threads = [threading.Thread(target=guess, args=(s, i)) for i, s in enumerate(stores)]
+    threads = [threading.Thread(target=run, args=(s, i)) for i, s in enumerate(stores)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     for s in stores:
         s.close()
-    assert len(outcomes) == 40
+    assert len(outcomes) == n
+    return outcomes
+
+
+@pytest.mark.timeout(120)
+def test_forty_parallel_guesses_get_at_most_five_codes_checked(db: Path) -> None:
+    """Every thread is its own session (its own Store); they start together and all guess alice's code."""
+    def guess(store: Store, i: int) -> str:
+        try:
+            store.authenticate("alice", f"guess-{i}", client="203.0.113.9")
+        except AccessDenied:
+            return "checked"
+        except TooManyAttempts:
+            return "refused"
+        return "signed in"
+
+    outcomes = race(db, 40, guess)
     assert outcomes.count("checked") <= auth.MAX_FAILURES, outcomes.count("checked")
 
 
@@ -155,25 +166,15 @@ def test_wrong_join_links_lock_out_only_that_client_and_create_nothing(joinable,
 @pytest.mark.timeout(120)
 def test_parallel_wrong_join_links_get_at_most_five_token_checks(joinable) -> None:
     db, _ = joinable
-    outcomes: list[str] = []
-    stores = [Store(db) for _ in range(30)]
-    go = threading.Barrier(30)
 
-    def guess(store: Store, i: int) -> None:
-        go.wait()
+    def guess(store: Store, i: int) -> str:
         try:
             store.join("load", f"guess-{i}", f"w{i}", client=ATTACKER)
         except JoinRefused as e:
-            outcomes.append("refused" if str(e).startswith("Too many") else "checked")
+            return "refused" if str(e).startswith("Too many") else "checked"
+        return "joined"
 
-    threads = [threading.Thread(target=guess, args=(s, i)) for i, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in stores:
-        s.close()
-    assert len(outcomes) == 30
+    outcomes = race(db, 30, guess)
     assert outcomes.count("checked") <= auth.MAX_FAILURES, outcomes.count("checked")
 
 
