@@ -10,9 +10,11 @@ Submit button on Enter) with the same server options. Then prints, in millisecon
 2. for each load level of `--sessions` (default 4, 8, 10) that many annotators at once (one browser, one page
    each): browser p50/p95 and the app's server-side p50/p95, next to the single annotator's (issue 10's table;
    issue 12 §5: server-side p95 ratio <= 2 at 10).
-Browsers run on the same cores as the server, so the browser figures under load include their CPU; they run
-at nice 10 (`--browser-nice`; in a real study they are on the annotators' machines), so that the server-side
-figures measure the server rather than ten Chromium processes competing with it. Run from the repository root; needs Chromium (NLE_CHROMIUM, default /usr/bin/chromium).
+Browsers run on the same cores as the server, so the browser figures under load include their CPU. They run at
+the lowest CPU priority (`--browser-priority idle`, Linux SCHED_IDLE: in a real study they are on the annotators'
+machines), so that the server-side figures measure the server rather than ten Chromium processes competing with
+it; `nice:10` was the earlier setting, under which ten pages' renderer threads still took the server's cores. Run
+from the repository root; needs Chromium (NLE_CHROMIUM, default /usr/bin/chromium) and `chrt` for `idle`.
 """
 
 from __future__ import annotations
@@ -106,13 +108,21 @@ def start(cmd: list[str], port: int, env: dict[str, str], log: Path) -> subproce
     raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
 
 
-def browser_command(nice: int, tmp: Path) -> str:
-    """Chromium, started at a lower CPU priority when `nice` > 0: in a real study the browsers run on the
-    annotators' own machines, so here they must not take the server's cores while it is being timed."""
-    if nice <= 0:
+def browser_command(priority: str, tmp: Path) -> str:
+    """Chromium at a lower CPU priority: in a real study the browsers run on the annotators' own machines, so here
+    they must not take the server's cores while it is being timed. `idle` (Linux SCHED_IDLE, inherited by every
+    Chromium process) runs them only when the servers leave a core free; `nice:N` lowers them by N, which ten
+    pages' worth of renderer threads can still outweigh; `normal` leaves them level with the servers."""
+    if priority == "normal":
         return CHROMIUM
-    wrapper = tmp / "chromium-nice.sh"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n {nice} {CHROMIUM} "$@"\n')
+    if priority == "idle":
+        prefix = "chrt --idle 0"
+    elif priority.startswith("nice:") and priority[5:].isdigit():
+        prefix = f"nice -n {int(priority[5:])}"
+    else:
+        raise SystemExit(f"--browser-priority: expected idle, nice:N or normal, got {priority!r}")
+    wrapper = tmp / "chromium-low.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec {prefix} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
 
@@ -148,6 +158,8 @@ async def walk(context, url: str, name: str | None, code: str | None, n: int, ke
     out = []
     for i in range(1, n + 1):
         if key:
+            # Keys act on the answer radio on screen: right after sign-in the caption can settle a moment before it.
+            await page.get_by_role("radio", name="Yes", exact=True).wait_for()
             for _ in range(5):
                 await page.keyboard.press(key)
                 try:
@@ -178,7 +190,7 @@ async def measure(args: argparse.Namespace, app_url: str, minimal_url: str, timi
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=browser_command(args.browser_nice, timing.parent),
+        browser = await p.chromium.launch(executable_path=browser_command(args.browser_priority, timing.parent),
                                           args=ARGS)
 
         async def one(url: str, name: str | None, code: str | None, n: int, key: str | None) -> list[float]:
@@ -229,8 +241,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=lambda v: [int(x) for x in v.split(",")], default=[4, 8, 10],
                         help="comma-separated load levels: annotators at once (issue 10's table: 1, 4, 8)")
     parser.add_argument("--per-session", type=int, default=8)
-    parser.add_argument("--browser-nice", type=int, default=10,
-                        help="run Chromium at this nice level (0: same priority as the servers)")
+    parser.add_argument("--browser-priority", default="idle",
+                        help="Chromium's CPU priority: idle (SCHED_IDLE, the default), nice:N, or normal")
     parser.add_argument("--repo", type=Path, default=ROOT,
                         help="checkout whose app is served (e.g. an older commit, for before/after figures)")
     args = parser.parse_args()

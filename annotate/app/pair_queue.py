@@ -18,19 +18,13 @@ from annotate.core.errors import AccessDenied
 from annotate.core.pairwise import CHOICES
 from annotate.core.scale import RATINGS
 
-CHOICE_KEYS = ("1", "2", "3")  # keyboard: 1 = Explanation 1, 2 = Explanation 2, 3 = Tie
 SIDES = ("1", "2")
-
-
-CHOICE_KEY_PREFIX = "_p_choice_"  # keys 1–3 tick this radio in the browser, never a side's rating radio
+CHOICE_KEY_PREFIX = "_p_choice_"  # keys 1, 2, 3 tick this radio in the browser, never a side's rating radio
+PAIR_FORM = "_p_pair"
 
 
 def choice_key(pos: int) -> str:
     return f"{CHOICE_KEY_PREFIX}{pos}"
-
-
-def choice_button_key(choice: str) -> str:
-    return f"_pk_{choice}"
 
 
 def tag_key(pos: int, side: str, index: int) -> str:
@@ -83,17 +77,12 @@ class PairQueue(Queue):
                 *(tag_key(pos, side, i) for side in SIDES for i in range(len(tags)))]
 
     def _prefill(self, item: dict[str, Any]) -> None:
-        pos, iid = item["position"], item["item_id"]
-        choice = self._state()["choice"]
+        pos = item["position"]
         if choice_key(pos) in st.session_state:
-            if st.session_state[choice_key(pos)] is None and choice.get(iid):
-                st.session_state[choice_key(pos)] = choice[iid]
             return
         answer = item["answer"] or {"choice": None, "tags_1": [], "tags_2": [], "rating_1": None, "rating_2": None,
                                     "comment": ""}
         st.session_state[choice_key(pos)] = answer["choice"]
-        if answer["choice"]:
-            choice[iid] = answer["choice"]
         for side in SIDES:
             st.session_state[rating_key(pos, side)] = answer[f"rating_{side}"]
             for i, tag in enumerate(self.study()["tags"]):
@@ -104,28 +93,15 @@ class PairQueue(Queue):
         shown = self._state()["shown"]
         return shown[2] if shown else None
 
-    def choose(self, choice: str) -> None:  # type: ignore[override]
-        """Key 1, 2 or 3 (or its button): remember the choice for the pair on screen and show it in the radio."""
-        item_id, pos = self._on_screen(), self._shown_position()
-        if item_id is None or pos is None:
-            return
-        self._state()["choice"][item_id] = choice
-        st.session_state[choice_key(pos)] = choice
-
-    def radio_changed(self, pos: int) -> None:  # type: ignore[override]
-        item_id = self._on_screen()
-        value = st.session_state.get(choice_key(pos))
-        if item_id is not None and pos == self._shown_position() and value in CHOICES:
-            self._state()["choice"][item_id] = value
-
     def submit(self) -> None:
         """Save the answer to the pair on screen; keep the form and say why when something is missing."""
         s = self._state()
         item_id, pos = self._on_screen(), self._shown_position()
         if item_id is None or pos is None:
             return
-        pending = [c for c in CHOICES if st.session_state.get(choice_button_key(c)) is True]
-        choice = (pending[-1] if pending else None) or s["choice"].get(item_id) or st.session_state.get(choice_key(pos))
+        if self.store.session_generation(self.aid) != self.annotator["generation"]:
+            return  # this session was ended elsewhere (sign-out, new code): save nothing; the page signs it out
+        choice = st.session_state.get(choice_key(pos))  # the pair's form: everything arrives with this submit
         errors = []
         if choice not in CHOICES:
             errors.append("Choose Explanation 1, Explanation 2 or Tie (keys 1, 2, 3) before submitting.")

@@ -18,7 +18,6 @@ from annotate.core.errors import AccessDenied, RuleViolation
 from annotate.core.scale import RATINGS
 from annotate.core.store import Store
 
-ANSWER_KEYS = ("1", "2", "3", "4")
 # Submits per session: at most SUBMIT_BURST within SUBMIT_WINDOW_S (a person needs a second or more per item);
 # a client that floods Submit is told to slow down, and the form keeps its answer.
 SUBMIT_BURST, SUBMIT_WINDOW_S = 10, 5.0
@@ -27,26 +26,25 @@ COUNTS_TTL_S = 60.0  # progress counts are refreshed from the database at least 
 STUDY_TTL_S = 60.0
 
 
-# Widget keys reach the browser and the websocket, so they name the item's place in this annotator's own queue
-# (random per annotator), never its database id: ids follow the file's order (configurations alternate, gold
-# reference items come last), so an id would tell a curious annotator which configuration they are rating.
+# Widget keys reach the browser and the websocket, so they never carry an item's database id: ids follow the
+# file's order (configurations alternate, gold reference items come last), so an id would tell a curious annotator
+# which configuration they are rating. The answer radio's key names the item's place in this annotator's own queue
+# (random per annotator): a new radio per item, so an answer (key press, click, a second Enter) that reaches the
+# server after the next item was drawn belongs to the previous radio and is never taken for the next item's.
+# The tags and the comment keep one widget each for the whole queue, reset for each item (`Queue._prefill`):
+# rebuilding 12 checkboxes and a text area on every item cost the browser a sixth of its time per item
+# (docs/benchmarks.md).
 ANSWER_KEY_PREFIX = "_a_answer_"  # keys 1–4 tick this radio in the browser (render.keep_shortcuts_after_clicks)
+ITEM_FORM = "_a_item"
+COMMENT_KEY = "_a_comment"
 
 
 def answer_key(position: int) -> str:
     return f"{ANSWER_KEY_PREFIX}{position}"
 
 
-def tag_key(position: int, tag: str) -> str:
-    return f"_a_tag_{position}_{tag}"
-
-
-def comment_key(position: int) -> str:
-    return f"_a_comment_{position}"
-
-
-def answer_button_key(rating: str) -> str:
-    return f"_k_{rating}"
+def tag_key(tag: str) -> str:
+    return f"_a_tag_{tag}"
 
 
 @dataclass
@@ -65,7 +63,7 @@ class Queue:
         key = f"_q_{self.aid}"
         if key not in st.session_state:
             st.session_state[key] = {"pos": self.store.next_unanswered(self.aid), "shown": None, "counts": None,
-                                     "errors": None, "notice": None, "study": None, "choice": {}}
+                                     "errors": None, "notice": None, "study": None}
         return st.session_state[key]
 
     # -- the study (question, tags, guidelines), read once a minute rather than on every rerun
@@ -99,7 +97,7 @@ class Queue:
 
     def _go(self, pos: int | None) -> None:
         s = self._state()
-        s["pos"], s["shown"], s["errors"], s["choice"] = pos, None, None, {}
+        s["pos"], s["shown"], s["errors"] = pos, None, None
 
     def item(self) -> dict[str, Any] | None:
         """The blind view of the item on screen (None when finished), starting its clock on first show."""
@@ -118,21 +116,16 @@ class Queue:
         return item
 
     def _prefill(self, item: dict[str, Any]) -> None:
-        """Put the saved answer (if any) into the widgets' state the first time the item is drawn."""
-        iid, pos = item["item_id"], item["position"]
-        choice = self._state()["choice"]
-        if answer_key(pos) in st.session_state:
-            # A radio value of None can only be stale (nobody can untick a radio): show the answer chosen.
-            if st.session_state[answer_key(pos)] is None and choice.get(iid):
-                st.session_state[answer_key(pos)] = choice[iid]
-            return
+        """Put the saved answer (or a blank one) into the widgets' state the first time the item is drawn."""
+        pos, s = item["position"], self._state()
+        if answer_key(pos) in st.session_state and s.get("filled") == pos:
+            return  # drawn again (an error, a rerun): the annotator's own choices stay
         answer = item["answer"] or {"rating": None, "tags": [], "comment": ""}
         st.session_state[answer_key(pos)] = answer["rating"]
-        if answer["rating"]:
-            choice[iid] = answer["rating"]
         for tag in self.study()["tags"]:
-            st.session_state[tag_key(pos, tag)] = tag in answer["tags"]
-        st.session_state[comment_key(pos)] = answer["comment"] or ""
+            st.session_state[tag_key(tag)] = tag in answer["tags"]
+        st.session_state[COMMENT_KEY] = answer["comment"] or ""
+        s["filled"] = pos
 
     def errors(self) -> list[str] | None:
         return self._state()["errors"]
@@ -151,21 +144,6 @@ class Queue:
 
     def _slot_on_screen(self) -> int:
         return self._state()["shown"][2]
-
-    def choose(self, rating: str) -> None:
-        """An answer key (1–4) or button: remember the choice for the item on screen and show it in the radio."""
-        item_id = self._on_screen()
-        if item_id is None:
-            return
-        self._state()["choice"][item_id] = rating
-        st.session_state[answer_key(self._slot_on_screen())] = rating
-
-    def radio_changed(self, position: int) -> None:
-        """The radio was clicked: remember the choice (a None can only come from a stale browser state)."""
-        shown = self._state()["shown"]
-        value = st.session_state.get(answer_key(position))
-        if value in RATINGS and shown and shown[2] == position:
-            self._state()["choice"][shown[0]] = value
 
     def back(self) -> None:
         pos = self.position
@@ -200,12 +178,12 @@ class Queue:
         item_id = self._on_screen()
         if item_id is None:
             return
-        # A key 1–4 pressed just before Enter can arrive in the same batch as Enter, and callbacks run in no
-        # promised order: a pending answer key wins, then the remembered choice, then the radio.
-        pending = [r for r in RATINGS if st.session_state.get(answer_button_key(r)) is True]
+        if self.store.session_generation(self.aid) != self.annotator["generation"]:
+            return  # this session was ended elsewhere (sign-out, new code): save nothing; the page signs it out
+        # The item's widgets sit in one form, so the answer, tags and comment all arrive with this submit, and
+        # keys 1–4 (ticked in the browser) or tag clicks before it started no run of their own.
         slot = self._slot_on_screen()
-        rating = (pending[-1] if pending else None) or s["choice"].get(item_id) \
-            or st.session_state.get(answer_key(slot))
+        rating = st.session_state.get(answer_key(slot))
         if rating not in RATINGS:
             s["errors"] = ["Choose an answer (keys 1–4) before submitting."]
             return
@@ -213,11 +191,10 @@ class Queue:
         recent = [t for t in s.get("submits", []) if now - t < SUBMIT_WINDOW_S]
         if len(recent) >= SUBMIT_BURST:
             s["submits"], s["errors"] = recent, [SLOW_DOWN]
-            st.session_state[answer_key(slot)] = rating  # the chosen answer stays on screen
             return
         s["submits"] = [*recent, now]
-        tags = [t for t in self.study()["tags"] if st.session_state.get(tag_key(slot, t))]
-        comment = str(st.session_state.get(comment_key(slot)) or "").strip()
+        tags = [t for t in self.study()["tags"] if st.session_state.get(tag_key(t))]
+        comment = str(st.session_state.get(COMMENT_KEY) or "").strip()
         shown = s["shown"]
         seconds = round(time.monotonic() - shown[1], 3) if shown and shown[0] == item_id else None
         try:
@@ -234,10 +211,9 @@ class Queue:
         c = s["counts"]
         if c is not None and saved["revision"] == 1:
             c["answered"] += 1
-        # Widgets of the saved item start from the database next time it is shown.
-        for key in [answer_key(slot), comment_key(slot), *(tag_key(slot, t) for t in self.study()["tags"])]:
-            if key in st.session_state:
-                del st.session_state[key]
+        # The saved item's widgets start from the database next time it is shown.
+        st.session_state.pop(answer_key(slot), None)
+        s["filled"] = None
         s["notice"] = "Saved." if saved["revision"] == 1 else f"Saved (revision {saved['revision']})."
         self._go(self.store.next_unanswered(self.aid, after=self.position if self.position is not None else -1))
         if s["pos"] is None:

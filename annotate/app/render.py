@@ -112,6 +112,22 @@ def show_guidelines(study: dict[str, Any]) -> None:
     st.markdown(guidelines_markdown(study))
 
 
+GUIDELINES_KEY = "_guidelines_open"
+
+
+def item_head(where: str, answered: bool, notice: str | None, study: dict[str, Any]) -> None:
+    """The line over an item: its place in the queue, whether it was answered before, a notice of our own ("Saved.")
+    and the Guidelines popover, whose text is drawn only while it is open: drawn into the closed popover on every
+    item, it cost the browser time on every item (docs/benchmarks.md)."""
+    head = st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center")
+    head.caption(" · ".join([where, *(["answered earlier; you may revise it"] if answered else []),
+                             *([notice] if notice else [])]))
+    guide = head.popover("Guidelines", icon=":material/menu_book:", key=GUIDELINES_KEY, on_change="rerun")
+    if guide.open:
+        with guide:
+            show_guidelines(study)
+
+
 def rating_label(rating: str) -> str:
     """The label shown for a rating value, e.g. "Weak yes"."""
     return RATING_LABELS.get(rating, rating)
@@ -179,10 +195,10 @@ if (!window.__nleReleaseFocus) {
     el.blur();
     document.body.dispatchEvent(new KeyboardEvent("keydown", {key: e.key, code: e.code, bubbles: true}));
   }, true);
-  // Keys 1-4 tick the answer radio right here in the browser, so the Enter that follows carries the answer in its
-  // own message even when the key's own rerun message is folded away on a busy server. Only the answer radio
+  // Keys 1-4 tick the answer radio right here in the browser: the radio sits in the item's form, so the key starts
+  // no server run and the Enter that follows sends the answer with the tags and comment. Only the answer radio
   // (found by its widget key): a pairwise page also has a rating radio per side above it, which keys must never
-  // tick. The key then goes on to the answer button's shortcut as well (one run for both).
+  // tick.
   document.addEventListener("keydown", (e) => {
     const el = e.target;
     const typing = el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type !== "checkbox"

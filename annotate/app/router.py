@@ -11,6 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from annotate.app import join, render, session
+from annotate.app import pair_queue as pq
+from annotate.app import queue as q
 
 # Absolute paths: the same pages serve `streamlit run streamlit_app.py` in a checkout and the installed
 # package's entry script (annotate/app/main.py) that `nle-annotate serve` runs.
@@ -22,6 +24,7 @@ def route() -> None:
     st.set_page_config(page_title="NLE rating", page_icon=":material/rate_review:", layout="centered")
     join.handle_join_link()
     annotator = session.current_annotator()
+    keys_for = None  # the answer radio that keys 1–4 tick, on an annotator's pages
     if session.is_admin():
         pages = [
             st.Page(PAGES / "researcher.py", title="Researcher", icon=":material/admin_panel_settings:", default=True),
@@ -32,6 +35,7 @@ def route() -> None:
     elif annotator:
         # Annotators of a pairwise study get the pairwise page in place of the rating page.
         pairwise = session.get_store().pairwise_setup(int(annotator["study_id"])) is not None
+        keys_for = pq.CHOICE_KEY_PREFIX if pairwise else q.ANSWER_KEY_PREFIX
         pages = [
             st.Page(PAGES / ("pairwise.py" if pairwise else "annotate.py"), title="Annotate",
                     icon=":material/edit_note:", default=True),
@@ -48,6 +52,11 @@ def route() -> None:
             st.button("Sign out", on_click=join.sign_out, icon=":material/logout:")
             # Last in the sidebar: an empty element there moves nothing the annotator looks at.
             session.sync_browser_cookie()
+            if keys_for:
+                # Keys 1–4 exist only in the browser (render.keep_shortcuts_after_clicks). Drawn in the sidebar,
+                # which reaches the browser before the page, the script is running before the item is on screen;
+                # at the end of the page, a key pressed as soon as the first item showed was lost on a busy machine.
+                render.keep_shortcuts_after_clicks(keys_for)
         st.navigation(pages).run()
     else:
         # No sidebar for a signed-out session: the script (forgetting a cookie) goes after the page. The sign-in

@@ -208,7 +208,7 @@ def test_hostile_names_and_texts_are_drawn_literally(app_env: Path, store: Store
     drawn = []
     for _ in range(2):
         drawn += [t.value for t in at.text]
-        at = at.button(key="_k_yes").click().run()
+        at.radio[0].set_value("yes")
         at = next(b for b in at.button if b.label == "Submit").click().run()
     texts = "\n".join(drawn)
     assert "\u202e" not in texts and "abc ⟦U+202E⟧ fdp" in texts

@@ -68,6 +68,12 @@ def page_text(at: AppTest) -> str:
     return "\n".join(str(el.proto) for el in walk(at) if getattr(el, "proto", None) is not None)
 
 
+def choose(at: AppTest, choice: str) -> AppTest:
+    """Pick 1, 2 or tie in the pair's form (in a browser: keys 1, 2, 3; tests/e2e); no run yet."""
+    next(r for r in at.radio if r.key.startswith("_p_choice_")).set_value(choice)
+    return at
+
+
 def submit(at: AppTest) -> AppTest:
     return next(b for b in at.button if b.label == "Submit").click().run()
 
@@ -82,15 +88,14 @@ def sample_on_screen(at: AppTest) -> str:
     return "s" + first.split(",")[0].removeprefix("reason ")
 
 
-@pytest.mark.parametrize(("key", "choice"), [("1", "1"), ("2", "2"), ("3", "tie")])
-def test_keys_1_2_3_choose_and_enter_saves_by_configuration(pair_study: dict[str, int], store: Store, key: str,
-                                                             choice: str) -> None:
+@pytest.mark.parametrize("choice", ["1", "2", "tie"])
+def test_the_choice_is_saved_by_configuration(pair_study: dict[str, int], store: Store, choice: str) -> None:
     at = signed_in("anna")
     first, _ = shown(at)
     sample = sample_on_screen(at)
-    at = at.button(key=f"_pk_{choice}").click().run()
-    assert at.radio(key="_p_choice_0").value == choice
-    at = submit(at)
+    at = choose(at, choice).run()
+    assert at.radio(key="_p_choice_0").value is None  # a choice in the form is sent only with Submit
+    at = submit(choose(at, choice))
     assert not at.exception and not at.error
     row = saved(store, pair_study["anna"])[sample]
     a_first = "first writer" in first
@@ -114,7 +119,7 @@ def test_tags_are_kept_per_side_and_mapped_to_configurations(pair_study: dict[st
     at.checkbox(key="_p_tag_0_1_0").check()   # first tag on Explanation 1
     at.checkbox(key="_p_tag_0_2_5").check()   # sixth tag on Explanation 2
     at.text_area(key="_p_comment_0").input("both so-so")
-    at = at.button(key="_pk_tie").click().run()
+    at = choose(at, "tie")
     at = submit(at)
     tags = store.get_study("pw")["tags"]
     row = saved(store, pair_study["anna"])[sample]
@@ -138,7 +143,7 @@ def test_sides_are_random_per_annotator_but_stable(pair_study: dict[str, int], s
             sample = sample_on_screen(at)
             assert {first, second} == {f"reason {sample[1:]}, first writer", f"reason {sample[1:]}, second writer"}
             sides[name][sample] = "first writer" in first
-            at = submit(at.button(key="_pk_1").click().run())
+            at = submit(choose(at, "1"))
             assert not at.error
         # Stable: revisiting shows the same order, and the saved answers agree with what was shown.
         at = next(b for b in at.button if b.label.startswith("Revise from the first")).click().run()
@@ -162,7 +167,7 @@ def test_sides_are_random_per_annotator_but_stable(pair_study: dict[str, int], s
 
 def test_page_reveals_no_configuration_model_or_side_mapping(pair_study: dict[str, int], store: Store) -> None:
     at = signed_in("anna")
-    at = submit(at.button(key="_pk_2").click().run())
+    at = submit(choose(at, "2"))
     keys = [str(k) for k in (getattr(el, "key", None) for el in walk(at)) if k]
     text = page_text(at) + "\n".join(keys)
     for secret in (A, B, "secret-model-7b", "a_first", "shown_first", " vs "):
@@ -177,11 +182,11 @@ def test_rate_sides_study_asks_for_both_ratings(pair_study: dict[str, int], stor
     at = signed_in("ben")
     first, _ = shown(at)
     sample = sample_on_screen(at)
-    at = submit(at.button(key="_pk_1").click().run())
+    at = submit(choose(at, "1"))
     assert [e.value for e in at.error] == ["Rate each explanation (yes, weak yes, weak no or no) before submitting."]
     at.radio(key="_p_rating_0_1").set_value("yes")
     at.radio(key="_p_rating_0_2").set_value("weak_no")
-    at = submit(at.run())
+    at = submit(at)  # the choice made before is still in the form
     assert not at.error
     row = saved(store, pair_study["ben"])[sample]
     a_first = "first writer" in first

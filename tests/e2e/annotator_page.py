@@ -68,6 +68,9 @@ def wait_for_item(page: Page, position: int | None = None) -> None:
     else:
         expect(caption).to_have_text(re.compile(rf"^Item {position + 1}\b"))
     settle(page)
+    # As a person would: keys 1–4 act on the answer radio on screen, so wait until it is there. Right after sign-in
+    # on a busy machine the caption has been seen settled a moment before the form below it was drawn.
+    expect(page.get_by_role("radio", name=RATING_LABEL["yes"], exact=True)).to_be_visible()
 
 
 def shown(page: Page, tags: list[str]) -> Shown:

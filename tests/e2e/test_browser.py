@@ -262,3 +262,26 @@ def test_researcher_pages_need_the_admin_password(demo_app: App, new_page) -> No
     expect(admin.locator('[data-testid="stSidebarNav"]')).to_contain_text("Disagreements")
     for p in (page, admin):
         assert "Deploy" not in p.inner_text("body")
+
+
+def test_guidelines_popover_opens_over_the_item_and_keeps_the_choices_made(demo_app: App, new_page) -> None:
+    """Its text is drawn only once it is opened (a run of its own): the answer and tag picked before stay."""
+    with Store(demo_app.db) as store:
+        store.add_annotator("gina", "demo", code="gina-code-1")
+        aid = next(a["id"] for a in store.annotators("demo") if a["name"] == "gina")
+    page = new_page()
+    sign_in(page, demo_app.url, "gina", "gina-code-1")
+    wait_for_item(page, 0)
+    expect(page.get_by_text("Guidelines version")).to_have_count(0)
+    answer(page, "weak_yes", ["hallucination"])
+    page.get_by_role("button", name="Guidelines").click()
+    expect(page.get_by_text("Guidelines version")).to_be_visible()
+    expect(page.get_by_text("Shortcoming tags", exact=False).first).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("radio", name="Weak yes", exact=True)).to_be_checked()
+    expect(page.get_by_role("checkbox", name="hallucination", exact=True)).to_be_checked()
+    page.get_by_text("Shortcoming tags", exact=True).click()
+    submit_with_enter(page, 1, 1, 60)
+    with Store(demo_app.db) as store:
+        assert store.conn.execute("SELECT rating, tags FROM ratings WHERE annotator_id = ?", (aid,)).fetchall() == [
+            ("weak_yes", "hallucination")]

@@ -293,7 +293,8 @@ def test_sign_out_then_back_reload_or_the_copied_cookie_is_signed_out(demo: App,
 def test_a_tab_whose_session_ended_keeps_another_annotators_newer_sign_in(demo: App, new_page) -> None:
     """One browser, two tabs. anna is signed in in both (a new tab restores her from the cookie); in the second
     tab she signs out and ben signs in, so the browser's one cookie is now ben's. When anna's first tab next runs
-    and sees her session ended, it must drop only a cookie that still names anna: ben's reload keeps him in."""
+    and sees her session ended, it must save nothing and drop only a cookie that still names anna: ben's reload
+    keeps him in."""
     anna_code, ben_code = add_annotator(demo, "anja"), add_annotator(demo, "bent")
     first = new_page()
     sign_in(first, demo.url, "anja", anna_code)
@@ -307,8 +308,10 @@ def test_a_tab_whose_session_ended_keeps_another_annotators_newer_sign_in(demo: 
     expect(second.locator('[data-testid="stSidebar"]')).to_contain_text("Signed in as bent")
     second.wait_for_function(f"() => document.cookie.includes('{RESUME_COOKIE}=')")
     bens = next(c["value"] for c in second.context.cookies() if c["name"] == RESUME_COOKIE)
-    first.keyboard.press(RATING_KEY["yes"])  # anna's old tab runs once more and finds her session ended
+    first.keyboard.press(RATING_KEY["yes"])
+    first.keyboard.press("Enter")  # anna's old tab runs once more and finds her session ended
     signed_out(first)
+    assert rated(demo, "anja") == {}  # the submit from the ended session saved nothing
     first.wait_for_timeout(500)  # time for a (wrong) forget script to run
     assert [c["value"] for c in first.context.cookies() if c["name"] == RESUME_COOKIE] == [bens]
     second.reload()

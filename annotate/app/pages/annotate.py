@@ -14,8 +14,7 @@ study = queue.study()
 answered, total = queue.counts()
 
 st.progress(answered / total if total else 1.0, text=render.progress_text(answered, total))
-if notice := queue.pop_notice():
-    st.toast(notice)
+notice = queue.pop_notice()  # "Saved." and the like: shown beside the next item, not as a toast (docs/benchmarks.md)
 
 item = queue.item()
 if item is None:
@@ -29,35 +28,28 @@ if item is None:
     st.stop()
 
 slot = item["position"]  # widget keys by queue position: the database id never reaches the browser
-head = st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center")
-head.caption(f"Item {item['position'] + 1} in your queue"
-             + (" · answered earlier; you may revise it" if item["answer"] else ""))
-with head.popover("Guidelines", icon=":material/menu_book:"):
-    render.show_guidelines(study)
+render.item_head(f"Item {item['position'] + 1} in your queue", bool(item["answer"]), notice, study)
 
 render.show_item(item)
 
-st.radio(render.md_escape(study["question"]), RATINGS, format_func=render.rating_label, key=q.answer_key(slot),
-         index=None, horizontal=True, on_change=queue.radio_changed, args=(slot,))
-answer_keys = st.container(horizontal=True, horizontal_alignment="distribute")
-for rating, key in zip(RATINGS, q.ANSWER_KEYS, strict=True):
-    answer_keys.button(render.rating_label(rating), key=q.answer_button_key(rating), shortcut=key,
-                       on_click=queue.choose, args=(rating,), width="stretch", type="tertiary")
-
-st.caption("Shortcoming tags")
+# One form holds the answer, tags, comment and buttons: keys 1–4 (ticked in the browser), tag clicks and typing
+# start no server run, so the only run per item is Submit's, and everything it saves arrives in that one message.
+form = st.form(q.ITEM_FORM, border=False, enter_to_submit=False)
+form.radio(render.md_escape(study["question"]) + " (keys 1–4)", RATINGS, format_func=render.rating_label,
+           key=q.answer_key(slot), index=None, horizontal=True)
+form.caption("Shortcoming tags")
 tag_guide = study["guidelines"].get("tags", {})
-tag_cols = st.columns(3)
+tag_cols = form.columns(3)
 for i, tag in enumerate(study["tags"]):
-    tag_cols[i % 3].checkbox(tag, key=q.tag_key(slot, tag), help=tag_guide.get(tag, {}).get("meaning"))
-st.text_area("Comment (optional)", key=q.comment_key(slot), height=68, max_chars=MAX_COMMENT_CHARS)
+    tag_cols[i % 3].checkbox(tag, key=q.tag_key(tag), help=tag_guide.get(tag, {}).get("meaning"))
+form.text_area("Comment (optional)", key=q.COMMENT_KEY, height=68, max_chars=MAX_COMMENT_CHARS)
 
 for message in queue.errors() or []:
-    st.error(message)
+    form.error(message)
 
-actions = st.container(horizontal=True)
-actions.button("Back", on_click=queue.back, disabled=item["position"] == 0, icon=":material/arrow_back:",
-               width="stretch")
-actions.button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
-actions.button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")
-render.keep_shortcuts_after_clicks(q.ANSWER_KEY_PREFIX)
+actions = form.container(horizontal=True)
+actions.form_submit_button("Back", on_click=queue.back, disabled=item["position"] == 0,
+                           icon=":material/arrow_back:", width="stretch")
+actions.form_submit_button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
+actions.form_submit_button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")
 timing.item_drawn()

@@ -17,8 +17,7 @@ rate_sides = queue.setup()["rate_sides"]
 answered, total = queue.counts()
 
 st.progress(answered / total if total else 1.0, text=render.progress_text(answered, total))
-if notice := queue.pop_notice():
-    st.toast(notice)
+notice = queue.pop_notice()  # "Saved." and the like: shown beside the next item, not as a toast (docs/benchmarks.md)
 
 item = queue.item()
 if item is None:
@@ -30,18 +29,17 @@ if item is None:
     st.stop()
 
 pos = item["position"]
-head = st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center")
-head.caption(f"Pair {pos + 1} in your queue" + (" · answered earlier; you may revise it" if item["answer"] else ""))
-with head.popover("Guidelines", icon=":material/menu_book:"):
-    render.show_guidelines(study)
+render.item_head(f"Pair {pos + 1} in your queue", bool(item["answer"]), notice, study)
 
 with st.container(border=True):
     for label, text in render.input_fields(item["dataset"], item["input"]):
         render.show_literal(label, text)
 render.show_literal("Predicted answer", item["predicted_label"])
 
+# One form, as on the rating page: keys 1, 2, 3 (ticked in the browser), ratings, tags and typing start no run.
+form = st.form(pq.PAIR_FORM, border=False, enter_to_submit=False)
 tag_guide = study["guidelines"].get("tags", {})
-for side, col, text in zip(pq.SIDES, st.columns(2), item["explanations"], strict=True):
+for side, col, text in zip(pq.SIDES, form.columns(2), item["explanations"], strict=True):
     with col, st.container(border=True):
         render.show_literal(f"Explanation {side}", text)
         if rate_sides:
@@ -51,19 +49,15 @@ for side, col, text in zip(pq.SIDES, st.columns(2), item["explanations"], strict
             for i, tag in enumerate(study["tags"]):
                 st.checkbox(tag, key=pq.tag_key(pos, side, i), help=tag_guide.get(tag, {}).get("meaning"))
 
-st.radio(PAIR_QUESTION, CHOICES, format_func=CHOICE_LABELS.get, key=pq.choice_key(pos), index=None, horizontal=True,
-         on_change=queue.radio_changed, args=(pos,))
-keys = st.container(horizontal=True, horizontal_alignment="distribute")
-for choice, key in zip(CHOICES, pq.CHOICE_KEYS, strict=True):
-    keys.button(f"{CHOICE_LABELS[choice]} ({key})", key=pq.choice_button_key(choice), shortcut=key,
-                on_click=queue.choose, args=(choice,), width="stretch", type="tertiary")
-st.text_area("Comment (optional)", key=pq.comment_key(pos), height=68)
+form.radio(f"{PAIR_QUESTION} (keys 1, 2, 3)", CHOICES, format_func=CHOICE_LABELS.get, key=pq.choice_key(pos),
+           index=None, horizontal=True)
+form.text_area("Comment (optional)", key=pq.comment_key(pos), height=68)
 
 for message in queue.errors() or []:
-    st.error(message)
+    form.error(message)
 
-actions = st.container(horizontal=True)
-actions.button("Back", on_click=queue.back, disabled=pos == 0, icon=":material/arrow_back:", width="stretch")
-actions.button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
-actions.button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")
-render.keep_shortcuts_after_clicks(pq.CHOICE_KEY_PREFIX)
+actions = form.container(horizontal=True)
+actions.form_submit_button("Back", on_click=queue.back, disabled=pos == 0, icon=":material/arrow_back:",
+                           width="stretch")
+actions.form_submit_button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
+actions.form_submit_button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")
