@@ -99,8 +99,8 @@ class PairQueue(Queue):
         item_id, pos = self._on_screen(), self._shown_position()
         if item_id is None or pos is None:
             return
-        if self.store.session_generation(self.aid) != self.annotator["generation"]:
-            return  # this session was ended elsewhere (sign-out, new code): save nothing; the page signs it out
+        if self._session_ended():
+            return
         choice = st.session_state.get(choice_key(pos))  # the pair's form: everything arrives with this submit
         errors = []
         if choice not in CHOICES:

@@ -142,6 +142,11 @@ class Queue:
         shown = self._state()["shown"]
         return shown[0] if shown else None
 
+    def _session_ended(self) -> bool:
+        """Ended elsewhere (sign-out in another tab, new code) since the page was drawn: a Submit callback runs
+        before the page checks the session, so it asks itself, saves nothing, and the page then signs it out."""
+        return self.store.session_generation(self.aid) != self.annotator["generation"]
+
     def _slot_on_screen(self) -> int:
         return self._state()["shown"][2]
 
@@ -178,8 +183,8 @@ class Queue:
         item_id = self._on_screen()
         if item_id is None:
             return
-        if self.store.session_generation(self.aid) != self.annotator["generation"]:
-            return  # this session was ended elsewhere (sign-out, new code): save nothing; the page signs it out
+        if self._session_ended():
+            return
         # The item's widgets sit in one form, so the answer, tags and comment all arrive with this submit, and
         # keys 1–4 (ticked in the browser) or tag clicks before it started no run of their own.
         slot = self._slot_on_screen()
