@@ -1,20 +1,27 @@
 """Enter -> next item, in headless Chromium: the annotation app against a bare Streamlit page of the same shape.
 
-    python benchmarks/browser_latency.py [--items 20] [--sessions 4,8,10] [--per-session 8]
+    python benchmarks/browser_latency.py [--items 30] [--sessions 1,4,8,10] [--per-session 12] [--think 0,0]
+                                         [--server-cpus 0] [--browser-priority idle]
 
 Starts `nle-annotate serve` (demo study plus `--sessions` extra annotators, on a temporary database, with
 NLE_TIMING_LOG so the app logs its server-side time from the Submit callback to the end of drawing the next
 item) and a minimal Streamlit page (progress bar, caption, three texts, a radio, 12 checkboxes, a text area, a
 Submit button on Enter) with the same server options. Then prints, in milliseconds:
-1. one annotator: p50/p95 of Enter -> next item shown and settled, app and minimal page, and their ratio;
-2. for each load level of `--sessions` (default 4, 8, 10) that many annotators at once (one browser, one page
-   each): browser p50/p95 and the app's server-side p50/p95, next to the single annotator's (issue 10's table;
-   issue 12 §5: server-side p95 ratio <= 2 at 10).
-Browsers run on the same cores as the server, so the browser figures under load include their CPU. They run at
-the lowest CPU priority (`--browser-priority idle`, Linux SCHED_IDLE: in a real study they are on the annotators'
-machines), so that the server-side figures measure the server rather than ten Chromium processes competing with
-it; `nice:10` was the earlier setting, under which ten pages' renderer threads still took the server's cores. Run
-from the repository root; needs Chromium (NLE_CHROMIUM, default /usr/bin/chromium) and `chrt` for `idle`.
+1. one annotator: p50/p95 of Enter -> next item shown and settled, app and minimal page (taking turns item by
+   item, so that the machine's ups and downs fall on both), and their ratio (issue 12 §5: p50 <= 1.15);
+2. for each load level of `--sessions` (default 1, 4, 8, 10) that many annotators at once (one browser, one page
+   each), pressing Enter the moment the item has settled (`--think MIN,MAX`: a random pause first, as a person
+   reading would): browser p50/p95 and the app's server-side p50/p95 and its ratio to the first level's p95 (issue
+   10's table; issue 12 §5: <= 2 at 10 against 1), and the p95 of the runs' own CPU time and of their wait for a
+   CPU (the app's timing log; Linux).
+In a real study the browsers run on the annotators' machines. Here they share the machine, so for part 2 the
+servers are moved to the CPUs of `--server-cpus` (default 0, the first) and everything else (Chromium, Playwright,
+this script) to the others: ten pages' Chromium threads otherwise kept the server's thread waiting for a CPU for up
+to 200 ms, even at SCHED_IDLE (docs/benchmarks.md). Part 1 leaves every CPU to everyone, as an annotator's own
+machine would give their browser more than one core. Chromium runs at the lowest CPU priority
+(`--browser-priority idle`, Linux SCHED_IDLE). `--server-cpus all` and `--browser-priority normal` give the earlier,
+shared set-up. Run from the repository root; needs Chromium (NLE_CHROMIUM, default /usr/bin/chromium), and `chrt`
+for `idle`.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -127,14 +135,57 @@ def browser_command(priority: str, tmp: Path) -> str:
     return str(wrapper)
 
 
+def split_cpus(spec: str) -> tuple[set[int] | None, set[int] | None]:
+    """(the servers' CPUs, everything else's) from `--server-cpus`: a list such as 0 or 0,1, or all (no pinning)."""
+    if spec == "all" or not hasattr(os, "sched_setaffinity"):
+        return None, None
+    mine = os.sched_getaffinity(0)
+    server = {int(c) for c in spec.split(",")}
+    if not server < mine:
+        raise SystemExit(f"--server-cpus {spec}: needs a proper subset of this process's CPUs {sorted(mine)}, so that "
+                         "the browsers keep at least one ('all' = no pinning)")
+    return server, mine - server
+
+
+def pin_tree(pid: int, cpus: set[int]) -> None:
+    """Move every thread of process `pid` and of all its descendants to `cpus` (threads started later inherit it
+    from the thread that starts them)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                os.sched_setaffinity(int(task.name), cpus)
+            except OSError:
+                pass
+
+
 def p50_p95(ms: list[float]) -> tuple[float, float]:
+    if len(ms) < 2:
+        return float("nan"), float("nan")
     ms = sorted(ms)
     return statistics.median(ms), statistics.quantiles(ms, n=20, method="inclusive")[18]
 
 
-def server_ms(path: Path, since_line: int) -> tuple[list[float], int]:
+def server_ms(path: Path, since_line: int) -> tuple[dict[str, list[float]], int]:
+    """The app's timing log from `since_line` on: wall, CPU and CPU-wait milliseconds per submit (older app
+    versions log the wall time only)."""
     lines = path.read_text().splitlines() if path.exists() else []
-    return [float(line.split("\t")[1]) for line in lines[since_line:]], len(lines)
+    out: dict[str, list[float]] = {"wall": [], "cpu": [], "wait": []}
+    for line in lines[since_line:]:
+        fields = (line.split("\t") + ["", ""])[:4]
+        for name, value in zip(out, fields[1:], strict=True):
+            if value:
+                out[name].append(float(value))
+    return out, len(lines)
 
 
 try:
@@ -144,8 +195,8 @@ except ImportError:  # reported when the benchmark runs
     PlaywrightTimeout = TimeoutError  # noqa: N816
 
 
-async def walk(context, url: str, name: str | None, code: str | None, n: int, key: str | None) -> list[float]:
-    """Open the page (signing in when `name`), then n times: press the answer key (if any), settle, time Enter."""
+async def open_page(context, url: str, name: str | None, code: str | None):
+    """Open the page (signing in when `name`) and wait for its first item."""
     page = await context.new_page()
     await page.goto(url)
     if name:
@@ -155,62 +206,99 @@ async def walk(context, url: str, name: str | None, code: str | None, n: int, ke
     await page.wait_for_function(SETTLED, arg=1, timeout=60_000)
     # Focus on plain text: a fresh page has the "Skip to main content" link focused (Enter would follow it).
     await page.get_by_text("Shortcoming tags" if name else "Item 1 in your queue", exact=True).click()
+    return page
+
+
+async def step(page, i: int, key: str | None, pause_s: float = 0.0) -> float | None:
+    """On item i: press the answer key (if any), settle, pause, then time Enter -> item i + 1 settled (ms; None
+    when an Enter had to be pressed again)."""
+    if key:
+        # Keys act on the answer radio on screen: right after sign-in the caption can settle a moment before it.
+        await page.get_by_role("radio", name="Yes", exact=True).wait_for()
+        for _ in range(5):
+            await page.keyboard.press(key)
+            try:
+                await expect(page.get_by_role("radio", name="Yes", exact=True)).to_be_checked(timeout=DROP_S * 1000)
+                break
+            except AssertionError:  # a key press that changed nothing: counted, pressed again
+                DROPPED["keys"] += 1
+        await page.wait_for_function(SETTLED, arg=i)
+    if pause_s:
+        await asyncio.sleep(pause_s)
+    t = time.perf_counter()
+    await page.keyboard.press("Enter")
+    for _ in range(5):
+        try:
+            await page.wait_for_function(SETTLED, arg=i + 1, polling="raf", timeout=DROP_S * 1000)
+            break
+        except PlaywrightTimeout:  # an Enter that changed nothing: counted, pressed again, not timed
+            DROPPED[url_kind(page.url)] += 1
+            t = None
+            await page.keyboard.press("Enter")
+    else:
+        raise SystemExit(f"no next item after 5 presses of Enter on {page.url}")
+    return None if t is None else (time.perf_counter() - t) * 1000
+
+
+async def walk(context, url: str, name: str | None, code: str | None, n: int, key: str | None,
+               think: tuple[float, float] | None = None) -> list[float]:
+    """Open the page, then n times: press the answer key (if any), settle, pause a random `think` seconds (if
+    given), time Enter."""
+    rng = random.Random(f"{name}:{n}")  # the same pauses in every run of the benchmark
+    page = await open_page(context, url, name, code)
     out = []
     for i in range(1, n + 1):
-        if key:
-            # Keys act on the answer radio on screen: right after sign-in the caption can settle a moment before it.
-            await page.get_by_role("radio", name="Yes", exact=True).wait_for()
-            for _ in range(5):
-                await page.keyboard.press(key)
-                try:
-                    await expect(page.get_by_role("radio", name="Yes", exact=True)).to_be_checked(timeout=DROP_S * 1000)
-                    break
-                except AssertionError:  # a key press that changed nothing: counted, pressed again
-                    DROPPED["keys"] += 1
-            await page.wait_for_function(SETTLED, arg=i)
-        t = time.perf_counter()
-        await page.keyboard.press("Enter")
-        for _ in range(5):
-            try:
-                await page.wait_for_function(SETTLED, arg=i + 1, polling="raf", timeout=DROP_S * 1000)
-                break
-            except PlaywrightTimeout:  # an Enter that changed nothing: counted, pressed again, not timed
-                DROPPED[url_kind(page.url)] += 1
-                t = None
-                await page.keyboard.press("Enter")
-        else:
-            raise SystemExit(f"no next item after 5 presses of Enter on {page.url}")
-        if t is not None:
-            out.append((time.perf_counter() - t) * 1000)
+        ms = await step(page, i, key, rng.uniform(*think) if think else 0.0)
+        if ms is not None:
+            out.append(ms)
     await page.close()
     return out
 
 
-async def measure(args: argparse.Namespace, app_url: str, minimal_url: str, timing: Path) -> None:
+async def measure(args: argparse.Namespace, app_url: str, minimal_url: str, timing: Path,
+                  servers: list[subprocess.Popen]) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=browser_command(args.browser_priority, timing.parent),
                                           args=ARGS)
 
-        async def one(url: str, name: str | None, code: str | None, n: int, key: str | None) -> list[float]:
+        async def one(url: str, name: str | None, code: str | None, n: int, key: str | None,
+                      think: tuple[float, float] | None = None) -> list[float]:
             context = await browser.new_context(viewport={"width": 1200, "height": 1500})
             try:
-                return await walk(context, url, name, code, n, key)
+                return await walk(context, url, name, code, n, key, think)
             finally:
                 await context.close()
 
         await one(minimal_url, None, None, 2, None)  # warm both servers up
         await one(app_url, "alice", "demo-alice", 2, "1")
+        # One annotator: the app and the minimal page take turns item by item, so that whatever else the machine
+        # does meanwhile falls on both alike.
+        pair = await browser.new_context(viewport={"width": 1200, "height": 1500})
+        app_page = await open_page(pair, app_url, "bob", "demo-bob")
+        minimal_page = await open_page(pair, minimal_url, None, None)
+        app_ms, minimal_ms = [], []
+        for i in range(1, args.items + 1):
+            for page, key, out in ((app_page, "1", app_ms), (minimal_page, None, minimal_ms)):
+                await page.bring_to_front()
+                ms = await step(page, i, key)
+                if ms is not None:
+                    out.append(ms)
+        await pair.close()
+        server_cpus, other_cpus = args.cpus
+        if server_cpus:
+            pin_tree(os.getpid(), other_cpus)  # this script, Playwright's driver, Chromium
+            for proc in servers:
+                pin_tree(proc.pid, server_cpus)
         _, mark = server_ms(timing, 0)
-        app_ms = await one(app_url, "bob", "demo-bob", args.items, "1")
-        single_server, mark = server_ms(timing, mark)
-        minimal_ms = await one(minimal_url, None, None, args.items, None)
         loads = []
         first = 0
+        think = args.think if max(args.think) > 0 else None
         for n in args.sessions:
+            items = args.items if n == 1 else args.per_session  # a p95 needs more than 12 samples
             crowd = await asyncio.gather(*(one(app_url, f"u{first + i}", f"code-u{first + i}-0000",
-                                               args.per_session, "1") for i in range(n)))
+                                               items, "1", think) for i in range(n)))
             first += n
             crowd_server, mark = server_ms(timing, mark)
             loads.append((n, [x for run in crowd for x in run], crowd_server))
@@ -221,31 +309,44 @@ async def measure(args: argparse.Namespace, app_url: str, minimal_url: str, timi
     print(f"  app      p50 {a[0]:7.1f} ms  p95 {a[1]:7.1f} ms")
     print(f"  minimal  p50 {m[0]:7.1f} ms  p95 {m[1]:7.1f} ms")
     print(f"  ratio    p50 {a[0] / m[0]:7.2f}x    p95 {a[1] / m[1]:7.2f}x   (goal p50 <= 1.15x)")
-    s1 = p50_p95(single_server) if single_server else (float("nan"), float("nan"))
-    print(f"annotators at once, {args.per_session} items each; browser = Enter -> next item settled, server = the "
-          "app's log (submit callback -> next item drawn):")
+    base = p50_p95(loads[0][2]["wall"])[1]
+    pause = f"a pause of {args.think[0]:g}-{args.think[1]:g} s before each Enter" if max(args.think) > 0 else \
+        "no pause"
+    server_cpus, other_cpus = args.cpus
+    where = f"servers on CPUs {sorted(server_cpus)}, the rest on {sorted(other_cpus)}" if server_cpus else \
+        "every CPU shared"
+    print(f"annotators at once ({where}), {args.per_session} items each ({args.items} alone), {pause}; browser = Enter -> next item "
+          "settled, server = the app's log (submit callback -> next item drawn), of which the run's own CPU time "
+          "and its wait for a CPU:")
     print(f"  {'sessions':>8s} {'browser p50':>12s} {'browser p95':>12s} {'server p50':>11s} {'server p95':>11s} "
-          f"{'server p95 / one':>17s}")
-    print(f"  {1:8d} {a[0]:12.1f} {a[1]:12.1f} {s1[0]:11.1f} {s1[1]:11.1f} {1:16.2f}x")
+          f"{'p95 / first':>17s} {'CPU p95':>8s} {'wait p95':>9s}")
     for n, browser_ms, server in loads:
-        c = p50_p95(browser_ms)
-        sn = p50_p95(server) if server else (float("nan"), float("nan"))
-        print(f"  {n:8d} {c[0]:12.1f} {c[1]:12.1f} {sn[0]:11.1f} {sn[1]:11.1f} {sn[1] / s1[1]:16.2f}x")
-    print("  (goal, issue 12 §5: server p95 with 10 at once <= 2x one annotator's)")
+        c, sn = p50_p95(browser_ms), p50_p95(server["wall"])
+        cpu, wait = p50_p95(server["cpu"])[1], p50_p95(server["wait"])[1]
+        print(f"  {n:8d} {c[0]:12.1f} {c[1]:12.1f} {sn[0]:11.1f} {sn[1]:11.1f} {sn[1] / base:16.2f}x "
+              f"{cpu:8.1f} {wait:9.1f}")
+    print("  (goal, issue 12 §5: server p95 with 10 annotators at once <= 2x one annotator's: first level 1)")
     print(f"Enter presses that changed nothing within {DROP_S:.0f} s (pressed again, not timed): {DROPPED}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--items", type=int, default=20)
-    parser.add_argument("--sessions", type=lambda v: [int(x) for x in v.split(",")], default=[4, 8, 10],
-                        help="comma-separated load levels: annotators at once (issue 10's table: 1, 4, 8)")
-    parser.add_argument("--per-session", type=int, default=8)
+    parser.add_argument("--items", type=int, default=30,
+                        help="items for one annotator alone (part 1, and a load level of 1)")
+    parser.add_argument("--sessions", type=lambda v: [int(x) for x in v.split(",")], default=[1, 4, 8, 10],
+                        help="comma-separated load levels: annotators at once; ratios are to the first")
+    parser.add_argument("--per-session", type=int, default=12)
+    parser.add_argument("--think", type=lambda v: tuple(float(x) for x in v.split(",")), default=(0.0, 0.0),
+                        metavar="MIN,MAX", help="seconds each annotator of --sessions pauses on an item before Enter "
+                                                "(uniform; default 0,0: no pause)")
+    parser.add_argument("--server-cpus", default="0",
+                        help="CPUs for the servers, e.g. 0 or 0,1; the rest run everything else ('all' = shared)")
     parser.add_argument("--browser-priority", default="idle",
                         help="Chromium's CPU priority: idle (SCHED_IDLE, the default), nice:N, or normal")
     parser.add_argument("--repo", type=Path, default=ROOT,
                         help="checkout whose app is served (e.g. an older commit, for before/after figures)")
     args = parser.parse_args()
+    args.cpus = split_cpus(args.server_cpus)  # a bad --server-cpus stops here, before anything starts
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         db, timing = tmp / "annotations.db", tmp / "timing.log"
@@ -267,7 +368,8 @@ def main() -> None:
         minimal = start([sys.executable, "-m", "streamlit", "run", str(tmp / "minimal.py"), "--server.port",
                          str(minimal_port), *OPTIONS], minimal_port, env, tmp / "minimal.log")
         try:
-            asyncio.run(measure(args, f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{minimal_port}", timing))
+            asyncio.run(measure(args, f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{minimal_port}", timing,
+                                [app, minimal]))
         finally:
             for proc in (app, minimal):
                 proc.terminate()

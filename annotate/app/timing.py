@@ -1,11 +1,15 @@
 """Server-side latency of the annotator's main action: from the Submit callback (the start of the rerun that Enter
 caused) to the end of drawing the next item. Logged to the `annotate.timing` logger, and appended to the file
-named by NLE_TIMING_LOG (one `unix_time<TAB>ms` line per submit) for benchmarks/browser_latency.py."""
+named by NLE_TIMING_LOG for benchmarks/browser_latency.py, one line per submit:
+`unix_time<TAB>ms<TAB>cpu_ms<TAB>cpu_wait_ms` (cpu_ms: the run's own CPU time; cpu_wait_ms: the time it was ready to
+run but waited for a CPU, from Linux's schedstat, empty elsewhere). The last two tell a slow server from a server
+whose cores something else took (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 import streamlit as st
@@ -14,9 +18,21 @@ _KEY = "_t_submit_started"
 log = logging.getLogger("annotate.timing")
 
 
+def _cpu_wait_ns() -> int | None:
+    """Nanoseconds this thread has spent ready to run but waiting for a CPU (Linux), else None."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat", encoding="ascii") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def submit_received() -> None:
     """Start the clock (called first thing in the Submit callback)."""
-    st.session_state[_KEY] = time.perf_counter()
+    # The wall clock always; the CPU figures only for the benchmark's log (a /proc read each).
+    detail = os.environ.get("NLE_TIMING_LOG")
+    st.session_state[_KEY] = (time.perf_counter(), time.thread_time() if detail else None,
+                              _cpu_wait_ns() if detail else None)
 
 
 def item_drawn() -> None:
@@ -25,9 +41,13 @@ def item_drawn() -> None:
     if started is None:
         return
     del st.session_state[_KEY]
-    ms = (time.perf_counter() - started) * 1000
+    wall, cpu, cpu_wait = started
+    ms = (time.perf_counter() - wall) * 1000
     log.info("enter_to_next_item_ms=%.1f", ms)
     path = os.environ.get("NLE_TIMING_LOG")
     if path:
+        cpu_ms = f"{(time.thread_time() - cpu) * 1000:.1f}" if cpu is not None else ""
+        now_wait = _cpu_wait_ns()
+        wait_ms = f"{(now_wait - cpu_wait) / 1e6:.1f}" if cpu_wait is not None and now_wait is not None else ""
         with open(path, "a", encoding="utf-8") as f:
-            f.write(f"{time.time():.3f}\t{ms:.1f}\n")
+            f.write(f"{time.time():.3f}\t{ms:.1f}\t{cpu_ms}\t{wait_ms}\n")

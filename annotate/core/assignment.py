@@ -28,9 +28,9 @@ DEFAULT_LAPSE_SECONDS = 1800
 Tolerance = Literal["exact", "within_one"]
 TOLERANCES: tuple[str, ...] = ("exact", "within_one")
 
-# Items a ratings import created without their text are never offered to an annotator: they would be blank.
-QUEUEABLE = ("(COALESCE(json_extract(metadata, '$.created_by'), '') != 'import-ratings'"
-             " OR json_extract(metadata, '$.queued') = 1)")
+# Items a ratings import created without their text are never offered to an annotator: they would be blank. The
+# flag is kept from the item's metadata by triggers (migration 0005), so no query here reads metadata.
+QUEUEABLE = "queueable = 1"
 
 
 @dataclass(frozen=True)
@@ -93,37 +93,88 @@ def _entry_point(annotator_id: int) -> float:
     return random.Random(f"entry:{annotator_id}").random()
 
 
-def _partial(conn: sqlite3.Connection, study_id: int, annotator_id: int, k: int, live_after: float) -> list[int]:
-    """Regular items already rated or held by others but still under k, most taken first, that the annotator has
-    not had: few at any time, found through the rating_count index and the open-reservation index."""
-    live = dict(conn.execute(
-        # CROSS JOIN: start from the few open reservations (partial index), not from the study's items.
-        "SELECT a.item_id, COUNT(*) FROM assignments a CROSS JOIN items i ON i.id = a.item_id"
+def _live_by_others(conn: sqlite3.Connection, study_id: int, annotator_id: int, live_after: float) -> dict[int, int]:
+    """Regular items others hold under a live reservation, with how many hold each: few at any time."""
+    return dict(conn.execute(
+        # Start from the few open reservations (their partial index; the planner preferred a scan for GROUP BY).
+        "SELECT a.item_id, COUNT(*) FROM assignments a INDEXED BY assignments_reserved"
+        " CROSS JOIN items i ON i.id = a.item_id"
         " WHERE a.answered_at IS NULL AND a.reserved_at IS NOT NULL AND a.reserved_at >= ? AND a.annotator_id != ?"
-        " AND i.study_id = ? AND i.expected_rating IS NULL GROUP BY a.item_id",
+        f" AND i.study_id = ? AND i.expected_rating IS NULL AND i.{QUEUEABLE} GROUP BY a.item_id",
         (live_after, annotator_id, study_id)).fetchall())
-    # The annotator's own items are left out here, not after: one far ahead of the others holds many items still
-    # under k, and reading each one's metadata for QUEUEABLE made every claim slower as they went on.
-    rated = dict(conn.execute(
-        "SELECT id, rating_count FROM items WHERE study_id = ? AND expected_rating IS NULL AND rating_count > 0"
-        " AND rating_count < ? AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = items.id"
-        f" AND a.annotator_id = ?) AND {QUEUEABLE}", (study_id, k, annotator_id)).fetchall())
+
+
+def _own(conn: sqlite3.Connection, annotator_id: int, items: list[int] | set[int] | dict[int, int]) -> set[int]:
+    """Which of `items` are in the annotator's queue."""
+    if not items:
+        return set()
+    marks = ",".join("?" * len(items))
+    return {r[0] for r in conn.execute(f"SELECT item_id FROM assignments WHERE annotator_id = ? AND item_id IN"
+                                       f" ({marks})", (annotator_id, *items))}
+
+
+# k = 2: items rated once by someone else, from the items_to_rate index: `sole_rater != me` as two ranges, so
+# that the annotator's own items rated once are never read (one far ahead of the others can hold thousands).
+_RATED_ONCE = ("SELECT id FROM items WHERE study_id = ? AND queueable = 1 AND rating_count = 1 AND sole_rater {op} ?"
+               " AND expected_rating IS NULL ORDER BY sole_rater, shuffle_key LIMIT ?")
+
+
+def _partial(conn: sqlite3.Connection, study_id: int, annotator_id: int, k: int, live_after: float, *,
+             limit: int | None = None) -> list[int]:
+    """Regular items already rated or held by others but still under k, that the annotator has not had: most taken
+    first, items rated before items only held, then an order of the annotator's own. With `limit`, only the
+    first `limit` of them: for k = 2 an index seek however many items are rated once."""
+    live = _live_by_others(conn, study_id, annotator_id, live_after)
+    if k == 2 and limit is not None:
+        # Enough rows to step over the few that others hold live (taken = 2) or the annotator holds.
+        n = limit + len(live) + conn.execute("SELECT COUNT(*) FROM assignments WHERE annotator_id = ? AND"
+                                             " answered_at IS NULL", (annotator_id,)).fetchone()[0]
+        ids = [r[0] for op in ("<", ">") for r in conn.execute(_RATED_ONCE.format(op=op), (study_id, annotator_id, n))]
+        rated = {i: 1 for i in ids}
+    else:
+        # The annotator's own items are left out in SQL: one far ahead of the others holds many items under k.
+        rated = dict(conn.execute(
+            "SELECT id, rating_count FROM items WHERE study_id = ? AND queueable = 1 AND rating_count > 0"
+            " AND rating_count < ? AND expected_rating IS NULL AND NOT EXISTS (SELECT 1 FROM assignments a"
+            " WHERE a.item_id = items.id AND a.annotator_id = ?)", (study_id, k, annotator_id)).fetchall())
     if live:
         marks = ",".join("?" * len(live))
         rated.update(conn.execute(f"SELECT id, rating_count FROM items WHERE id IN ({marks})", tuple(live)).fetchall())
     taken = {i: n + live.get(i, 0) for i, n in rated.items()}
     taken = {i: t for i, t in taken.items() if t < k}
-    if taken:
-        marks = ",".join("?" * len(taken))
-        own = {r[0] for r in conn.execute(f"SELECT item_id FROM assignments WHERE annotator_id = ? AND item_id IN"
-                                          f" ({marks})", (annotator_id, *taken))}
-        taken = {i: t for i, t in taken.items() if i not in own}
+    own = _own(conn, annotator_id, taken)
+    taken = {i: t for i, t in taken.items() if i not in own}
     # Most taken first; among equals, items already rated before items only held (a held item may yet lapse).
-    return sorted(taken, key=lambda i: (-taken[i], -rated[i], _tie_break(i, annotator_id)))
+    out = sorted(taken, key=lambda i: (-taken[i], -rated[i], _tie_break(i, annotator_id)))
+    return out if limit is None else out[:limit]
 
 
-_FRESH = ("SELECT id FROM items i WHERE study_id = ? AND expected_rating IS NULL AND rating_count = 0 AND {cond}"
-          f" AND {QUEUEABLE}"
+def _partial_count(conn: sqlite3.Connection, study_id: int, annotator_id: int, k: int, live_after: float) -> int:
+    """How many items `_partial` would give, counted for k = 2 from the index (no item read)."""
+    if k != 2:
+        return len(_partial(conn, study_id, annotator_id, k, live_after))
+    rated_once = sum(conn.execute(_RATED_ONCE.replace("SELECT id", "SELECT COUNT(*)").replace(
+        " ORDER BY sole_rater, shuffle_key LIMIT ?", "").format(op=op), (study_id, annotator_id)).fetchone()[0]
+        for op in ("<", ">"))
+    # Items rated once that are out of reach for now: held live by others (then taken = 2) or by the annotator;
+    # items nobody rated that others hold come in.
+    live = _live_by_others(conn, study_id, annotator_id, live_after)
+    mine = [r[0] for r in conn.execute("SELECT item_id FROM assignments WHERE annotator_id = ? AND answered_at IS"
+                                       " NULL", (annotator_id,))]
+    near = set(live) | set(mine)
+    counts: dict[int, tuple[int, int | None]] = {}
+    if near:
+        marks = ",".join("?" * len(near))
+        counts = {i: (n, r) for i, n, r in conn.execute(
+            f"SELECT id, rating_count, sole_rater FROM items WHERE id IN ({marks}) AND expected_rating IS NULL"
+            f" AND {QUEUEABLE}", tuple(near))}
+    out_of_reach = sum(1 for i in near if counts.get(i, (0, None))[0] == 1 and counts[i][1] != annotator_id)
+    held_only = sum(1 for i in live if i not in mine and counts.get(i, (1, None))[0] == 0 and live[i] < 2)
+    return rated_once - out_of_reach + held_only
+
+
+_FRESH = ("SELECT id FROM items i WHERE study_id = ? AND queueable = 1 AND rating_count = 0 AND sole_rater IS NULL"
+          " AND {cond} AND expected_rating IS NULL"
           " AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND (a.annotator_id = ?"
           " OR (a.answered_at IS NULL AND a.reserved_at >= ?))) ORDER BY shuffle_key LIMIT ?")
 
@@ -139,18 +190,14 @@ def _fresh(conn: sqlite3.Connection, study_id: int, annotator_id: int, live_afte
     return out
 
 
-def _fresh_count(conn: sqlite3.Connection, study_id: int, annotator_id: int, live_after: float, *,
-                 exact: bool = True) -> int:
-    """Items nobody rated or holds. `exact=False` counts from the index alone, leaving in the blank items a ratings
-    import created unrated (normally none): 7 ms instead of 220 ms at 100,000 items, where QUEUEABLE reads every row's
-    metadata (benchmarks/annotate_latency.py)."""
-    queueable = f" AND {QUEUEABLE}" if exact else ""
-    total = conn.execute("SELECT COUNT(*) FROM items WHERE study_id = ? AND expected_rating IS NULL"
-                         f" AND rating_count = 0{queueable}", (study_id,)).fetchone()[0]
+def _fresh_count(conn: sqlite3.Connection, study_id: int, annotator_id: int, live_after: float) -> int:
+    """Items nobody rated or holds, counted from the index."""
+    total = conn.execute("SELECT COUNT(*) FROM items WHERE study_id = ? AND queueable = 1 AND rating_count = 0"
+                         " AND expected_rating IS NULL", (study_id,)).fetchone()[0]
     held = conn.execute(
         "SELECT COUNT(DISTINCT a.item_id) FROM assignments a CROSS JOIN items i ON i.id = a.item_id"
         " WHERE a.answered_at IS NULL AND a.reserved_at IS NOT NULL AND (a.annotator_id = ? OR a.reserved_at >= ?)"
-        " AND i.study_id = ? AND i.expected_rating IS NULL AND i.rating_count = 0",
+        " AND i.study_id = ? AND i.expected_rating IS NULL AND i.rating_count = 0 AND i.queueable = 1",
         (annotator_id, live_after, study_id)).fetchone()[0]
     return total - held
 
@@ -169,6 +216,12 @@ def _regular_held(conn: sqlite3.Connection, annotator_id: int) -> int:
                         " WHERE a.annotator_id = ? AND i.expected_rating IS NULL", (annotator_id,)).fetchone()[0]
 
 
+def _has_regular(conn: sqlite3.Connection, annotator_id: int) -> bool:
+    """Whether the annotator has any regular item in their queue (stops at the first)."""
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM assignments a JOIN items i ON i.id = a.item_id"
+                             " WHERE a.annotator_id = ? AND i.expected_rating IS NULL)", (annotator_id,)).fetchone()[0])
+
+
 def remaining(conn: sqlite3.Connection, annotator_id: int, now: float | None = None) -> int:
     """How many more items this annotator could be given now: regular ones under the cap, plus the attention
     checks they have not had (once they have or can get regular work)."""
@@ -177,12 +230,12 @@ def remaining(conn: sqlite3.Connection, annotator_id: int, now: float | None = N
     if s.overlap is None:
         return 0
     live_after = (time.time() if now is None else now) - s.lapse_seconds
-    held = _regular_held(conn, annotator_id)
-    regular = len(_partial(conn, study_id, annotator_id, s.overlap, live_after)) \
+    regular = _partial_count(conn, study_id, annotator_id, s.overlap, live_after) \
         + _fresh_count(conn, study_id, annotator_id, live_after)
     if s.max_per_annotator is not None:
-        regular = min(regular, max(0, s.max_per_annotator - held))
-    return regular + (len(_checks(conn, study_id, annotator_id)) if regular or held else 0)
+        regular = min(regular, max(0, s.max_per_annotator - _regular_held(conn, annotator_id)))
+    takes_part = regular or _has_regular(conn, annotator_id)
+    return regular + (len(_checks(conn, study_id, annotator_id)) if takes_part else 0)
 
 
 def claim(conn: sqlite3.Connection, annotator_id: int, now: float | None = None) -> int | None:
@@ -194,21 +247,21 @@ def claim(conn: sqlite3.Connection, annotator_id: int, now: float | None = None)
         return None
     now = time.time() if now is None else now
     live_after = now - s.lapse_seconds
-    held = _regular_held(conn, annotator_id)
-    room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - held)
+    # Counting the annotator's whole queue is for the cap only: it grows with every item they rate.
+    room = None if s.max_per_annotator is None else max(0, s.max_per_annotator - _regular_held(conn, annotator_id))
     regular: list[int] = []
-    partial: list[int] = []
     if room != 0:
-        partial = _partial(conn, study_id, annotator_id, s.overlap, live_after)
-        regular = partial or _fresh(conn, study_id, annotator_id, live_after, 1)
+        regular = _partial(conn, study_id, annotator_id, s.overlap, live_after, limit=1) \
+            or _fresh(conn, study_id, annotator_id, live_after, 1)
     # Every annotator who takes part gets every attention check: those not yet mixed in come at the end. Someone
     # who never got regular work (the study was already complete) gets none.
-    checks = _checks(conn, study_id, annotator_id) if regular or held else []
+    checks = _checks(conn, study_id, annotator_id) if regular or _has_regular(conn, annotator_id) else []
     if not regular and not checks:
         return None
     n_regular = 0
     if regular and checks:  # the work ahead, only to spread the checks over it
-        n_regular = len(partial) + _fresh_count(conn, study_id, annotator_id, live_after, exact=False)
+        n_regular = _partial_count(conn, study_id, annotator_id, s.overlap, live_after) \
+            + _fresh_count(conn, study_id, annotator_id, live_after)
         n_regular = n_regular if room is None else min(n_regular, room)
     position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM assignments WHERE annotator_id = ?",
                             (annotator_id,)).fetchone()[0]

@@ -135,11 +135,52 @@ def _m0004_pairwise(db: sqlite_utils.Database) -> None:
             BEGIN SELECT RAISE(ABORT, 'preference_history is append-only'); END""")
 
 
+# Items a ratings import created without their text are never offered to an annotator: they would be blank.
+_QUEUEABLE_SQL = ("(COALESCE(json_extract({m}, '$.created_by'), '') != 'import-ratings'"
+                  " OR COALESCE(json_extract({m}, '$.queued'), 0) = 1)")
+# What the rating and preference triggers of 0005 do for a submitted answer (NEW) or a removed one (OLD).
+_COUNT_UP = ("UPDATE items SET sole_rater = CASE WHEN rating_count = 0 THEN NEW.annotator_id END,"
+             " rating_count = rating_count + 1 WHERE id = NEW.item_id;")
+_COUNT_DOWN = ("UPDATE items SET sole_rater = CASE WHEN rating_count = 2 THEN (SELECT annotator_id FROM ratings"
+               " WHERE item_id = OLD.item_id UNION ALL SELECT annotator_id FROM preferences WHERE item_id = OLD.item_id"
+               " LIMIT 1) END, rating_count = rating_count - 1 WHERE id = OLD.item_id;")
+
+
+def _m0005_k_of_n_at_scale(db: sqlite_utils.Database) -> None:
+    """Issue 12 §1 at lab scale. A pairwise answer counts towards k like a rating (the triggers of 0003 counted
+    ratings only, so a k = 2 pairwise study gave every pair to every annotator). Each item stores who its one rater
+    is while it has exactly one (`sole_rater`) and whether it may be offered at all (`queueable`, from its
+    metadata), so that for k = 2 "an item someone else rated once" is an index seek, however many items the
+    annotator asking has rated that nobody has rated a second time, and counts of items to give never read
+    metadata (benchmarks/annotate_latency.py)."""
+    db.execute("ALTER TABLE items ADD COLUMN sole_rater INTEGER")
+    db.execute("ALTER TABLE items ADD COLUMN queueable INTEGER NOT NULL DEFAULT 1")
+    db.execute(f"UPDATE items SET queueable = {_QUEUEABLE_SQL.format(m='metadata')}")
+    for event in ("INSERT", "UPDATE OF metadata"):
+        name = "items_queueable_" + event.split()[0].lower()
+        value = _QUEUEABLE_SQL.format(m="NEW.metadata")
+        db.execute(f"""CREATE TRIGGER {name} AFTER {event} ON items WHEN NEW.queueable != {value}
+            BEGIN UPDATE items SET queueable = {value} WHERE id = NEW.id; END""")
+    db.execute("UPDATE items SET rating_count = (SELECT COUNT(*) FROM ratings r WHERE r.item_id = items.id)"
+               " + (SELECT COUNT(*) FROM preferences p WHERE p.item_id = items.id)")
+    db.execute("""UPDATE items SET sole_rater = (SELECT annotator_id FROM ratings WHERE item_id = items.id
+        UNION ALL SELECT annotator_id FROM preferences WHERE item_id = items.id LIMIT 1) WHERE rating_count = 1""")
+    db.execute("DROP TRIGGER ratings_count_insert")
+    db.execute("DROP TRIGGER ratings_count_delete")
+    for table in ("ratings", "preferences"):
+        db.execute(f"CREATE TRIGGER {table}_count_insert AFTER INSERT ON {table} BEGIN {_COUNT_UP} END")
+        db.execute(f"CREATE TRIGGER {table}_count_delete AFTER DELETE ON {table} BEGIN {_COUNT_DOWN} END")
+    db.execute("DROP INDEX items_to_rate")
+    db.execute("""CREATE INDEX items_to_rate ON items(study_id, queueable, rating_count, sole_rater, shuffle_key)
+        WHERE expected_rating IS NULL""")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_sign_in_hardening", _m0002_sign_in_hardening),
     ("0003_k_of_n_assignment", _m0003_k_of_n_assignment),
     ("0004_pairwise", _m0004_pairwise),
+    ("0005_k_of_n_at_scale", _m0005_k_of_n_at_scale),
 ]
 
 

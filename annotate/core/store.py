@@ -90,6 +90,9 @@ def _begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
 # still meet in the busy handler and `_begin_immediate`'s retries.
 _WRITE_LOCKS: dict[str, threading.RLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
+# Every submitted answer, rating or pairwise preference, for the researcher's progress figures.
+_ANSWERS = ("(SELECT annotator_id, item_id, submitted_at, seconds FROM ratings"
+            " UNION ALL SELECT annotator_id, item_id, submitted_at, seconds FROM preferences)")
 
 
 def _write_lock(path: str) -> threading.RLock:
@@ -821,27 +824,28 @@ class Store(PairwiseStoreMixin):
             """SELECT a.id, a.name, a.joined, a.code_hash IS NOT NULL AS can_sign_in, a.created_at,
                  (SELECT COUNT(*) FROM assignments x WHERE x.annotator_id = a.id AND (x.answered_at IS NOT NULL
                     OR x.reserved_at IS NULL OR x.reserved_at >= ?)) AS assigned,
-                 (SELECT COUNT(*) FROM ratings r WHERE r.annotator_id = a.id) AS done,
-                 (SELECT MAX(submitted_at) FROM ratings r WHERE r.annotator_id = a.id) AS last_activity
-               FROM annotators a WHERE a.study_id = ? ORDER BY a.id""", self.conn, params=(live_after, s["id"]))
+                 (SELECT COUNT(*) FROM answers r WHERE r.annotator_id = a.id) AS done,
+                 (SELECT MAX(submitted_at) FROM answers r WHERE r.annotator_id = a.id) AS last_activity
+               FROM annotators a WHERE a.study_id = ? ORDER BY a.id""".replace("answers", _ANSWERS), self.conn,
+            params=(live_after, s["id"]))
         seconds = pd.read_sql_query(
-            "SELECT r.annotator_id AS id, r.seconds FROM ratings r JOIN annotators a ON a.id = r.annotator_id"
+            f"SELECT r.annotator_id AS id, r.seconds FROM {_ANSWERS} r JOIN annotators a ON a.id = r.annotator_id"
             " WHERE a.study_id = ? AND r.seconds IS NOT NULL", self.conn, params=(s["id"],))
         medians = seconds.groupby("id")["seconds"].median()
         per["median_seconds"] = per["id"].map(medians)
         att = self.attention_frame(s["name"]).set_index("annotator")
         per["attention_checks"] = per["name"].map(att["checks"]).fillna(0).astype(int)
         per["attention_pass_rate"] = per["name"].map(att["pass_rate"])
+        # Ratings and pairwise answers, as the triggers count them (migration 0005).
         counts = [r[0] for r in self.conn.execute(
-            "SELECT (SELECT COUNT(*) FROM ratings r WHERE r.item_id = i.id) FROM items i"
-            " WHERE i.study_id = ? AND i.expected_rating IS NULL", (s["id"],))]
+            "SELECT rating_count FROM items WHERE study_id = ? AND expected_rating IS NULL", (s["id"],))]
         n_annotators = max(len(per), 1)
         k = settings.overlap if settings.overlap is not None else n_annotators
         complete = sum(c >= k for c in counts)
         needed = sum(max(k - c, 0) for c in counts)
         # ETA: ratings still needed over the pace of the last hour's ratings (None until there is a pace).
         recent = self.conn.execute(
-            "SELECT COUNT(*), MIN(submitted_at) FROM ratings r JOIN annotators a ON a.id = r.annotator_id"
+            f"SELECT COUNT(*), MIN(submitted_at) FROM {_ANSWERS} r JOIN annotators a ON a.id = r.annotator_id"
             " WHERE a.study_id = ? AND r.submitted_at >= ?",
             (s["id"], (pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1)).isoformat(timespec="milliseconds"),
              )).fetchone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -300,6 +301,27 @@ def test_the_item_form_carries_answer_tags_and_comment_and_submits_on_enter(stud
     assert not at.error
     assert [(h["rating"], h["tags"], h["comment"]) for h in store.history(study["anna"], item_id)] == [
         ("no", ["irrelevant"], "short")]
+
+
+def test_each_submit_logs_its_server_time_cpu_time_and_cpu_wait(study: dict[str, int], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/browser_latency.py reads NLE_TIMING_LOG: one line per submit that drew a next item, with the
+    wall time, the run's own CPU time (never more than the wall time) and its wait for a CPU (Linux)."""
+    log = tmp_path / "timing.log"
+    monkeypatch.setenv("NLE_TIMING_LOG", str(log))
+    at = signed_in("anna")
+    assert not log.exists()  # signing in is not a submit
+    answer(at, "yes")
+    answer(at, "no")
+    lines = [line.split("\t") for line in log.read_text().splitlines()]
+    assert [len(fields) for fields in lines] == [4, 4]
+    for unix_time, wall, cpu, wait in lines:
+        assert abs(float(unix_time) - time.time()) < 60
+        assert 0 < float(cpu) <= float(wall) + 0.1  # both rounded to 0.1 ms
+        if Path("/proc/self/schedstat").exists():
+            assert 0 <= float(wait) <= float(wall) + 0.1
+        else:
+            assert wait == ""
 
 
 def test_tags_and_comment_start_blank_on_the_next_item_and_come_back_on_revisit(study: dict[str, int]) -> None:

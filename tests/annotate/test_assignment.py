@@ -153,20 +153,25 @@ def test_the_demo_study_is_k_2_and_alice_and_bob_each_still_rate_every_item(demo
     assert set(ratings_per_item(demo_store).values()) == {2}
 
 
-def old_database(path) -> None:
-    """A database as the code before migration 0003 made it: a study whose two annotators each had every item
-    queued (k = all)."""
+def database_before(path, migration: str) -> tuple[sqlite_utils.Database, int]:
+    """A database as the code before `migration` made it, holding one study "old"; returns it and the study id."""
     db = sqlite_utils.Database(str(path))
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    before_settings = MIGRATIONS[:[name for name, _ in MIGRATIONS].index("0003_k_of_n_assignment")]
-    for name, migration in before_settings:
-        migration(db)
+    for name, step in MIGRATIONS[:[name for name, _ in MIGRATIONS].index(migration)]:
+        step(db)
         db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_iso()))
     g = Guidelines()
     study = db["studies"].insert({
         "name": "old", "question": QUESTION, "scale": json.dumps(list(RATINGS)), "tags": json.dumps(DEFAULT_TAGS),
         "rules": json.dumps(Rules().to_dict()), "guidelines": json.dumps(g.__dict__),
         "guidelines_version": g.version, "created_at": now_iso()}).last_pk
+    return db, study
+
+
+def old_database(path) -> None:
+    """A database as the code before migration 0003 made it: a study whose two annotators each had every item
+    queued (k = all)."""
+    db, study = database_before(path, "0003_k_of_n_assignment")
     annotators = [db["annotators"].insert({"study_id": study, "name": name, "created_at": now_iso()}).last_pk
                   for name in ("ann", "bea")]
     for position in range(3):
@@ -358,3 +363,127 @@ def test_ratings_imported_into_a_k_study_count_towards_k(study: Store, tmp_path)
     rated = rate(study, "a")
     assert len(rated) == 7 and not set(rated) & {r[0] for r in study.conn.execute(
         "SELECT item_id FROM ratings WHERE annotator_id = ?", (aid(study, "x"),))}
+
+
+# -- k-of-N counts: pairwise answers, who rated an item once, and the k = 2 index path (migration 0005) ----------
+
+
+def answer_pairs(store: Store, name: str, limit: int | None = None) -> list[int]:
+    """Answer pairs like the app until done or `limit`; returns the item ids answered."""
+    a, done = aid(store, name), []
+    pos = store.next_unanswered(a)
+    while pos is not None and (limit is None or len(done) < limit):
+        item = store.annotator_pair(a, pos)
+        store.submit_preference(a, item["item_id"], "1")
+        done.append(item["item_id"])
+        pos = store.next_unanswered(a, after=pos)
+    return done
+
+
+def test_a_pairwise_study_gives_each_pair_k_answers_and_answered_pairs_come_first(store: Store,
+                                                                                  write_jsonl) -> None:
+    """Pairwise answers count towards k like ratings: before migration 0005 three annotators of a k = 2 pairwise
+    study each got every pair."""
+    store.import_pairwise(write_jsonl([nle("esnli", f"s{i}", c) for i in range(6) for c in ("A", "B")]), "A", "B",
+                          "pw")
+    assert store.assignment_settings("pw").overlap == 2
+    for name in ("x", "y", "z"):
+        store.add_annotator(name, "pw", code=f"code-{name}-1234")
+    first = answer_pairs(store, "x", 3)
+    assert set(answer_pairs(store, "y", 3)) == set(first)
+    assert not set(answer_pairs(store, "z", 3)) & set(first)
+    for name in ("x", "y", "z"):
+        answer_pairs(store, name)
+    per_item = Counter(r[0] for r in store.conn.execute("SELECT item_id FROM preferences"))
+    assert len(per_item) == 6 and set(per_item.values()) == {2}
+    progress = store.progress("pw")
+    assert progress["complete_sets"] == 6 and progress["ratings_needed"] == 0
+    answered = Counter(r[0] for r in store.conn.execute(
+        "SELECT n.name FROM preferences p JOIN annotators n ON n.id = p.annotator_id"))
+    assert {a["name"]: a["done"] for a in progress["annotators"]} == answered and sum(answered.values()) == 12
+
+
+def test_migration_0005_counts_ratings_and_preferences_of_an_older_database(tmp_path) -> None:
+    """A database written before 0005: its items get their counts (ratings and pairwise answers), their one rater
+    and whether they may be offered (a ratings import's blank item may not)."""
+    path = tmp_path / "old.db"
+    db, study = database_before(path, "0005_k_of_n_at_scale")
+    ann, bea = (db["annotators"].insert({"study_id": study, "name": n, "created_at": now_iso()}).last_pk
+                for n in ("ann", "bea"))
+    blank = json.dumps({"created_by": "import-ratings", "queued": False})
+    items = [db["items"].insert({
+        "study_id": study, "dataset": "esnli", "sample_id": f"o{i}", "config": "c", "input": "{}",
+        "predicted_label": "x", "explanation": "y", "created_at": now_iso(), **({"metadata": blank} if i == 3 else {})
+    }).last_pk for i in range(4)]
+    answer = {"submitted_at": now_iso(), "revision": 1, "source": "app"}
+    for item, who in ((items[0], ann), (items[1], ann), (items[1], bea)):
+        db["ratings"].insert({"item_id": item, "annotator_id": who, "rating": "yes", "score": 1.0, **answer})
+    db["preferences"].insert({"item_id": items[2], "annotator_id": bea, "preference": "tie", **answer})
+    db.conn.commit()
+    db.close()
+    with Store(path) as store:  # opening applies 0005
+        rows = [r for r in store.conn.execute("SELECT rating_count, sole_rater, queueable FROM items ORDER BY id")]
+        assert rows == [(1, ann, 1), (2, None, 1), (1, bea, 1), (0, None, 0)]
+
+
+def test_the_counts_follow_every_answer_in_and_out(study: Store) -> None:
+    """rating_count and sole_rater (the one rater while there is exactly one) after inserts and deletes,
+    against a recount; a ratings import's blank item is not queueable, and becomes so when its text arrives."""
+    import random
+
+    rng = random.Random(7)
+    annotators = [aid(study, n) for n in ("a", "b", "c")]
+    items = [r[0] for r in study.conn.execute("SELECT id FROM items")]
+    conn = study.conn
+    for _ in range(200):
+        a, i = rng.choice(annotators), rng.choice(items)
+        if conn.execute("SELECT 1 FROM ratings WHERE annotator_id = ? AND item_id = ?", (a, i)).fetchone():
+            conn.execute("DELETE FROM ratings WHERE annotator_id = ? AND item_id = ?", (a, i))
+        else:
+            conn.execute("INSERT INTO ratings (item_id, annotator_id, rating, score, submitted_at, revision,"
+                         " source) VALUES (?, ?, 'yes', 1.0, ?, 1, 'app')", (i, a, now_iso()))
+        for item, n, sole in conn.execute("SELECT id, rating_count, sole_rater FROM items"):
+            raters = [r[0] for r in conn.execute("SELECT annotator_id FROM ratings WHERE item_id = ?", (item,))]
+            assert (n, sole) == (len(raters), raters[0] if len(raters) == 1 else None)
+    blank = study.db["items"].insert({"study_id": 1, "dataset": "esnli", "sample_id": "x", "config": "c",
+                                      "input": "{}", "predicted_label": "", "explanation": "", "created_at": now_iso(),
+                                      "metadata": json.dumps({"created_by": "import-ratings", "queued": False})}
+                                     ).last_pk
+    assert conn.execute("SELECT queueable FROM items WHERE id = ?", (blank,)).fetchone()[0] == 0
+    conn.execute("UPDATE items SET metadata = ? WHERE id = ?",
+                 (json.dumps({"created_by": "import-ratings", "queued": True}), blank))
+    assert conn.execute("SELECT queueable FROM items WHERE id = ?", (blank,)).fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_k_2_index_path_offers_what_the_full_search_does(store: Store, write_jsonl, seed: int) -> None:
+    """For k = 2 a claim reads items rated once by others from the index instead of every item under k; at each
+    step of a random study (claims, answers, lapses) it must pick an item of the full search's first rank, and
+    its count must be the full search's."""
+    import random
+
+    from annotate.core import assignment
+
+    store.import_nles(write_jsonl([nle("esnli", f"s{i}") for i in range(30)]), "s")
+    store.configure_study("s", overlap=2, lapse_seconds=60)
+    names = ["a", "b", "c", "d"]
+    for name in names:
+        store.add_annotator(name, "s", code=f"code-{name}")
+    rng, now, study_id = random.Random(seed), 1_000_000.0, 1
+    for _ in range(80):
+        now += rng.choice([1, 1, 1, 120])  # now and then every reservation lapses
+        who = aid(store, rng.choice(names))
+        live_after = now - 60
+        full = assignment._partial(store.conn, study_id, who, 2, live_after)
+        fast = assignment._partial(store.conn, study_id, who, 2, live_after, limit=1)
+        assert assignment._partial_count(store.conn, study_id, who, 2, live_after) == len(full)
+        assert bool(fast) == bool(full)
+        if fast:
+            assert fast[0] in full
+        with store._transaction() as conn:
+            position = assignment.claim(conn, who, now=now)
+        if position is not None and rng.random() < 0.7:
+            item = store.annotator_item(who, position)
+            store.submit(who, item["item_id"], "yes", [])
+    counts = Counter(r[0] for r in store.conn.execute("SELECT item_id FROM ratings"))
+    assert max(counts.values()) <= 2
