@@ -115,8 +115,26 @@ def _own(conn: sqlite3.Connection, annotator_id: int, items: list[int] | set[int
 
 # k = 2: items rated once by someone else, from the items_to_rate index: `sole_rater != me` as two ranges, so
 # that the annotator's own items rated once are never read (one far ahead of the others can hold thousands).
-_RATED_ONCE = ("SELECT id FROM items WHERE study_id = ? AND queueable = 1 AND rating_count = 1 AND sole_rater {op} ?"
-               " AND expected_rating IS NULL ORDER BY sole_rater, shuffle_key LIMIT ?")
+_RATED_ONCE = ("FROM items WHERE study_id = ? AND queueable = 1 AND rating_count = 1 AND sole_rater {op} ?"
+               " AND expected_rating IS NULL")
+
+
+def _rated_once(conn: sqlite3.Connection, study_id: int, annotator_id: int, limit: int) -> list[int]:
+    """Up to `limit` items rated once by annotators below this one's id and as many above."""
+    return [r[0] for op in ("<", ">") for r in conn.execute(
+        f"SELECT id {_RATED_ONCE.format(op=op)} ORDER BY sole_rater, shuffle_key LIMIT ?",
+        (study_id, annotator_id, limit))]
+
+
+def _rated_once_count(conn: sqlite3.Connection, study_id: int, annotator_id: int) -> int:
+    return sum(conn.execute(f"SELECT COUNT(*) {_RATED_ONCE.format(op=op)}", (study_id, annotator_id)).fetchone()[0]
+               for op in ("<", ">"))
+
+
+def _held_open(conn: sqlite3.Connection, annotator_id: int) -> list[int]:
+    """The items the annotator holds unanswered (a handful in a k-of-N study)."""
+    return [r[0] for r in conn.execute("SELECT item_id FROM assignments WHERE annotator_id = ? AND answered_at IS"
+                                       " NULL", (annotator_id,))]
 
 
 def _partial(conn: sqlite3.Connection, study_id: int, annotator_id: int, k: int, live_after: float, *,
@@ -127,10 +145,8 @@ def _partial(conn: sqlite3.Connection, study_id: int, annotator_id: int, k: int,
     live = _live_by_others(conn, study_id, annotator_id, live_after)
     if k == 2 and limit is not None:
         # Enough rows to step over the few that others hold live (taken = 2) or the annotator holds.
-        n = limit + len(live) + conn.execute("SELECT COUNT(*) FROM assignments WHERE annotator_id = ? AND"
-                                             " answered_at IS NULL", (annotator_id,)).fetchone()[0]
-        ids = [r[0] for op in ("<", ">") for r in conn.execute(_RATED_ONCE.format(op=op), (study_id, annotator_id, n))]
-        rated = {i: 1 for i in ids}
+        n = limit + len(live) + len(_held_open(conn, annotator_id))
+        rated = dict.fromkeys(_rated_once(conn, study_id, annotator_id, n), 1)
     else:
         # The annotator's own items are left out in SQL: one far ahead of the others holds many items under k.
         rated = dict(conn.execute(
@@ -153,14 +169,11 @@ def _partial_count(conn: sqlite3.Connection, study_id: int, annotator_id: int, k
     """How many items `_partial` would give, counted for k = 2 from the index (no item read)."""
     if k != 2:
         return len(_partial(conn, study_id, annotator_id, k, live_after))
-    rated_once = sum(conn.execute(_RATED_ONCE.replace("SELECT id", "SELECT COUNT(*)").replace(
-        " ORDER BY sole_rater, shuffle_key LIMIT ?", "").format(op=op), (study_id, annotator_id)).fetchone()[0]
-        for op in ("<", ">"))
+    rated_once = _rated_once_count(conn, study_id, annotator_id)
     # Items rated once that are out of reach for now: held live by others (then taken = 2) or by the annotator;
     # items nobody rated that others hold come in.
     live = _live_by_others(conn, study_id, annotator_id, live_after)
-    mine = [r[0] for r in conn.execute("SELECT item_id FROM assignments WHERE annotator_id = ? AND answered_at IS"
-                                       " NULL", (annotator_id,))]
+    mine = _held_open(conn, annotator_id)
     near = set(live) | set(mine)
     counts: dict[int, tuple[int, int | None]] = {}
     if near:

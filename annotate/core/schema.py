@@ -138,12 +138,14 @@ def _m0004_pairwise(db: sqlite_utils.Database) -> None:
 # Items a ratings import created without their text are never offered to an annotator: they would be blank.
 _QUEUEABLE_SQL = ("(COALESCE(json_extract({m}, '$.created_by'), '') != 'import-ratings'"
                   " OR COALESCE(json_extract({m}, '$.queued'), 0) = 1)")
+# An item's one rater when it has exactly one answer, rating or pairwise preference ({item}: the item's id).
+_ONE_RATER = ("(SELECT annotator_id FROM ratings WHERE item_id = {item}"
+              " UNION ALL SELECT annotator_id FROM preferences WHERE item_id = {item} LIMIT 1)")
 # What the rating and preference triggers of 0005 do for a submitted answer (NEW) or a removed one (OLD).
 _COUNT_UP = ("UPDATE items SET sole_rater = CASE WHEN rating_count = 0 THEN NEW.annotator_id END,"
              " rating_count = rating_count + 1 WHERE id = NEW.item_id;")
-_COUNT_DOWN = ("UPDATE items SET sole_rater = CASE WHEN rating_count = 2 THEN (SELECT annotator_id FROM ratings"
-               " WHERE item_id = OLD.item_id UNION ALL SELECT annotator_id FROM preferences WHERE item_id = OLD.item_id"
-               " LIMIT 1) END, rating_count = rating_count - 1 WHERE id = OLD.item_id;")
+_COUNT_DOWN = (f"UPDATE items SET sole_rater = CASE WHEN rating_count = 2 THEN {_ONE_RATER.format(item='OLD.item_id')}"
+               " END, rating_count = rating_count - 1 WHERE id = OLD.item_id;")
 
 
 def _m0005_k_of_n_at_scale(db: sqlite_utils.Database) -> None:
@@ -165,8 +167,7 @@ def _m0005_k_of_n_at_scale(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX preferences_item ON preferences(item_id)")
     db.execute("UPDATE items SET rating_count = (SELECT COUNT(*) FROM ratings r WHERE r.item_id = items.id)"
                " + (SELECT COUNT(*) FROM preferences p WHERE p.item_id = items.id)")
-    db.execute("""UPDATE items SET sole_rater = (SELECT annotator_id FROM ratings WHERE item_id = items.id
-        UNION ALL SELECT annotator_id FROM preferences WHERE item_id = items.id LIMIT 1) WHERE rating_count = 1""")
+    db.execute(f"UPDATE items SET sole_rater = {_ONE_RATER.format(item='items.id')} WHERE rating_count = 1")
     db.execute("DROP TRIGGER ratings_count_insert")
     db.execute("DROP TRIGGER ratings_count_delete")
     for table in ("ratings", "preferences"):

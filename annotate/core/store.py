@@ -821,13 +821,12 @@ class Store(PairwiseStoreMixin):
         settings = assignment.read_settings(self.conn, s["id"])
         live_after = time.time() - settings.lapse_seconds
         per = pd.read_sql_query(
-            """SELECT a.id, a.name, a.joined, a.code_hash IS NOT NULL AS can_sign_in, a.created_at,
+            f"""SELECT a.id, a.name, a.joined, a.code_hash IS NOT NULL AS can_sign_in, a.created_at,
                  (SELECT COUNT(*) FROM assignments x WHERE x.annotator_id = a.id AND (x.answered_at IS NOT NULL
                     OR x.reserved_at IS NULL OR x.reserved_at >= ?)) AS assigned,
-                 (SELECT COUNT(*) FROM answers r WHERE r.annotator_id = a.id) AS done,
-                 (SELECT MAX(submitted_at) FROM answers r WHERE r.annotator_id = a.id) AS last_activity
-               FROM annotators a WHERE a.study_id = ? ORDER BY a.id""".replace("answers", _ANSWERS), self.conn,
-            params=(live_after, s["id"]))
+                 (SELECT COUNT(*) FROM {_ANSWERS} r WHERE r.annotator_id = a.id) AS done,
+                 (SELECT MAX(submitted_at) FROM {_ANSWERS} r WHERE r.annotator_id = a.id) AS last_activity
+               FROM annotators a WHERE a.study_id = ? ORDER BY a.id""", self.conn, params=(live_after, s["id"]))
         seconds = pd.read_sql_query(
             f"SELECT r.annotator_id AS id, r.seconds FROM {_ANSWERS} r JOIN annotators a ON a.id = r.annotator_id"
             " WHERE a.study_id = ? AND r.seconds IS NOT NULL", self.conn, params=(s["id"],))
