@@ -140,6 +140,8 @@ def split_cpus(spec: str) -> tuple[set[int] | None, set[int] | None]:
     if spec == "all" or not hasattr(os, "sched_setaffinity"):
         return None, None
     mine = os.sched_getaffinity(0)
+    if not all(c.strip().isdigit() for c in spec.split(",")):
+        raise SystemExit(f"--server-cpus {spec!r}: expected CPU numbers such as 0 or 0,1, or all")
     server = {int(c) for c in spec.split(",")}
     if not server < mine:
         raise SystemExit(f"--server-cpus {spec}: needs a proper subset of this process's CPUs {sorted(mine)}, so that "
@@ -329,6 +331,17 @@ async def measure(args: argparse.Namespace, app_url: str, minimal_url: str, timi
     print(f"Enter presses that changed nothing within {DROP_S:.0f} s (pressed again, not timed): {DROPPED}")
 
 
+def think_range(text: str) -> tuple[float, float]:
+    """`--think MIN,MAX`: two seconds values, 0 <= MIN <= MAX."""
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX in seconds, e.g. 1,3; got {text!r}") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"expected 0 <= MIN <= MAX, got {text!r}")
+    return low, high
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=30,
@@ -336,7 +349,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=lambda v: [int(x) for x in v.split(",")], default=[1, 4, 8, 10],
                         help="comma-separated load levels: annotators at once; ratios are to the first")
     parser.add_argument("--per-session", type=int, default=12)
-    parser.add_argument("--think", type=lambda v: tuple(float(x) for x in v.split(",")), default=(0.0, 0.0),
+    parser.add_argument("--think", type=think_range, default=(0.0, 0.0),
                         metavar="MIN,MAX", help="seconds each annotator of --sessions pauses on an item before Enter "
                                                 "(uniform; default 0,0: no pause)")
     parser.add_argument("--server-cpus", default="0",

@@ -49,5 +49,8 @@ def item_drawn() -> None:
         cpu_ms = f"{(time.thread_time() - cpu) * 1000:.1f}" if cpu is not None else ""
         now_wait = _cpu_wait_ns()
         wait_ms = f"{(now_wait - cpu_wait) / 1e6:.1f}" if cpu_wait is not None and now_wait is not None else ""
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(f"{time.time():.3f}\t{ms:.1f}\t{cpu_ms}\t{wait_ms}\n")
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"{time.time():.3f}\t{ms:.1f}\t{cpu_ms}\t{wait_ms}\n")
+        except OSError as e:  # a benchmark's log must never stop an annotator's page
+            log.warning("NLE_TIMING_LOG %s: %s", path, e)

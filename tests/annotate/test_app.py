@@ -324,6 +324,18 @@ def test_each_submit_logs_its_server_time_cpu_time_and_cpu_wait(study: dict[str,
             assert wait == ""
 
 
+def test_a_timing_log_that_cannot_be_written_does_not_stop_the_page(study: dict[str, int], store: Store,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NLE_TIMING_LOG", str(tmp_path))  # a folder: opening it to append fails
+    at = signed_in("anna")
+    first = current_item_id(at)
+    answer(at, "yes")
+    assert not at.exception and not at.error
+    assert current_item_id(at) != first
+    assert [h["rating"] for h in store.history(study["anna"], first)] == ["yes"]
+
+
 def test_tags_and_comment_start_blank_on_the_next_item_and_come_back_on_revisit(study: dict[str, int]) -> None:
     """The tag boxes and the comment box are the same widgets from item to item: each item resets them."""
     at = answer(signed_in("anna"), "weak_no", tags=("hallucination", "one word"), comment="made up")

@@ -151,3 +151,41 @@ def test_the_old_independent_queues_leave_far_fewer_pairs(tmp_path: Path) -> Non
     share = complete_pair_share(db)
     print(f"k=all complete-pair share: {share:.1%}")
     assert share < 0.75
+
+
+@pytest.mark.timeout(120)
+def test_five_threads_answering_pairs_leave_exactly_k_answers_per_pair(tmp_path: Path) -> None:
+    """A pairwise study under the same load: pairwise answers count towards k (migration 0005)."""
+    import json
+
+    db, n_pairs = tmp_path / "pw.db", 30
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(nle("esnli", f"s{i}", c)) + "\n" for i in range(n_pairs) for c in ("A", "B")))
+    with Store(db) as store:
+        store.import_pairwise(path, "A", "B", "pw")  # a new study: k = 2
+        for name in NAMES:
+            store.add_annotator(name, "pw", code=f"code-{name}")
+    barrier, counts = threading.Barrier(len(NAMES)), {}
+
+    def work(name: str) -> None:
+        with Store(db) as store:
+            aid = next(a["id"] for a in store.annotators() if a["name"] == name)
+            barrier.wait(60)
+            done, pos = 0, store.next_unanswered(aid)
+            while pos is not None:
+                pair = store.annotator_pair(aid, pos)
+                time.sleep(0.002)
+                store.submit_preference(aid, pair["item_id"], "tie")
+                done, pos = done + 1, store.next_unanswered(aid, after=pos)
+            counts[name] = done
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in NAMES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(100)
+    assert sum(counts.values()) == n_pairs * K
+    conn = sqlite3.connect(db)
+    per_pair = Counter(r[0] for r in conn.execute("SELECT item_id FROM preferences"))
+    assert len(per_pair) == n_pairs and set(per_pair.values()) == {K}, Counter(per_pair.values())
+    conn.close()
