@@ -92,7 +92,7 @@ def cmd_params(args: argparse.Namespace) -> int:
         print(json.dumps({"arch": arch, "total": total, "configs": rows}, indent=2))
         return 0
     print(f"{arch}: {total:,} parameters (distinct tensors; tied weights counted once)")
-    width = max(len(n) for n in rows)
+    width = max(len("configuration"), *(len(n) for n in rows))
     print(f"{'configuration':<{width}}  {'trainable':>15}  {'%':>7}  {'% of base':>9}")
     for name, r in rows.items():
         print(f"{name:<{width}}  {r['trainable']:>15,}  {r['percent']:>7.2f}  {r['percent_of_base']:>9.2f}")

@@ -7,6 +7,7 @@ configuration (only the trained tensors), model/ for full_ft, adapter/ for a PEF
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -14,6 +15,7 @@ import math
 import os
 import statistics
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,7 +172,17 @@ def apply_peft(model: torch.nn.Module, name: str, total_steps: int, lora_r: int 
     """Wrap the model with a PEFT baseline (`peft_config`)."""
     from peft import get_peft_model
 
-    return get_peft_model(model, peft_config(model, name, total_steps, lora_r))
+    with quiet_peft_deprecation():
+        return get_peft_model(model, peft_config(model, name, total_steps, lora_r))
+
+
+@contextlib.contextmanager
+def quiet_peft_deprecation():
+    """Hide only transformers' FutureWarning about `is_gradient_checkpointing`: PEFT asks the model for the old
+    name when it wraps or loads an adapter, and the warning is for PEFT's authors, not for our users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 class _StepTimer(TrainerCallback):
@@ -587,7 +599,8 @@ def load_run(run_dir: str | Path, base_model: str | None = None) -> tuple[torch.
         elif info["kind"] == "peft":
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, run_dir / "adapter")
+            with quiet_peft_deprecation():
+                model = PeftModel.from_pretrained(model, run_dir / "adapter")
         else:
             load_sparse(model, run_dir / SPARSE_FILE, base)
     if tokenizer.pad_token is None:

@@ -143,6 +143,18 @@ def test_params_cli_counts_peft_adapters_in_both_conventions(name, trainable, pe
 
 def test_params_table_labels_both_conventions(capsys) -> None:
     assert main(["params", "--arch", "t5-large", "--config", "lora", "--config", "att_q"]) == 0
+def test_params_prints_no_library_deprecation_warning(capsys) -> None:
+    """PEFT reads transformers' deprecated `is_gradient_checkpointing` when it wraps a model: that FutureWarning
+    is for PEFT, not for someone counting parameters; other warnings still show."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["params", "--arch", "t5-small", "--config", "lora", "--config", "adalora"]) == 0
+        warnings.warn("another library warning", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["another library warning"]
+
+
     out = capsys.readouterr().out
     lora = next(line for line in out.splitlines() if line.startswith("lora"))
     assert lora.split()[-2:] == ["4.87", "5.12"]
