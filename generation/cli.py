@@ -287,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True, choices=list(DATASETS), help="which dataset")
     s.add_argument("--data-dir", required=True, help="the dataset's folder (raw release files)")
     s.add_argument("--seed", type=int, required=True, help="split and training seed")
-    s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, ia3, "
-                   "loreft, dect")
+    s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, "
+                   "adalora_r32, ia3, loreft, dect")
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--epochs", type=float, default=25, help="training epochs (the paper's)")
     s.add_argument("--batch-size", type=_positive, default=4, help="training batch size")
@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", nargs="+", default=["feb"],
                    help="integers, 'feb' (FEB's 60 seeds, feb_benchmark.py: 7004 3639 ...) or 'feb:N' (the first N)")
     s.add_argument("--configs", nargs="+", default=["all", "full_ft"],
-                   help="names, 'all' (the paper's 62 on T5) or 'peft' (the four baselines)")
+                   help="names, 'all' (the paper's 62 on T5) or 'peft' (the PEFT baselines)")
     s.add_argument("--data-root", required=True, help="holds one folder per dataset")
     s.add_argument("--out-root", required=True, help="runs go to OUT_ROOT/DATASET/CONFIG/seed-S")
     s.add_argument("--first", type=_positive, default=30, help="NLEs per run (generate --first)")

@@ -109,7 +109,7 @@ def test_lora_trains_and_saves_only_the_adapter(tiny_model: Path, esnli_dir: Pat
         generate_texts(result.model, result.tokenizer, prompts, max_new_tokens=8)
 
 
-@pytest.mark.parametrize("baseline", ["lora_qkvo_r4", "adalora", "ia3"])
+@pytest.mark.parametrize("baseline", ["lora_qkvo_r4", "adalora", "adalora_r32", "ia3"])
 def test_other_peft_baselines_train(baseline: str, tiny_t5: Path, esnli_dir: Path, tmp_path: Path) -> None:
     result = train(_cfg(tiny_t5, esnli_dir, tmp_path / "run", baseline, max_steps=4), progress=False)
     assert 0 < result.counts.trainable < result.counts.total
