@@ -140,7 +140,7 @@ def train_config_from_args(args: argparse.Namespace):
         split_files=args.split_files, llama_format=args.llama_format,
         max_steps=args.max_steps, bf16=args.bf16, lora_r=args.lora_r,
         resize_embeddings=args.resize_embeddings == "tokenizer",
-        gradient_checkpointing=args.gradient_checkpointing, **baseline_kwargs(args),
+        gradient_checkpointing=args.gradient_checkpointing, model_name=args.model_name, **baseline_kwargs(args),
     )
 
 
@@ -285,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("train", "fine-tune one configuration on one few-shot split")
     s.add_argument("--model", required=True, help="hub name or local path of the base model")
     s.add_argument("--dataset", required=True, choices=list(DATASETS), help="which dataset")
+    s.add_argument("--model-name", default=None,
+                   help="the model's hub name (e.g. t5-large) when --model is a local copy: run.json records it and "
+                        "`results` groups the run with that model's runs (default: the hub name of --model)")
     s.add_argument("--data-dir", required=True, help="the dataset's folder (raw release files)")
     s.add_argument("--seed", type=int, required=True, help="split and training seed")
     s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, "

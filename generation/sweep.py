@@ -73,7 +73,7 @@ def is_complete(run_dir: Path, split: str = "validation") -> bool:
 # --- the sweep with its report: protocol models, per-split completeness, settings mismatches -------------
 
 # Settings that do not change what a run learns, so they never make a run "mismatched".
-_IGNORED_SETTINGS = ("out", "logging_steps")
+_IGNORED_SETTINGS = ("out", "logging_steps", "model_name")
 
 
 @dataclass

@@ -289,6 +289,14 @@ class RunResult:
     tokenizer: PreTrainedTokenizerBase
 
 
+def run_model_name(cfg: TrainConfig) -> str | None:
+    """The name `results` groups a run under: --model-name, else the hub id of --model (None for a local
+    directory that is not a Hugging Face cache snapshot)."""
+    from generation.hub import hub_name
+
+    return cfg.model_name or hub_name(cfg.model)
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -512,6 +520,8 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
     _write_json(run_dir / RUN_FILE, {
         "complete": True,
         "base_model": cfg.model,
+        "model_name": run_model_name(cfg),
+        "decoder_only": decoder_only,
         "kind": cfg.kind,
         "config": cfg.config,
         "train_config": cfg.to_dict(),

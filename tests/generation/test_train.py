@@ -67,6 +67,8 @@ def test_sparse_checkpoint_round_trip(tiny_model: Path, esnli_dir: Path, tmp_pat
     prompts = [prompt(e) for e in few_shot_split("esnli", esnli_dir, 1, 6, 6).validation]
     fresh, tokenizer, info = load_run(run)
     assert info["config"] == "att_q+layer_norm" and info["base_model"] == str(tiny_model)
+    # a local folder has no hub name unless train --model-name gives one; `results` reads the architecture
+    assert info["model_name"] is None and info["decoder_only"] == (not fresh.config.is_encoder_decoder)
     assert generate_texts(fresh, tokenizer, prompts, max_new_tokens=12) == \
         generate_texts(result.model, result.tokenizer, prompts, max_new_tokens=12)
     # the checkpoint holds trained values, not the base model's
