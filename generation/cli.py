@@ -250,7 +250,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     from generation.results import write_results  # pandas/plotly/scipy stay out of train and generate
 
     summary = write_results(args.runs_dir, args.out, split=args.split, alpha=args.alpha, ddof=args.ddof,
-                            test=args.test)
+                            test=args.test, marks=args.marks, duplicates=args.duplicates,
+                            model_aliases=args.model_alias)
     print(summary)
     return 0
 
@@ -284,10 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("train", "fine-tune one configuration on one few-shot split")
     s.add_argument("--model", required=True, help="hub name or local path of the base model")
-    s.add_argument("--dataset", required=True, choices=list(DATASETS), help="which dataset")
     s.add_argument("--model-name", default=None,
                    help="the model's hub name (e.g. t5-large) when --model is a local copy: run.json records it and "
                         "`results` groups the run with that model's runs (default: the hub name of --model)")
+    s.add_argument("--dataset", required=True, choices=list(DATASETS), help="which dataset")
     s.add_argument("--data-dir", required=True, help="the dataset's folder (raw release files)")
     s.add_argument("--seed", type=int, required=True, help="split and training seed")
     s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, "
@@ -391,6 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test", choices=["paired", "welch"], default="paired",
                    help="t-test of per-seed values against the baseline: paired over common seeds (same seed = "
                         "same split) or Welch's")
+    s.add_argument("--marks", choices=["paper", "direction"], default="paper",
+                   help="paper: ▽ on every significant difference from the baseline, better or worse (the paper's "
+                        "tables); direction: ▽ below, △ above the baseline")
+    s.add_argument("--duplicates", choices=["newest", "refuse"], default="newest",
+                   help="two run directories for one dataset, model, configuration and seed: count the newest "
+                        "(generated last, then trained last) and list the other, or stop with both named")
+    s.add_argument("--model-alias", action="append", default=[], metavar="OLD=NEW",
+                   help="group runs of model OLD (a path or name in run.json) under NEW, e.g. "
+                        "/models/t5-large=t5-large (repeatable)")
     s.set_defaults(func=cmd_results)
     return p
 
