@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -67,6 +68,14 @@ class BertScorer:
         self.model.to(self.device)
         special = {self.tokenizer.cls_token_id, self.tokenizer.sep_token_id} - {None}
         self._zero_weight = special
+
+    def settings(self) -> dict:
+        """What makes two nBERTs comparable, as metrics.json records it (`scoring`): the encoder by hub name when
+        it has one (a cache snapshot counts as its hub name), else by path, and the layer."""
+        from generation.hub import hub_name
+
+        return {"bertscore_model": hub_name(self.model_path) or str(Path(self.model_path).resolve()),
+                "bertscore_layer": self.layer, "lowercase": self.lowercase}
 
     def encode(self, sentence: str) -> list[int]:
         """bert_score sent_encode."""

@@ -92,7 +92,7 @@ def cmd_params(args: argparse.Namespace) -> int:
         print(json.dumps({"arch": arch, "total": total, "configs": rows}, indent=2))
         return 0
     print(f"{arch}: {total:,} parameters (distinct tensors; tied weights counted once)")
-    width = max(len(n) for n in rows)
+    width = max(len("configuration"), *(len(n) for n in rows))
     print(f"{'configuration':<{width}}  {'trainable':>15}  {'%':>7}  {'% of base':>9}")
     for name, r in rows.items():
         print(f"{name:<{width}}  {r['trainable']:>15,}  {r['percent']:>7.2f}  {r['percent_of_base']:>9.2f}")
@@ -140,7 +140,7 @@ def train_config_from_args(args: argparse.Namespace):
         split_files=args.split_files, llama_format=args.llama_format,
         max_steps=args.max_steps, bf16=args.bf16, lora_r=args.lora_r,
         resize_embeddings=args.resize_embeddings == "tokenizer",
-        gradient_checkpointing=args.gradient_checkpointing, **baseline_kwargs(args),
+        gradient_checkpointing=args.gradient_checkpointing, model_name=args.model_name, **baseline_kwargs(args),
     )
 
 
@@ -250,7 +250,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     from generation.results import write_results  # pandas/plotly/scipy stay out of train and generate
 
     summary = write_results(args.runs_dir, args.out, split=args.split, alpha=args.alpha, ddof=args.ddof,
-                            test=args.test)
+                            test=args.test, marks=args.marks, duplicates=args.duplicates,
+                            model_aliases=args.model_alias)
     print(summary)
     return 0
 
@@ -284,11 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("train", "fine-tune one configuration on one few-shot split")
     s.add_argument("--model", required=True, help="hub name or local path of the base model")
+    s.add_argument("--model-name", default=None,
+                   help="the model's hub name (e.g. t5-large) when --model is a local copy: run.json records it and "
+                        "`results` groups the run with that model's runs (default: the hub name of --model)")
     s.add_argument("--dataset", required=True, choices=list(DATASETS), help="which dataset")
     s.add_argument("--data-dir", required=True, help="the dataset's folder (raw release files)")
     s.add_argument("--seed", type=int, required=True, help="split and training seed")
-    s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, ia3, "
-                   "loreft, dect")
+    s.add_argument("--config", required=True, help="e.g. att_q+layer_norm, full_ft, lora, lora_qkvo_r4, adalora, "
+                   "adalora_r32, ia3, loreft, dect")
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--epochs", type=float, default=25, help="training epochs (the paper's)")
     s.add_argument("--batch-size", type=_positive, default=4, help="training batch size")
@@ -359,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", nargs="+", default=["feb"],
                    help="integers, 'feb' (FEB's 60 seeds, feb_benchmark.py: 7004 3639 ...) or 'feb:N' (the first N)")
     s.add_argument("--configs", nargs="+", default=["all", "full_ft"],
-                   help="names, 'all' (the paper's 62 on T5) or 'peft' (the four baselines)")
+                   help="names, 'all' (the paper's 62 on T5) or 'peft' (the PEFT baselines)")
     s.add_argument("--data-root", required=True, help="holds one folder per dataset")
     s.add_argument("--out-root", required=True, help="runs go to OUT_ROOT/DATASET/CONFIG/seed-S")
     s.add_argument("--first", type=_positive, default=30, help="NLEs per run (generate --first)")
@@ -388,6 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test", choices=["paired", "welch"], default="paired",
                    help="t-test of per-seed values against the baseline: paired over common seeds (same seed = "
                         "same split) or Welch's")
+    s.add_argument("--marks", choices=["paper", "direction"], default="paper",
+                   help="paper: ▽ on every significant difference from the baseline, better or worse (the paper's "
+                        "tables); direction: ▽ below, △ above the baseline")
+    s.add_argument("--duplicates", choices=["newest", "refuse"], default="newest",
+                   help="two run directories for one dataset, model, configuration and seed: count the newest "
+                        "(generated last, then trained last) and list the other, or stop with both named")
+    s.add_argument("--model-alias", action="append", default=[], metavar="OLD=NEW",
+                   help="group runs of model OLD (a path or name in run.json) under NEW, e.g. "
+                        "/models/t5-large=t5-large (repeatable)")
     s.set_defaults(func=cmd_results)
     return p
 

@@ -17,7 +17,7 @@ from itertools import combinations
 import torch
 
 FULL_FT = "full_ft"
-PEFT_BASELINES = ("lora", "lora_qkvo_r4", "adalora", "ia3")
+PEFT_BASELINES = ("lora", "lora_qkvo_r4", "adalora", "adalora_r32", "ia3")
 # Issue 14: LoReFT (generation/reft.py) and DecT (generation/dect.py, label-only).
 OTHER_BASELINES = ("loreft", "dect")
 COMPONENTS = (

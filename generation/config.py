@@ -49,6 +49,7 @@ class TrainConfig:
     lora_r: int = 128  # rank of the `lora` baseline (the paper's Table 8 sweeps it)
     resize_embeddings: bool = True  # T5: resize to len(tokenizer) = 32,100 rows, as FEB does
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, one more forward
+    model_name: str | None = None  # the name `results` groups the run under; None = the hub id of `model`
     # LoReFT and DecT options (generation/reft.py, generation/dect.py); ignored by other configurations
     reft_rank: int = 4
     reft_layers: str = "all"
@@ -64,6 +65,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError("model must be a hub name or a local path")
+        if self.model_name is not None and (not self.model_name.strip() or not self.model_name.isprintable()):
+            raise ValueError(f"model_name must be a non-empty printable name such as t5-large (got {self.model_name!r})")
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
         if self.config not in PEFT_BASELINES and self.config not in OTHER_BASELINES:

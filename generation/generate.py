@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,6 +181,7 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
                      [s.example.explanations for s in scored])
         metrics["nbertscore"] = nbertscore(raw, [s.correct for s in scored])
         metrics["bertscore_normalized"] = metrics["nbertscore"] / 100
+        metrics["scoring"] = scoring_settings(scorer, broken_explanation)
     chosen = select_balanced(scored, dataset, first)
     model_name = info["base_model"]
     out = Path(out)
@@ -197,12 +199,22 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     metrics.update({"config": info["config"], "model": model_name, "dataset": dataset, "split": split,
                     "split_seed": seed, "selected": len(chosen), "first": first, "nles": str(out.resolve()),
                     "labels": list(LABELS.get(dataset) or ()), "correct_per_label": correct_per_label,
-                    "selected_per_label": selected_per_label})
+                    "selected_per_label": selected_per_label,
+                    "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")})
     (run_dir / metrics_file(split)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     with (run_dir / generations_file(split)).open("w", encoding="utf-8") as f:
         for s in scored:
             f.write(json.dumps({"sample_id": s.example.id, "output": s.output, "correct": s.correct}) + "\n")
     return metrics
+
+
+def scoring_settings(scorer: Callable, broken_explanation: str) -> dict:
+    """How nBERTs was computed, recorded in metrics.json so that `results` never averages or tests nBERTs
+    scored differently: the encoder and layer (a scorer without `settings()` records its type), and what an
+    output without ' because ' was scored as."""
+    settings = scorer.settings() if callable(getattr(scorer, "settings", None)) else {
+        "bertscore_model": f"{type(scorer).__module__}.{type(scorer).__qualname__}", "bertscore_layer": None}
+    return {**settings, "broken_explanation": broken_explanation}
 
 
 def bertscore_scorer(model_path: str, layer: int = FEB_LAYER, batch_size: int = 32) -> Callable:

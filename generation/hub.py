@@ -4,6 +4,7 @@ that a wrong name fails with one line instead of a traceback after half a minute
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -51,3 +52,21 @@ def resolve_model(name_or_path: str) -> tuple[str, bool]:
         raise ValueError(f"model {name_or_path}: no local directory of that name, not in the Hugging Face cache, "
                          f"and {why}")
     return name_or_path, False
+
+
+_CACHE_SNAPSHOT = re.compile(r"(?:^|/)models--([^/]+)/snapshots/[^/]+/?$")
+
+
+def hub_name(name_or_path: str) -> str | None:
+    """The hub id a model was loaded as: the id itself, or the id of a Hugging Face cache snapshot
+    (`.../models--allenai--unifiedqa-t5-large/snapshots/<rev>`); None for any other local directory, whose
+    files may be a copy, a fine-tuned derivative or anything else (give `train --model-name` then)."""
+    text = str(name_or_path).strip()
+    if not text:
+        return None
+    found = _CACHE_SNAPSHOT.search(text.replace(os.sep, "/"))
+    if found:
+        return found.group(1).replace("--", "/")
+    if Path(text).expanduser().exists() or _looks_like_path(text):
+        return None
+    return text

@@ -48,7 +48,7 @@ def model_for(dataset: str, protocol: str = "sparsefit", model: str | None = Non
 
 
 def resolve_configs(names: list[str]) -> list[str]:
-    """Expand 'all' (every single and pair), 'peft' (the four baselines); validate the rest."""
+    """Expand 'all' (every single and pair), 'peft' (the PEFT baselines); validate the rest."""
     out: list[str] = []
     for name in (n for raw in names for n in raw.split(",") if n):  # --configs loreft,dect
         expanded = all_configurations() if name == "all" else list(PEFT_BASELINES) if name == "peft" else [name]
@@ -73,7 +73,7 @@ def is_complete(run_dir: Path, split: str = "validation") -> bool:
 # --- the sweep with its report: protocol models, per-split completeness, settings mismatches -------------
 
 # Settings that do not change what a run learns, so they never make a run "mismatched".
-_IGNORED_SETTINGS = ("out", "logging_steps")
+_IGNORED_SETTINGS = ("out", "logging_steps", "model_name")
 
 
 @dataclass

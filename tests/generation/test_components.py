@@ -125,6 +125,8 @@ PEFT_T5_LARGE = [
     ("lora", 144 * 128 * 2048, "4.87", "5.12"),
     # AdaLoRA r 8 on q, k, v, o (288 of 1024 x 1024) and wi, wo (96 of 1024 x 4096): A, B and the r singular values
     ("adalora", 288 * 8 * (2048 + 1) + 96 * 8 * (5120 + 1), "1.16", "1.17"),
+    # Table 2's 4.48 % row: the same modules at init r 32 (the authors' setting 3)
+    ("adalora_r32", 288 * 32 * (2048 + 1) + 96 * 32 * (5120 + 1), "4.48", "4.69"),
     # (IA)3: k, v output scales (144 x 1024), wi output (48 x 4096), wo input (48 x 4096)
     ("ia3", 144 * 1024 + 48 * 4096 + 48 * 4096, "0.07", "0.07"),
     ("lora_qkvo_r4", 288 * 4 * 2048, "0.32", "0.32"),
@@ -139,6 +141,18 @@ def test_params_cli_counts_peft_adapters_in_both_conventions(name, trainable, pe
     assert row["trainable"] == trainable and row["base_total"] == 737_639_424
     assert f"{row['percent']:.2f}" == peft_percent and f"{row['percent_of_base']:.2f}" == base_percent
     assert "PEFT" in row["percent_convention"]
+
+
+def test_params_prints_no_library_deprecation_warning(capsys) -> None:
+    """PEFT reads transformers' deprecated `is_gradient_checkpointing` when it wraps a model: that FutureWarning
+    is for PEFT, not for someone counting parameters; other warnings still show."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["params", "--arch", "t5-small", "--config", "lora", "--config", "adalora"]) == 0
+        warnings.warn("another library warning", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["another library warning"]
 
 
 def test_params_table_labels_both_conventions(capsys) -> None:
@@ -173,7 +187,8 @@ def test_params_cli_reads_local_config(tiny_t5, capsys) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["configs"]["full_ft"]["percent"] == 100.0
     assert set(data["configs"]) == {*all_configurations(), "full_ft", *PEFT_BASELINES, *OTHER_BASELINES}
-    assert set(PEFT_BASELINES) | set(OTHER_BASELINES) == {"lora", "lora_qkvo_r4", "adalora", "ia3", "loreft", "dect"}
+    assert set(PEFT_BASELINES) | set(OTHER_BASELINES) == {"lora", "lora_qkvo_r4", "adalora", "adalora_r32", "ia3",
+                                                          "loreft", "dect"}
     assert data["configs"]["lora"]["trainable"] > data["configs"]["lora_qkvo_r4"]["trainable"] > 0
 
 

@@ -126,3 +126,9 @@ def test_bertscore_with_a_local_encoder(memorized_run: Path, tiny_t5: Path, tmp_
     metrics = evaluate_run(memorized_run, tmp_path / "n.jsonl", first=2, scorer=scorer, progress=False)
     assert 0 < metrics["nbertscore"] <= 100 * metrics["accuracy"] + 1e-4
     assert metrics["bertscore_normalized"] == pytest.approx(metrics["nbertscore"] / 100)
+    # how it was scored travels with the number, so `results` never mixes nBERTs computed differently
+    assert metrics["scoring"] == {"bertscore_model": str(enc_dir.resolve()), "bertscore_layer": 1, "lowercase": True,
+                                  "broken_explanation": "empty"}
+    evaluate_run(memorized_run, tmp_path / "n.jsonl", first=2, scorer=scorer, progress=False, broken_explanation="unk")
+    on_disk = json.loads((memorized_run / "metrics.json").read_text(encoding="utf-8"))
+    assert on_disk["scoring"]["broken_explanation"] == "unk" and on_disk["generated"].endswith("+00:00")

@@ -30,7 +30,7 @@ def test_plan_lists_every_job_with_its_own_run_dir(tmp_path: Path) -> None:
 
 def test_resolve_all_and_peft() -> None:
     assert resolve_configs(["all", "full_ft", "peft"]) == [*all_configurations(), "full_ft", "lora", "lora_qkvo_r4",
-                                                           "adalora", "ia3"]
+                                                           "adalora", "adalora_r32", "ia3"]
     assert len(resolve_configs(["all"])) == 62
     with pytest.raises(ValueError, match="unknown component"):
         resolve_configs(["att_z"])

@@ -67,6 +67,8 @@ def test_sparse_checkpoint_round_trip(tiny_model: Path, esnli_dir: Path, tmp_pat
     prompts = [prompt(e) for e in few_shot_split("esnli", esnli_dir, 1, 6, 6).validation]
     fresh, tokenizer, info = load_run(run)
     assert info["config"] == "att_q+layer_norm" and info["base_model"] == str(tiny_model)
+    # a local folder has no hub name unless train --model-name gives one; `results` reads the architecture
+    assert info["model_name"] is None and info["decoder_only"] == (not fresh.config.is_encoder_decoder)
     assert generate_texts(fresh, tokenizer, prompts, max_new_tokens=12) == \
         generate_texts(result.model, result.tokenizer, prompts, max_new_tokens=12)
     # the checkpoint holds trained values, not the base model's
@@ -109,7 +111,7 @@ def test_lora_trains_and_saves_only_the_adapter(tiny_model: Path, esnli_dir: Pat
         generate_texts(result.model, result.tokenizer, prompts, max_new_tokens=8)
 
 
-@pytest.mark.parametrize("baseline", ["lora_qkvo_r4", "adalora", "ia3"])
+@pytest.mark.parametrize("baseline", ["lora_qkvo_r4", "adalora", "adalora_r32", "ia3"])
 def test_other_peft_baselines_train(baseline: str, tiny_t5: Path, esnli_dir: Path, tmp_path: Path) -> None:
     result = train(_cfg(tiny_t5, esnli_dir, tmp_path / "run", baseline, max_steps=4), progress=False)
     assert 0 < result.counts.trainable < result.counts.total
