@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from annotate.core import assignment, auth, crowd, importing
+from annotate.core import assignment, auth, crowd, importing, limits
 from annotate.core.errors import AccessDenied, InputFileError, RuleViolation, TooManyAttempts
 from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
-from annotate.core.formats import MAX_COMMENT_CHARS, RatingRow, read_nle_file, read_ratings_csv
+from annotate.core.formats import RatingRow, read_nle_file, read_ratings_csv
 from annotate.core.importing import GOLD_CONFIG, ImportResult
 from annotate.core.pairwise_store import PairwiseStoreMixin
 from annotate.core.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules, score
@@ -571,8 +571,7 @@ class Store(PairwiseStoreMixin):
         # The ratings CSV refuses these, so storing one would make the export impossible to re-import.
         if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
             raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
-        if len(comment or "") > MAX_COMMENT_CHARS:
-            raise ValueError(f"comment is longer than {MAX_COMMENT_CHARS:,} characters")
+        comment = limits.check_comment(comment)
         tags = list(dict.fromkeys(tags))
         # Checked inside the write transaction: in a k-of-N study another process may take over a lapsed
         # reservation between a read and the write.
