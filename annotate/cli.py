@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from annotate.core.assignment import parse_overlap
+from annotate.core.crowd import DEFAULT_JOINS_PER_ADDRESS, is_worker_name
 from annotate.core.errors import InputFileError
 from annotate.core.store import Store
 
@@ -45,7 +46,12 @@ def _describe_settings(name: str, s: dict) -> str:
         f"  attention checks pass: {s['attention_tolerance'].replace('_', ' ')}",
         f"  completion code: {s['completion_code'] or '(none)'}", f"  redirect URL: {s['redirect_url'] or '(none)'}",
         f"  joining by link: {'open' if s['join_open'] else 'closed'}"
-        + (f", at most {s['max_joined']} participants" if s["max_joined"] else "")])
+        + (f", at most {s['max_joined']} participants" if s["max_joined"] else "")
+        + f", {_per_address(s['joins_per_address'])}"])
+
+
+def _per_address(limit: int | None) -> str:
+    return f"at most {limit} new per client address" if limit else "no limit per client address"
 
 
 def cmd_study_set(args: argparse.Namespace) -> int:
@@ -77,11 +83,11 @@ def cmd_study_show(args: argparse.Namespace) -> int:
 def cmd_study_open(args: argparse.Namespace) -> int:
     with _store(args) as store:
         name = store.resolve_study(args.name)["name"]
-        token = store.open_joining(name, max_joined=args.max_joined)
+        token = store.open_joining(name, max_joined=args.max_joined, joins_per_address=args.joins_per_address)
     link = "/?" + urlencode({"study": name, "join": token, "pid": "WORKER_ID"})
     print(f"joining study {name!r} is open" + (f" for at most {args.max_joined} participants" if args.max_joined
-                                               else "") + ". The secret link is shown only now (earlier links no "
-          "longer work):")
+                                               else "") + f" ({_per_address(args.joins_per_address)}; behind a "
+          "reverse proxy see docs/deploying.md). The secret link is shown only now (earlier links no longer work):")
     print(f"  {link}")
     print("Prolific: use ...&PROLIFIC_PID={{%PROLIFIC_PID%}}; MTurk: ...&workerId=... (in place of pid).")
     return 0
@@ -126,7 +132,7 @@ def cmd_annotators_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no annotators yet")
     for r in rows:
-        sign_in = "" if r["can_sign_in"] else " (imported, cannot sign in)"
+        sign_in = " (joined by link)" if r["joined"] else "" if r["can_sign_in"] else " (imported, cannot sign in)"
         print(f"{r['name']}\tstudy {r['study']}\t{r['answered']} of {totals[r['id']]} answered{sign_in}")
     return 0
 
@@ -134,7 +140,8 @@ def cmd_annotators_list(args: argparse.Namespace) -> int:
 def cmd_annotators_reset(args: argparse.Namespace) -> int:
     with _store(args) as store:
         code = store.reset_code(args.name)
-    print(f"new access code for {args.name!r} (the old one no longer works): {code}")
+    kind = "resume code" if is_worker_name(args.name) else "access code"  # a crowd worker's continues on a device
+    print(f"new {kind} for {args.name!r} (the old one no longer works): {code}")
     return 0
 
 
@@ -285,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", required=True, help="SQLite database file")
     p.add_argument("name", nargs="?", default=None)
     p.add_argument("--max-joined", type=int, metavar="N", help="cap on annotators who join by link")
+    p.add_argument("--joins-per-address", type=int, metavar="N", default=DEFAULT_JOINS_PER_ADDRESS,
+                   help=f"new workers one client address may join (default {DEFAULT_JOINS_PER_ADDRESS}; 0 = no limit)")
     p.set_defaults(func=cmd_study_open)
     p = study.add_parser("close", help="close crowd joining (join links stop working)")
     p.add_argument("--db", required=True, help="SQLite database file")

@@ -99,9 +99,11 @@ def study_settings_form(store: Store, study: str) -> None:
     cap_text = f", at most {current['max_joined']} participants" if current["max_joined"] else ""
     st.caption(f"Joining by link is {state}{cap_text}. Links look like "
                f"`/?study={study}&join=TOKEN&pid=WORKER_ID` (Prolific's PROLIFIC_PID and MTurk's workerId work too).")
+    per_address = st.number_input("New workers per client address (0 = no limit; applies when joining is opened)",
+                                  min_value=0, step=1, value=current["joins_per_address"], key="join_per_address")
     open_col, close_col = st.columns(2)
     if open_col.button("Open joining (new link; earlier links stop working)", key="join_open"):
-        token = store.open_joining(study, max_joined=current["max_joined"])
+        token = store.open_joining(study, max_joined=current["max_joined"], joins_per_address=int(per_address))
         st.success("Joining is open. The link's secret is shown only now:")
         st.code("?" + urlencode({"study": study, "join": token, "pid": "WORKER_ID"}), language=None)
     if close_col.button("Close joining", key="join_close", disabled=not current["join_open"]):

@@ -115,6 +115,8 @@ class PairQueue(Queue):
         if errors:
             s["errors"] = errors
             return
+        if self._flooded():
+            return
         comment = str(st.session_state.get(comment_key(pos)) or "").strip()
         shown = s["shown"]
         seconds = round(time.monotonic() - shown[1], 3) if shown and shown[0] == item_id else None

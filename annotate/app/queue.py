@@ -14,14 +14,12 @@ from typing import Any
 import streamlit as st
 
 from annotate.app import timing
+from annotate.core import limits
 from annotate.core.errors import AccessDenied, RuleViolation
+from annotate.core.limits import SLOW_DOWN
 from annotate.core.scale import RATINGS
 from annotate.core.store import Store
 
-# Submits per session: at most SUBMIT_BURST within SUBMIT_WINDOW_S (a person needs a second or more per item);
-# a client that floods Submit is told to slow down, and the form keeps its answer.
-SUBMIT_BURST, SUBMIT_WINDOW_S = 10, 5.0
-SLOW_DOWN = "Slow down: your answer was not saved yet. It is still here; press Enter again in a moment."
 COUNTS_TTL_S = 60.0  # progress counts are refreshed from the database at least this often
 STUDY_TTL_S = 60.0
 
@@ -150,6 +148,15 @@ class Queue:
     def _slot_on_screen(self) -> int:
         return self._state()["shown"][2]
 
+    def _flooded(self) -> bool:
+        """True (and "Slow down" on screen, the answer kept) when this submit would break the one submit rate of
+        both kinds of study (annotate/core/limits.py)."""
+        s = self._state()
+        if limits.allow_submit(s.setdefault("submits", []), time.monotonic()):
+            return False
+        s["errors"] = [SLOW_DOWN]
+        return True
+
     def back(self) -> None:
         pos = self.position
         if pos is None:
@@ -192,12 +199,8 @@ class Queue:
         if rating not in RATINGS:
             s["errors"] = ["Choose an answer (keys 1–4) before submitting."]
             return
-        now = time.monotonic()
-        recent = [t for t in s.get("submits", []) if now - t < SUBMIT_WINDOW_S]
-        if len(recent) >= SUBMIT_BURST:
-            s["submits"], s["errors"] = recent, [SLOW_DOWN]
+        if self._flooded():
             return
-        s["submits"] = [*recent, now]
         tags = [t for t in self.study()["tags"] if st.session_state.get(tag_key(t))]
         comment = str(st.session_state.get(COMMENT_KEY) or "").strip()
         shown = s["shown"]

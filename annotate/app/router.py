@@ -57,6 +57,8 @@ def route() -> None:
                 # which reaches the browser before the page, the script is running before the item is on screen;
                 # at the end of the page, a key pressed as soon as the first item showed was lost on a busy machine.
                 render.keep_shortcuts_after_clicks(keys_for)
+        if annotator:
+            join.show_resume_code()  # a new crowd worker's, above their first pages
         st.navigation(pages).run()
     else:
         # No sidebar for a signed-out session: the script (forgetting a cookie) goes after the page. The sign-in

@@ -137,6 +137,8 @@ def _restore_from(token: str) -> dict[str, Any] | None:
         return None
     if not row or not row["code_hash"] or expires < time.time():
         return None
+    if row["joined"] and not row["join_open"]:  # a crowd worker comes back only while the study takes them
+        return None
     expected = _resume_token(annotator_id, row["code_hash"], row["session_generation"], expires)
     if not hmac.compare_digest(token, expected):
         return None
@@ -211,6 +213,11 @@ def is_admin() -> bool:
     """True when the admin password was entered in this session (checked against a server-side token)."""
     token = st.session_state.get(_ADMIN_TOKEN)
     return bool(st.session_state.get(_ADMIN)) and isinstance(token, str) and hmac.compare_digest(token, _sign("admin"))
+
+
+def forget_identity() -> None:
+    """Forget who is signed in in this session only: no sign-out on the server, and the browser keeps its cookie."""
+    _clear_identity()
 
 
 def _clear_identity() -> None:

@@ -1,9 +1,12 @@
 """Crowd sign-up (issue 12 §3): join links with a per-study secret token, worker ids, completion codes.
 
 The link `/?study=NAME&join=TOKEN&pid=WORKER_ID` is the secret: the token is random (128 bits), stored only as a
-SHA-256 hash and shown once when joining is opened. The first visit creates an annotator named after the worker id
-(marked `joined`), later visits with the same link and id resume. Annotators added by the researcher can never be
-reached through a join link, so knowing the token does not let anyone act as them.
+SHA-256 hash and shown once when joining is opened. The first visit creates an annotator named `crowd:WORKER_ID`
+(marked `joined`): crowd workers have their own namespace of names, which the researcher's names never enter, so
+neither can block or reach the other. That first visit also gives the worker a resume code (shown once, stored as a
+hash like an access code) and binds the worker to that browser through the resume cookie; the same link in another
+browser continues only with the resume code. Each study takes at most `joins_per_address` new workers from one
+client address.
 """
 
 from __future__ import annotations
@@ -19,10 +22,45 @@ from annotate.core.errors import AccessDenied
 MAX_PID_CHARS = 128
 # Prolific appends PROLIFIC_PID, MTurk workerId; `pid` is ours.
 PID_PARAMS = ("pid", "PROLIFIC_PID", "workerId")
+# Every crowd worker's annotator name starts with this; `annotators add` refuses names that do.
+WORKER_PREFIX = "crowd:"
+# New workers a study takes from one client address (0: no limit). A household or a shared connection may hold a
+# few honest workers; one browser minting worker ids is stopped after this many. (Migration 0007 gives it to every
+# study as the column's default.)
+DEFAULT_JOINS_PER_ADDRESS = 3
 
 
 class JoinRefused(AccessDenied):
     """A join link that cannot be used (plain message for the worker); nothing was created."""
+
+
+class ResumeNeeded(JoinRefused):
+    """The worker id started in another browser: this one continues only with the worker's resume code."""
+
+
+def worker_name(pid: str) -> str:
+    """The annotator name of the crowd worker with this (checked) worker id."""
+    return WORKER_PREFIX + pid
+
+
+def is_worker_name(name: str) -> bool:
+    """Whether `name` lies in the crowd workers' namespace (compared as annotator names are: auth.name_key)."""
+    return name.strip().lower().startswith(WORKER_PREFIX)
+
+
+def check_joins_per_address(value: int | None) -> int:
+    """The per-address join limit to store: a whole number, 0 for no limit (also given as None)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"joins per address must be a whole number (0 = no limit), got {value!r}")
+    return value
+
+
+def address_key(study_id: int, client: str) -> str:
+    """How a join's client address is kept: hashed with the study, so the database holds no address in clear.
+    (Not anonymous: anyone with the database can hash every IPv4 address and compare.)"""
+    return hashlib.sha256(f"join-address\x1f{study_id}\x1f{client}".encode()).hexdigest()
 
 
 def new_token() -> str:

@@ -19,13 +19,11 @@ from typing import Any
 
 from annotate.core.auth import name_key
 from annotate.core.errors import InputFileError
+from annotate.core.limits import MAX_COMMENT_CHARS  # the readers cap comments as the app and the store do
 from annotate.core.scale import RATINGS, normalize_rating, score
 from annotate.core.spreadsheet import unescape_cell
 
 MAX_LINE_CHARS = 1_000_000
-# An annotator's comment: the app's text box, Store.submit and the ratings CSV reader share this limit, so every
-# export row stays far below MAX_LINE_CHARS and imports back.
-MAX_COMMENT_CHARS = 10_000
 
 REQUIRED_KEYS = ("dataset", "sample_id", "config", "input", "predicted_label", "explanation")
 OPTIONAL_KEYS = ("model", "split_seed", "gold_label", "gold_explanations", "prompt", "study", "expected_rating")

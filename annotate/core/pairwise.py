@@ -9,7 +9,7 @@ from pathlib import Path
 
 from annotate.core.auth import name_key
 from annotate.core.errors import InputFileError
-from annotate.core.formats import NLE, _parse_seconds, _parse_submitted_at, csv_rows
+from annotate.core.formats import NLE, _parse_comment, _parse_seconds, _parse_submitted_at, csv_rows
 from annotate.core.scale import normalize_rating
 
 PAIR_QUESTION = "Which explanation justifies the answer better?"
@@ -192,7 +192,7 @@ def read_preferences_csv(path: str | Path, a: str, b: str, tags_allowed: tuple[s
             dataset=row["dataset"].strip(), sample_id=row["sample_id"].strip(), annotator=row["annotator"].strip(),
             preference=_side(path, number, row["preference"], "preference", a, b, allow_tie=True),
             tags_a=_tags(path, number, row, "tags_a", allowed), tags_b=_tags(path, number, row, "tags_b", allowed),
-            comment=row.get("comment", ""), rating_a=_optional_rating(path, number, row, "rating_a"),
+            comment=_parse_comment(path, number, row), rating_a=_optional_rating(path, number, row, "rating_a"),
             rating_b=_optional_rating(path, number, row, "rating_b"),
             a_first=(_side(path, number, shown, "shown_first", a, b, allow_tie=False) == "a") if shown else None,
             seconds=_parse_seconds(path, number, row),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from annotate.core import auth, importing
+from annotate.core import auth, importing, limits
 from annotate.core.errors import AccessDenied, InputFileError
 from annotate.core.exporting import ratings_bytes
 from annotate.core.formats import read_nle_file
@@ -209,6 +209,7 @@ class PairwiseStoreMixin:
         for r in (rating_1, rating_2):
             if r is not None and r not in RATINGS:
                 raise ValueError(f"unknown rating {r!r}; expected one of {', '.join(RATINGS)}")
+        comment = limits.check_comment(comment)
         with self._transaction() as conn:
             ctx = conn.execute(
                 """SELECT s.tags, s.guidelines_version, w.rate_sides, d.a_first FROM assignments x

@@ -178,12 +178,34 @@ def _m0005_k_of_n_at_scale(db: sqlite_utils.Database) -> None:
         WHERE expected_rating IS NULL""")
 
 
+def _m0007_crowd_workers(db: sqlite_utils.Database) -> None:
+    """Crowd workers (annotate/core/crowd.py): a limit on new workers per client address and study, counted from
+    `crowd_joins` (the address hashed with the study); workers in their own namespace of names. Every study, old or
+    new, starts at 3 new workers per address (crowd.DEFAULT_JOINS_PER_ADDRESS when this was written; 0 = no limit).
+    Resume codes use `annotators.code_hash`, which joined workers left empty."""
+    db.execute("ALTER TABLE study_settings ADD COLUMN joins_per_address INTEGER NOT NULL DEFAULT 3")
+    db.execute("""CREATE TABLE crowd_joins (
+        annotator_id INTEGER PRIMARY KEY REFERENCES annotators(id), study_id INTEGER NOT NULL REFERENCES studies(id),
+        address TEXT NOT NULL, joined_at TEXT NOT NULL)""")
+    db.execute("CREATE INDEX crowd_joins_address ON crowd_joins(study_id, address)")
+    # Workers who joined before are renamed "crowd:<worker id>", longest names first so that a worker whose id
+    # already began with "crowd:" moves out of the way of the one whose new name it held.
+    taken = {r[0] for r in db.execute("SELECT name FROM annotators")}
+    for aid, name in sorted(db.execute("SELECT id, name FROM annotators WHERE joined = 1").fetchall(),
+                            key=lambda r: -len(r[1])):
+        if "crowd:" + name not in taken:
+            db.execute("UPDATE annotators SET name = ? WHERE id = ?", ("crowd:" + name, aid))
+            taken.discard(name)
+            taken.add("crowd:" + name)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_sign_in_hardening", _m0002_sign_in_hardening),
     ("0003_k_of_n_assignment", _m0003_k_of_n_assignment),
     ("0004_pairwise", _m0004_pairwise),
     ("0005_k_of_n_at_scale", _m0005_k_of_n_at_scale),
+    ("0007_crowd_workers", _m0007_crowd_workers),
 ]
 
 

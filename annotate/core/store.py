@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from annotate.core import assignment, auth, crowd, importing
+from annotate.core import assignment, auth, crowd, importing, limits
 from annotate.core.errors import AccessDenied, InputFileError, RuleViolation, TooManyAttempts
 from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
-from annotate.core.formats import MAX_COMMENT_CHARS, RatingRow, read_nle_file, read_ratings_csv
+from annotate.core.formats import RatingRow, read_nle_file, read_ratings_csv
 from annotate.core.importing import GOLD_CONFIG, ImportResult
 from annotate.core.pairwise_store import PairwiseStoreMixin
 from annotate.core.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules, score
@@ -414,7 +414,7 @@ class Store(PairwiseStoreMixin):
         """The annotator whose name matches under auth.name_key (preferring one who can sign in), or None."""
         # Compared in Python: SQLite's lower() folds ASCII only, so "Émile" could never sign in.
         key = auth.name_key(name)
-        rows = [r for r in self.db.query("SELECT id, name, study_id, code_hash FROM annotators ORDER BY"
+        rows = [r for r in self.db.query("SELECT id, name, study_id, code_hash, joined FROM annotators ORDER BY"
                                          " code_hash IS NULL, id") if auth.name_key(r["name"]) == key]
         return rows[0] if rows else None
 
@@ -423,6 +423,9 @@ class Store(PairwiseStoreMixin):
         name = name.strip()
         if not name:
             raise ValueError("annotator name must not be empty")
+        if crowd.is_worker_name(name):
+            raise ValueError(f"annotator names starting with {crowd.WORKER_PREFIX!r} are kept for crowd workers who "
+                             f"join by link; choose another name than {name!r}")
         s = self.resolve_study(study)
         # Sign-in matches names case-insensitively, so "Bob" and "bob" would be indistinguishable there.
         if self._annotator_named(name) is not None:
@@ -457,17 +460,21 @@ class Store(PairwiseStoreMixin):
         return row[0] if row else None
 
     def annotator_by_id(self, annotator_id: int) -> dict[str, Any] | None:
-        """id, name, study_id, code hash and session generation of one annotator (for verifying session tokens)."""
+        """id, name, study_id, code hash, session generation, whether they joined by link and whether their study's
+        joining is open (1, 0, or None without settings) of one annotator (for verifying session tokens)."""
         if not -(2**63) <= annotator_id < 2**63:  # SQLite's integer range; a bigger one raises OverflowError
             return None
-        return self._one("SELECT id, name, study_id, code_hash, session_generation FROM annotators WHERE id = ?",
-                         (annotator_id,))
+        return self._one("SELECT id, name, study_id, code_hash, session_generation, joined,"
+                         " (SELECT join_open FROM study_settings t WHERE t.study_id = annotators.study_id) AS join_open"
+                         " FROM annotators WHERE id = ?", (annotator_id,))
 
     def annotators(self, study: str | None = None) -> list[dict[str, Any]]:
         """Annotators with their progress; never their access codes."""
         where, params = ("WHERE s.name = ?", (study,)) if study else ("", ())
         return list(self.db.query(
-            f"""SELECT a.id, a.name, s.name AS study, a.created_at, a.code_hash IS NOT NULL AS can_sign_in,
+            f"""SELECT a.id, a.name, s.name AS study, a.created_at, a.joined,
+                -- a crowd worker's code is a resume code, taken only with their join link
+                a.code_hash IS NOT NULL AND a.joined = 0 AS can_sign_in,
                 (SELECT COUNT(*) FROM assignments x WHERE x.annotator_id = a.id) AS assigned,
                 (SELECT COUNT(*) FROM ratings r WHERE r.annotator_id = a.id) AS answered,
                 (SELECT MAX(submitted_at) FROM ratings r WHERE r.annotator_id = a.id) AS last_submitted_at
@@ -484,7 +491,8 @@ class Store(PairwiseStoreMixin):
             # Prefer an annotator with a code (one imported from ratings with the same name has none).
             row = self._annotator_named(name)
             ok = auth.verify_code(code.strip(), row["code_hash"] if row and row["code_hash"] else auth.DUMMY_HASH)
-            ok = ok and row is not None and row["code_hash"] is not None
+            # A crowd worker's code is a resume code, taken only with their join link (Store.join).
+            ok = ok and row is not None and row["code_hash"] is not None and not row["joined"]
         with self._transaction() as conn:
             auth.finish_attempt(conn, attempt, ok)
         if not ok:
@@ -571,8 +579,7 @@ class Store(PairwiseStoreMixin):
         # The ratings CSV refuses these, so storing one would make the export impossible to re-import.
         if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
             raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
-        if len(comment or "") > MAX_COMMENT_CHARS:
-            raise ValueError(f"comment is longer than {MAX_COMMENT_CHARS:,} characters")
+        comment = limits.check_comment(comment)
         tags = list(dict.fromkeys(tags))
         # Checked inside the write transaction: in a k-of-N study another process may take over a lapsed
         # reservation between a read and the write.
@@ -812,6 +819,7 @@ class Store(PairwiseStoreMixin):
                 "lapse_seconds": row.get("lapse_seconds", assignment.DEFAULT_LAPSE_SECONDS),
                 "attention_tolerance": row.get("attention_tolerance", "exact"),
                 "join_open": bool(row.get("join_open")), "max_joined": row.get("max_joined"),
+                "joins_per_address": row.get("joins_per_address", crowd.DEFAULT_JOINS_PER_ADDRESS),
                 "completion_code": row.get("completion_code"), "redirect_url": row.get("redirect_url")}
 
     def progress(self, study: str | None = None) -> dict[str, Any]:
@@ -821,7 +829,7 @@ class Store(PairwiseStoreMixin):
         settings = assignment.read_settings(self.conn, s["id"])
         live_after = time.time() - settings.lapse_seconds
         per = pd.read_sql_query(
-            f"""SELECT a.id, a.name, a.joined, a.code_hash IS NOT NULL AS can_sign_in, a.created_at,
+            f"""SELECT a.id, a.name, a.joined, a.code_hash IS NOT NULL AND a.joined = 0 AS can_sign_in, a.created_at,
                  (SELECT COUNT(*) FROM assignments x WHERE x.annotator_id = a.id AND (x.answered_at IS NOT NULL
                     OR x.reserved_at IS NULL OR x.reserved_at >= ?)) AS assigned,
                  (SELECT COUNT(*) FROM {_ANSWERS} r WHERE r.annotator_id = a.id) AS done,
@@ -877,17 +885,22 @@ class Store(PairwiseStoreMixin):
         return pd.DataFrame([{"annotator": n, "checks": c, "passed": p, "pass_rate": p / c}
                              for n, (c, p) in tally.items()], columns=["annotator", "checks", "passed", "pass_rate"])
 
-    def open_joining(self, study: str | None = None, *, max_joined: int | None = None) -> str:
-        """Open crowd joining with a new secret token (returned once; earlier links stop working)."""
+    def open_joining(self, study: str | None = None, *, max_joined: int | None = None,
+                     joins_per_address: int | None = crowd.DEFAULT_JOINS_PER_ADDRESS) -> str:
+        """Open crowd joining with a new secret token (returned once; earlier links stop working); at most
+        `max_joined` workers, and at most `joins_per_address` new workers from one client address (0 or None: no
+        limit)."""
         if max_joined is not None and max_joined < 1:
             raise ValueError(f"max_joined must be at least 1, got {max_joined}")
+        per_address = crowd.check_joins_per_address(joins_per_address)
         s = self.resolve_study(study)
         token = crowd.new_token()
         with self._transaction() as conn:
             # As in configure_study: a study without a settings row keeps k = all.
             conn.execute("INSERT OR IGNORE INTO study_settings (study_id, overlap) VALUES (?, NULL)", (s["id"],))
-            conn.execute("UPDATE study_settings SET join_token_hash = ?, join_open = 1, max_joined = ?"
-                         " WHERE study_id = ?", (crowd.hash_token(token), max_joined, s["id"]))
+            conn.execute("UPDATE study_settings SET join_token_hash = ?, join_open = 1, max_joined = ?,"
+                         " joins_per_address = ? WHERE study_id = ?",
+                         (crowd.hash_token(token), max_joined, per_address, s["id"]))
         return token
 
     def close_joining(self, study: str | None = None) -> None:
@@ -896,53 +909,125 @@ class Store(PairwiseStoreMixin):
         with self._transaction() as conn:
             conn.execute("UPDATE study_settings SET join_open = 0 WHERE study_id = ?", (s["id"],))
 
-    def join(self, study: str, token: str, pid: str | None, client: str = "local") -> dict[str, Any]:
-        """The annotator for a join link: created on the first visit (name = pid), resumed later. JoinRefused
-        with a plain message (and no annotator written) for an unknown study, a wrong or closed token, a bad pid,
-        a full study, or a client (an address) that sent too many wrong links (auth.begin_attempt, decided and
-        recorded in the same transaction before the token is compared)."""
+    def join(self, study: str, token: str, pid: str | None, client: str = "local", *,
+             browser_annotator: int | None = None, resume_code: str | None = None) -> dict[str, Any]:
+        """The crowd worker for a join link: the annotator named crowd.worker_name(pid), created on the first visit
+        with a resume code (returned that once, as "resume_code"), resumed later only from the browser bound to
+        them (`browser_annotator`: the annotator this browser's session or resume cookie proves) or with
+        `resume_code`; ResumeNeeded otherwise.
+
+        JoinRefused with a plain message, and no annotator written, for an unknown study, a wrong or closed token,
+        a bad pid, a full study, a client address that already joined the study's `joins_per_address` workers, or
+        a client that sent too many wrong links or resume codes (auth.begin_attempt, decided and recorded in the
+        same transaction before the token or the code is compared)."""
         pid = crowd.check_pid(pid)
+        name = crowd.worker_name(pid)
+        fresh = self._new_code() if self._may_get_a_code(study, token, name, client) else None
         refused: str | None = None
         try:
             with self._transaction() as conn:
                 attempt = auth.begin_attempt(conn, auth.join_attempt_key(str(study or "")), client)
                 s = self.get_study(study) if study else None
                 row = None if s is None else conn.execute(
-                    "SELECT join_token_hash, join_open, max_joined FROM study_settings WHERE study_id = ?",
-                    (s["id"],)).fetchone()
+                    "SELECT join_token_hash, join_open, max_joined, joins_per_address FROM study_settings"
+                    " WHERE study_id = ?", (s["id"],)).fetchone()
                 if s is None:
                     refused = "This study does not exist. Check the link you were given."
                 elif row is None or not crowd.token_matches(str(token or ""), row[0]):
                     refused = "This join link is not valid. Check the link you were given."
                 else:
                     auth.finish_attempt(conn, attempt, True)
-                    return self._join_checked(conn, s, row, pid)
+                    worker = self._join_checked(conn, s, row, name, client, fresh)
+                    code_hash = worker.pop("code_hash")
+                    if "resume_code" in worker or worker["id"] == browser_annotator:
+                        return worker
+                    if not (resume_code or "").strip():  # rolls back: a right link that needs a code records nothing
+                        raise crowd.ResumeNeeded(
+                            "This worker ID has already started in another browser. To continue here, enter the "
+                            "resume code you were shown when you started, or go back to that browser. If you no "
+                            "longer have the code, contact the researcher.")
+                    try:
+                        code_attempt = auth.begin_attempt(conn, auth.annotator_attempt_key(name), client)
+                    except TooManyAttempts as e:
+                        raise crowd.ResumeNeeded(f"Too many wrong resume codes from this address; try again in "
+                                                 f"{math.ceil(e.wait_seconds)} s.") from None
         except TooManyAttempts as e:
             raise crowd.JoinRefused(f"Too many wrong join links from this address; try again in "
                                     f"{math.ceil(e.wait_seconds)} s.") from None
-        # Committed above: the failed attempt counts; nothing else was written.
-        raise crowd.JoinRefused(refused)
+        if refused is not None:
+            # Committed above: the failed attempt counts; nothing else was written.
+            raise crowd.JoinRefused(refused)
+        # The code is compared like an access code: after its attempt was recorded, outside the write lock.
+        ok = len(resume_code) <= auth.MAX_CODE_CHARS and auth.verify_code(resume_code.strip(), code_hash)
+        with self._transaction() as conn:
+            auth.finish_attempt(conn, code_attempt, ok)
+        if not ok:
+            raise crowd.ResumeNeeded("That resume code is not right. Check it and try again, or contact the "
+                                     "researcher.")
+        return worker
 
-    def _join_checked(self, conn: sqlite3.Connection, s: dict[str, Any], row: tuple, pid: str) -> dict[str, Any]:
-        """`join` once the token matched, in its transaction (a refusal here rolls the attempt back too)."""
+    def _may_get_a_code(self, study: str, token: str, name: str, client: str) -> bool:
+        """Whether `join` will likely create the worker `name` or give them their first resume code: then its scrypt
+        hash is made before the write lock is taken. A read only, so a wrong token, a closed or full study or an
+        address at its limit never costs a hash; `join` decides again in its transaction."""
+        s = self.get_study(study) if study else None
+        row = None if s is None else self.conn.execute(
+            "SELECT join_token_hash, join_open, max_joined, joins_per_address FROM study_settings WHERE study_id = ?",
+            (s["id"],)).fetchone()
+        if row is None or not row[1] or not crowd.token_matches(str(token or ""), row[0]):
+            return False
+        known = self._annotator_named(name)
+        if known is not None:
+            return known["code_hash"] is None
+        joined, from_here = self.conn.execute(
+            "SELECT (SELECT COUNT(*) FROM annotators WHERE study_id = ? AND joined = 1),"
+            " (SELECT COUNT(*) FROM crowd_joins WHERE study_id = ? AND address = ?)",
+            (s["id"], s["id"], crowd.address_key(s["id"], client))).fetchone()
+        return (row[2] is None or joined < row[2]) and (not row[3] or from_here < row[3])
+
+    @staticmethod
+    def _new_code() -> tuple[str, str]:
+        """A new access (or resume) code and its hash."""
+        code = auth.new_access_code()
+        return code, auth.hash_code(code)
+
+    def _join_checked(self, conn: sqlite3.Connection, s: dict[str, Any], row: tuple, name: str, client: str,
+                      fresh: tuple[str, str] | None) -> dict[str, Any]:
+        """`join` once the token matched, in its transaction (a refusal here rolls the attempt back too): the worker
+        named `name` with their code hash, created when new and counted against the client's address. A worker
+        without a resume code (new, or joined before there were any) gets `fresh`, returned as "resume_code"."""
         if not row[1]:
             raise crowd.JoinRefused("This study is closed to new and returning participants.")
-        key = auth.name_key(pid)
-        same = [r for r in conn.execute("SELECT id, name, study_id, joined FROM annotators")
+        key = auth.name_key(name)
+        same = [r for r in conn.execute("SELECT id, name, study_id, joined, code_hash FROM annotators")
                 if auth.name_key(r[1]) == key]
         if same:
-            aid, name, study_id, joined = same[0]
+            aid, found, study_id, joined, code_hash = same[0]
             if study_id != s["id"] or not joined:
                 raise crowd.JoinRefused("This worker ID cannot join this study. Contact the researcher.")
-            return {"id": aid, "name": name, "study_id": study_id}
+            worker = {"id": aid, "name": found, "study_id": study_id, "code_hash": code_hash}
+            if code_hash is None:  # joined before resume codes existed: this visit binds the worker's browser
+                code, worker["code_hash"] = fresh or self._new_code()
+                conn.execute("UPDATE annotators SET code_hash = ? WHERE id = ?", (worker["code_hash"], aid))
+                worker["resume_code"] = code
+            return worker
         n_joined = conn.execute("SELECT COUNT(*) FROM annotators WHERE study_id = ? AND joined = 1",
                                 (s["id"],)).fetchone()[0]
         if row[2] is not None and n_joined >= row[2]:
             raise crowd.JoinRefused("This study is full: it has all the participants it needs. Thank you.")
-        aid = self.db["annotators"].insert({"study_id": s["id"], "name": pid, "code_hash": None,
-                                            "created_at": now_iso(), "joined": 1}).last_pk
+        address = crowd.address_key(s["id"], client)
+        if row[3] and conn.execute("SELECT COUNT(*) FROM crowd_joins WHERE study_id = ? AND address = ?",
+                                   (s["id"], address)).fetchone()[0] >= row[3]:
+            raise crowd.JoinRefused("This study has all the participants it takes from one network address. If you "
+                                    "share a connection with other participants, contact the researcher.")
+        code, code_hash = fresh or self._new_code()
+        ts = now_iso()
+        aid = self.db["annotators"].insert({"study_id": s["id"], "name": name, "code_hash": code_hash,
+                                            "created_at": ts, "joined": 1}).last_pk
+        conn.execute("INSERT INTO crowd_joins (annotator_id, study_id, address, joined_at) VALUES (?, ?, ?, ?)",
+                     (aid, s["id"], address, ts))
         self._sync_assignments(conn, s["id"], aid)
-        return {"id": aid, "name": pid, "study_id": s["id"]}
+        return {"id": aid, "name": name, "study_id": s["id"], "code_hash": code_hash, "resume_code": code}
 
     def completion(self, annotator_id: int) -> dict[str, Any] | None:
         """The study's completion code and redirect URL once the annotator has nothing left to rate, else None."""

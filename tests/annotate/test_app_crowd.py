@@ -39,7 +39,7 @@ def visit(**params: str) -> AppTest:
 def test_worker_joins_by_link_rates_their_quota_and_gets_the_completion_code(crowd: str, store: Store) -> None:
     at = visit(study="s", join=crowd, PROLIFIC_PID="5f0c1e2d3b")
     assert not at.exception, at.exception
-    assert "Signed in as 5f0c1e2d3b" in [t.value for t in at.sidebar.text]
+    assert "Signed in as crowd:5f0c1e2d3b" in [t.value for t in at.sidebar.text]
     assert progress_text(at).endswith("of 4")  # 3 regular items (the cap) + 1 attention check
     for _ in range(4):
         at = answer(at, "yes")
@@ -47,10 +47,11 @@ def test_worker_joins_by_link_rates_their_quota_and_gets_the_completion_code(cro
     assert "PROLIFIC-C0DE" in [c.value for c in at.code]
     assert "https://app.prolific.com/submissions/complete?cc=PROLIFIC-C0DE" in page_text(at)
     assert MODEL not in page_text(at)
-    # The same link again (a reload) resumes the same annotator, who is done.
-    again = visit(study="s", join=crowd, PROLIFIC_PID="5f0c1e2d3b")
+    # The same link again in this browser (a reload: its resume cookie, as `?resume=`) resumes the same
+    # annotator, who is done.
+    again = visit(study="s", join=crowd, PROLIFIC_PID="5f0c1e2d3b", resume=at.session_state["_resume_token"])
     assert "PROLIFIC-C0DE" in [c.value for c in again.code]
-    assert [a["name"] for a in store.annotators("s")] == ["5f0c1e2d3b"]
+    assert [a["name"] for a in store.annotators("s")] == ["crowd:5f0c1e2d3b"]
     assert store.attention_frame("s").loc[0, "pass_rate"] == 1.0
 
 
@@ -105,7 +106,7 @@ def test_researcher_sees_progress_k_sets_attention_and_can_set_k(monkeypatch, cr
     at = at.button(key="admin_sign_in").click().run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value.set_index("annotator")
-    assert list(table.index) == ["w1", "w2"]
+    assert list(table.index) == ["crowd:w1", "crowd:w2"]
     assert (table["done"] == 2).all() and (table["assigned"] >= 2).all()
     assert table["joined via link"].all() and table["last activity"].str.len().gt(0).all()
     labels = {m.label: m.value for m in at.metric}
@@ -121,7 +122,7 @@ def test_researcher_sees_progress_k_sets_attention_and_can_set_k(monkeypatch, cr
 
 def test_sign_out_drops_the_join_link_so_the_worker_stays_signed_out(crowd: str) -> None:
     at = visit(study="s", join=crowd, pid="w1")
-    assert "Signed in as w1" in [t.value for t in at.sidebar.text]
+    assert "Signed in as crowd:w1" in [t.value for t in at.sidebar.text]
     at = at.sidebar.button[0].click().run()
     assert not at.exception, at.exception
     assert at.text_input(key="sign_in_name") and "join" not in at.query_params

@@ -73,7 +73,7 @@ def test_open_prints_the_link_once_and_close_ends_it(db: str, capsys) -> None:
     out = capsys.readouterr().out
     token = re.search(r"/\?study=s&join=([A-Za-z0-9_-]+)&pid=WORKER_ID", out).group(1)
     with Store(db) as store:
-        assert store.join("s", token, "w1")["name"] == "w1"
+        assert store.join("s", token, "w1")["name"] == "crowd:w1"
         assert token not in str(dump(db))
     assert cli.main(["study", "close", "--db", db, "s"]) == 0
     assert "closed" in capsys.readouterr().out

@@ -150,9 +150,10 @@ def test_sign_in_fields_cap_their_length(app_env: Path, monkeypatch) -> None:
 
 def test_a_flood_of_submits_is_told_to_slow_down_and_loses_nothing(study, store: Store, monkeypatch) -> None:
     from annotate.app import queue
+    from annotate.core import limits
 
-    monkeypatch.setattr(queue, "SUBMIT_BURST", 2)
-    monkeypatch.setattr(queue, "SUBMIT_WINDOW_S", 600.0)
+    monkeypatch.setattr(limits, "SUBMIT_BURST", 2)
+    monkeypatch.setattr(limits, "SUBMIT_WINDOW_S", 600.0)
     at = signed_in("anna")
     at = answer(at, "yes")
     at = answer(at, "weak_yes")
@@ -160,7 +161,7 @@ def test_a_flood_of_submits_is_told_to_slow_down_and_loses_nothing(study, store:
     assert [e.value for e in at.error] == [queue.SLOW_DOWN]
     assert store.answered_count(study["anna"]) == 2
     assert at.radio[0].value == "yes" and at.text_area[0].value == "kept"  # the answer is still on screen
-    monkeypatch.setattr(queue, "SUBMIT_WINDOW_S", 0.0)
+    monkeypatch.setattr(limits, "SUBMIT_WINDOW_S", 0.0)
     at = next(b for b in at.button if b.label == "Submit").click().run()
     assert not at.error and store.answered_count(study["anna"]) == 3
     saved = store.ratings_frame("s")

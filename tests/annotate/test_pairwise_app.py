@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from annotate.core import limits
 from annotate.core.store import Store
 from tests.helpers import nle, walk_queue
 
@@ -131,7 +132,9 @@ def test_tags_are_kept_per_side_and_mapped_to_configurations(pair_study: dict[st
     assert at.radio(key="_p_choice_0").value == "tie"
 
 
-def test_sides_are_random_per_annotator_but_stable(pair_study: dict[str, int], store: Store) -> None:
+def test_sides_are_random_per_annotator_but_stable(pair_study: dict[str, int], store: Store, monkeypatch) -> None:
+    # AppTest answers twelve pairs faster than the submit limit lets a person (tests/annotate/test_limits.py).
+    monkeypatch.setattr(limits, "SUBMIT_BURST", 1_000)
     sides: dict[str, dict[str, bool]] = {}
     for name in ("anna", "ben"):
         at = signed_in(name)

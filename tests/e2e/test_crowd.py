@@ -42,7 +42,7 @@ def test_crowd_worker_joins_by_link_and_finishes_with_a_completion_code(crowd_ap
     page.goto(f"{app.url}/?study=crowd&join={token}&PROLIFIC_PID=60f1b2c3d4e5")
     expect(page.get_by_text(QUESTION)).to_be_visible()
     wait_for_item(page)
-    expect(page.get_by_text("Signed in as 60f1b2c3d4e5")).to_be_visible()
+    expect(page.get_by_text("Signed in as crowd:60f1b2c3d4e5")).to_be_visible()
     assert progress(page) == "0 of 4"
     for done in range(1, 4):
         answer(page, "yes", [])
@@ -55,9 +55,9 @@ def test_crowd_worker_joins_by_link_and_finishes_with_a_completion_code(crowd_ap
     settle(page)
     assert "hidden-model" not in page.content()
     with Store(app.db) as store:
-        (worker,) = [a for a in store.annotators("crowd") if a["name"] == "60f1b2c3d4e5"]
+        (worker,) = [a for a in store.annotators("crowd") if a["name"] == "crowd:60f1b2c3d4e5"]
         assert worker["answered"] == 4
-        assert store.attention_frame("crowd").set_index("annotator").loc["60f1b2c3d4e5", "pass_rate"] == 1.0
+        assert store.attention_frame("crowd").set_index("annotator").loc["crowd:60f1b2c3d4e5", "pass_rate"] == 1.0
 
 
 def test_a_forged_link_gets_a_plain_message(crowd_app, new_page) -> None:
@@ -67,5 +67,5 @@ def test_a_forged_link_gets_a_plain_message(crowd_app, new_page) -> None:
     expect(page.get_by_text("This join link is not valid. Check the link you were given.")).to_be_visible()
     expect(page.get_by_label("Access code")).to_be_visible()
     with Store(app.db) as store:
-        assert "w-forged" not in [a["name"] for a in store.annotators()]
+        assert "crowd:w-forged" not in [a["name"] for a in store.annotators()]
 

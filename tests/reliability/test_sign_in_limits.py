@@ -156,11 +156,11 @@ def test_wrong_join_links_lock_out_only_that_client_and_create_nothing(joinable,
         assert str(e.value) == "Too many wrong join links from this address; try again in 59 s."
         assert annotator_names(store) == before  # no refused attempt created an annotator
         # Another client with the right token joins meanwhile.
-        assert store.join("load", token, "w-worker", client=WORKER)["name"] == "w-worker"
-        assert annotator_names(store) == [*before, "w-worker"]
+        assert store.join("load", token, "w-worker", client=WORKER)["name"] == "crowd:w-worker"
+        assert annotator_names(store) == [*before, "crowd:w-worker"]
         # The refusal recorded nothing: after the back-off the right token works from the attacker's address too.
         clock[0] += auth.backoff_s(auth.MAX_FAILURES)
-        assert store.join("load", token, "w-attacker", client=ATTACKER)["name"] == "w-attacker"
+        assert store.join("load", token, "w-attacker", client=ATTACKER)["name"] == "crowd:w-attacker"
 
 
 @pytest.mark.timeout(120)
@@ -201,6 +201,6 @@ def test_join_namespace_does_not_collide_with_an_annotator_named_like_it(tmp_pat
                 store.authenticate("join:load", "wrong", client=ATTACKER)
         with pytest.raises(TooManyAttempts):
             store.authenticate("join:load", "jl-code-1", client=ATTACKER)
-        assert store.join("load", token, "w1", client=ATTACKER)["name"] == "w1"
+        assert store.join("load", token, "w1", client=ATTACKER)["name"] == "crowd:w1"
         keys = {r[0] for r in store.conn.execute("SELECT name FROM login_attempts")}
         assert keys == {"annotator:join:load", "join:load"}

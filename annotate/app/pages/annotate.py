@@ -5,7 +5,7 @@ import streamlit as st
 from annotate.app import join, render, timing
 from annotate.app import queue as q
 from annotate.app.session import require_annotator
-from annotate.core.formats import MAX_COMMENT_CHARS
+from annotate.core.limits import MAX_COMMENT_CHARS
 from annotate.core.scale import RATINGS
 
 store, annotator = require_annotator()

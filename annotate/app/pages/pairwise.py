@@ -7,6 +7,7 @@ import streamlit as st
 from annotate.app import pair_queue as pq
 from annotate.app import render
 from annotate.app.session import require_annotator
+from annotate.core.limits import MAX_COMMENT_CHARS
 from annotate.core.pairwise import CHOICE_LABELS, CHOICES, PAIR_QUESTION
 from annotate.core.scale import RATINGS
 
@@ -51,7 +52,7 @@ for side, col, text in zip(pq.SIDES, form.columns(2), item["explanations"], stri
 
 form.radio(f"{PAIR_QUESTION} (keys 1, 2, 3)", CHOICES, format_func=CHOICE_LABELS.get, key=pq.choice_key(pos),
            index=None, horizontal=True)
-form.text_area("Comment (optional)", key=pq.comment_key(pos), height=68)
+form.text_area("Comment (optional)", key=pq.comment_key(pos), height=68, max_chars=MAX_COMMENT_CHARS)
 
 for message in queue.errors() or []:
     form.error(message)
