@@ -6,6 +6,7 @@ Imported as `tests.helpers` (never from a conftest, so any subset of test files 
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,11 @@ def nle(dataset: str = "esnli", sample_id: str = "1", config: str = "full_ft", *
     }
     line.update(over)
     return line
+
+
+def unescape(markdown: str) -> str:
+    """The text a reader sees of a backslash-escaped markdown string (render.md_escape's output)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def dump(path: str | Path, *, without: tuple[str, ...] = ()) -> dict[str, list[tuple]]:

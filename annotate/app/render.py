@@ -128,6 +128,12 @@ def item_head(where: str, answered: bool, notice: str | None, study: dict[str, A
             show_guidelines(study)
 
 
+def tag_help(tag_guide: dict[str, dict[str, str]], tag: str) -> str | None:
+    """A tag's tooltip (its meaning from the guidelines), escaped: Streamlit draws tooltips as markdown."""
+    meaning = tag_guide.get(tag, {}).get("meaning")
+    return md_escape(meaning) if meaning else None
+
+
 def rating_label(rating: str) -> str:
     """The label shown for a rating value, e.g. "Weak yes"."""
     return RATING_LABELS.get(rating, rating)
