@@ -36,9 +36,12 @@ def nle(dataset: str = "esnli", sample_id: str = "1", config: str = "full_ft", *
     return line
 
 
+_ESCAPED = re.compile(r"(`+)( ?)(.+?)\2\1(?!`)|\\(.)")
+
+
 def unescape(markdown: str) -> str:
-    """The text a reader sees of a backslash-escaped markdown string (render.md_escape's output)."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    """The text a reader sees of render.md_escape's output: backslash escapes and inline code spans undone."""
+    return _ESCAPED.sub(lambda m: m.group(3) if m.group(1) else m.group(4), markdown)
 
 
 def dump(path: str | Path, *, without: tuple[str, ...] = ()) -> dict[str, list[tuple]]:

@@ -155,7 +155,16 @@ BONUS = "[Click to claim bonus](https://evil.example/x)"  # a worker id that bec
 HOSTILE_STUDY = "pilot [s](https://evil.example/s)"
 HOSTILE = {"alice": IMAGE, "bob": BONUS, "full_ft": f"full{RTL}ft", "att_q+layer_norm": "[att](https://evil.example/c)",
            "ecqa": f"ec{RTL}qa"}
-UNESCAPED_LINK = re.compile(r"(?<!\\)\]\((?!\))|(?<!\\)!\[")  # what markdown would turn into a link or an image
+# What markdown turns into a link or an image: [text](url) and ![alt](url) unescaped, and (GFM autolink literals,
+# found in the decoded text whatever the escapes) bare URLs and e-mail addresses; inline code is never either.
+UNESCAPED_LINK = re.compile(r"(?<!\\)\]\((?!\))|(?<!\\)!\[")
+AUTOLINK = re.compile(r"https?://|www\.|@", re.IGNORECASE)
+CODE_SPAN = re.compile(r"(`+).+?\1(?!`)")
+
+
+def live_markdown(markdown: str) -> bool:
+    outside_code = CODE_SPAN.sub(" ", markdown)
+    return bool(UNESCAPED_LINK.search(outside_code) or AUTOLINK.search(re.sub(r"\\(.)", r"\1", outside_code)))
 
 
 def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
@@ -196,7 +205,7 @@ def assert_literal(at: AppTest, where: str) -> None:
             continue
         assert RTL not in value, f"{where}: U+202E drawn raw in {kind}.{field}: {value!r}"
         if field.rsplit(".", 1)[-1] in MARKDOWN_FIELDS and kind not in ("text", "code"):
-            assert not UNESCAPED_LINK.search(value), f"{where}: markdown link or image in {kind}.{field}: {value!r}"
+            assert not live_markdown(value), f"{where}: a link or image in {kind}.{field}: {value!r}"
 
 
 @pytest.fixture
