@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from annotate.core.store import Store
 from tests.analysis.analysis_helpers import RATINGS, fill_store, write_ratings_csv
 from tests.annotate.test_app import walk
-from tests.helpers import nle, unescape
+from tests.helpers import nle, unescape, walk_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
@@ -252,3 +252,24 @@ def test_every_researcher_page_draws_hostile_names_literally(hostile: Store) -> 
     at.button(key="dis_save").click().run()
     assert_literal(at, "Disagreements, after saving")
     assert any(s.value.startswith("Saved the adjudication of ") for s in at.success)
+
+
+def test_the_pairwise_side_by_side_view_draws_hostile_names_literally(monkeypatch: pytest.MonkeyPatch, store: Store,
+                                                                      db_path: Path, write_jsonl) -> None:
+    monkeypatch.setenv("NLE_DB", str(db_path))
+    monkeypatch.setenv("NLE_ADMIN_PASSWORD", PASSWORD)
+    monkeypatch.delenv("NLE_DEMO", raising=False)
+    a, b = HOSTILE["full_ft"], HOSTILE["att_q+layer_norm"]
+    lines = [nle(f"d{RTL}s", f"s{i}{RTL}", cfg, explanation=f"expl{RTL} ![e](http://127.0.0.1:9/e.png) {i}",
+                 input={"text": f"in{RTL}put"}) for i in range(4) for cfg in (a, b)]
+    store.import_pairwise(write_jsonl(lines), a, b, HOSTILE_STUDY)
+    for name in (IMAGE, f"car{RTL}ol"):
+        store.add_annotator(name, HOSTILE_STUDY)
+        aid = next(x["id"] for x in store.annotators(HOSTILE_STUDY) if x["name"] == name)
+        for n, position in enumerate(walk_queue(store, aid)):
+            item = store.annotator_pair(aid, position)
+            store.submit_preference(aid, item["item_id"], ("1", "2", "tie")[n % 3], tags_1=["hallucination"])
+    at = page("side_by_side")
+    assert_literal(at, "Side by side, pairwise")
+    shown = " ".join(texts(at))
+    assert "full⟦U+202E⟧ft wins: " in shown and f"{IMAGE}: " in shown and "car⟦U+202E⟧ol: " in shown
