@@ -31,6 +31,7 @@ from scipy.stats import binomtest
 
 from analysis.agreement import Interval, Stat, bootstrap_types, kappa_from_tables, krippendorff_alpha
 from analysis.defaults import BOOTSTRAP_DEFAULT
+from analysis.literal import literal_frame
 from analysis.pairwise_sides import (
     SIDE_RATINGS_TEXT,
     SideRatingStats,
@@ -39,6 +40,7 @@ from analysis.pairwise_sides import (
     has_side_ratings,
     side_rating_row,
 )
+from annotate.core.text import show_controls
 
 TieRule = Literal["half", "exclude"]
 CODES = {"a": 0, "b": 1, "tie": 2}
@@ -286,7 +288,9 @@ def _json_safe(obj: Any) -> Any:
 
 
 def render_html(p: PairwiseAnalysis) -> str:
-    e = html.escape
+    def e(text: str) -> str:  # names from files: bidi controls made visible, then HTML-escaped
+        return html.escape(show_controls(text))
+
     parts = [f"<h1>Pairwise comparison — study {e(p.study)}</h1>",
              f"<p>{e(p.a)} (A) against {e(p.b)} (B). Annotators: {e(', '.join(p.annotators))}. Win rate: ties count "
              f"half; interval: {p.n_boot} bootstrap resamples of pairs, seed {p.seed}. Sign test: exact, two-sided, "
@@ -294,12 +298,12 @@ def render_html(p: PairwiseAnalysis) -> str:
              "pairs with more than two). Explanation 1 chosen: share of side choices that went to the explanation "
              "shown first (0.5 = no position bias), exact interval.</p>"]
     parts += [f"<p class='note'>{e(n)}</p>" for n in p.notes]
-    parts.append(p.table().to_html(index=False, escape=True, border=0, classes="t"))
+    parts.append(literal_frame(p.table()).to_html(index=False, escape=True, border=0, classes="t"))
     sides = p.side_table()
     if sides is not None:
         parts += ["<h2 id='side-ratings'>Side ratings</h2>",
                   f"<p>{e(SIDE_RATINGS_TEXT)}</p>",
-                  sides.to_html(index=False, escape=True, border=0, classes="t")]
+                  literal_frame(sides).to_html(index=False, escape=True, border=0, classes="t")]
     elif p.side_ratings_reason:
         parts += ["<h2 id='side-ratings'>Side ratings</h2>", f"<p class='note'>{e(p.side_ratings_reason)}.</p>"]
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table.t{border-collapse:collapse}"

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from analysis.agreement import BOOTSTRAP_DEFAULT
 from analysis.compare import DEFAULT_COMPARE, Comparison, compare
 from analysis.data import GOLD_CONFIG, Prepared, prepare, split_export
-from analysis.literal import literal_figure
+from analysis.literal import literal_figure, literal_frame
 from analysis.png import PngExporter
 from analysis.tables import (
     CONTRACT_KEYS,
@@ -37,6 +37,7 @@ from analysis.tables import (
 from annotate.core.scale import RATING_LABELS, RATINGS
 from annotate.core.spreadsheet import escape_frame
 from annotate.core.store import DISAGREEMENT_KINDS, Store
+from annotate.core.text import show_controls
 
 OUTPUT_FILES = ("report.html", "agreement.json", "scores.csv", "shortcomings.csv", "disagreements.csv")
 # Stacked from the bottom: no, weak no, weak yes, yes.
@@ -379,12 +380,14 @@ def _table_html(df: pd.DataFrame, index: bool = False) -> str:
     if index and df.index.name:
         # A named index makes pandas add a second, almost empty header row; put the name in the corner instead.
         df = df.rename_axis(None).rename_axis(df.index.name, axis="columns")
-    return df.to_html(index=index, escape=True, na_rep="n/a", border=0, classes="t")
+    return literal_frame(df).to_html(index=index, escape=True, na_rep="n/a", border=0, classes="t")
 
 
 def render_html(a: Analysis, figs: dict[str, go.Figure]) -> str:
     """report.html: one self-contained page; plotly's JavaScript is inlined once, with the first figure."""
-    e = html.escape
+    def e(text: str) -> str:  # names from files: bidi controls made visible, then HTML-escaped
+        return html.escape(show_controls(text))
+
     parts = [f"<h1>Human evaluation report — study {e(a.study)}</h1>",
              f"<p>Annotators: {e(', '.join(a.annotators)) or 'none'}. Items with a rating: {a.n_items}; rated by "
              f"every annotator: {a.n_items_rated_by_all}. Bootstrap: {a.n_boot} resamples of items, seed {a.seed}."

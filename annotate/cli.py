@@ -230,6 +230,15 @@ def _import_and_freeze() -> None:
     gc.freeze()
 
 
+def _no_external_ip_lookup() -> None:
+    """Streamlit asks checkip.amazonaws.com for the server's public address when it runs headless (to print an
+    "External URL", and as one more allowed websocket origin): a request to another host, which `serve` never makes.
+    Same-origin websockets, the only kind the app's pages open, are allowed without it."""
+    from streamlit import net_util
+
+    net_util.get_external_ip = lambda: None
+
+
 def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     from streamlit.web import cli as stcli
 
@@ -240,6 +249,7 @@ def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     defaults = [*SERVE_DEFAULTS]
     sys.argv = ["streamlit", "run", str(app), *defaults, *extra]
     _import_and_freeze()
+    _no_external_ip_lookup()
     return stcli.main()
 
 

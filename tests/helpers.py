@@ -6,6 +6,7 @@ Imported as `tests.helpers` (never from a conftest, so any subset of test files 
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,14 @@ def nle(dataset: str = "esnli", sample_id: str = "1", config: str = "full_ft", *
     }
     line.update(over)
     return line
+
+
+_ESCAPED = re.compile(r"(`+)( ?)(.+?)\2\1(?!`)|\\(.)")
+
+
+def unescape(markdown: str) -> str:
+    """The text a reader sees of render.md_escape's output: backslash escapes and inline code spans undone."""
+    return _ESCAPED.sub(lambda m: m.group(3) if m.group(1) else m.group(4), markdown)
 
 
 def dump(path: str | Path, *, without: tuple[str, ...] = ()) -> dict[str, list[tuple]]:

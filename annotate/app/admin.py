@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from analysis.data import Prepared, prepare
+from annotate.app.render import drawn_text, md_escape
 from annotate.core.importing import ImportResult
 from annotate.core.store import Store
 
@@ -19,7 +20,7 @@ def choose_study(store: Store, key: str) -> str:
     if not studies:
         st.info("No study yet. Import NLEs first.")
         st.stop()
-    return st.selectbox("Study", studies, key=key)
+    return st.selectbox("Study", studies, format_func=drawn_text, key=key)
 
 
 def rated_study(store: Store, key: str) -> tuple[str, Prepared]:
@@ -92,13 +93,13 @@ def study_settings_form(store: Store, study: str) -> None:
                                       lapse_seconds=int(lapse) * 60, attention_tolerance=tolerance,
                                       completion_code=code, redirect_url=redirect)
             except ValueError as e:
-                st.error(f"Nothing was changed. {e}")
+                st.error(md_escape(f"Nothing was changed. {e}"))
             else:
                 st.success("Settings saved.")
     state = "open" if current["join_open"] else "closed"
     cap_text = f", at most {current['max_joined']} participants" if current["max_joined"] else ""
-    st.caption(f"Joining by link is {state}{cap_text}. Links look like "
-               f"`/?study={study}&join=TOKEN&pid=WORKER_ID` (Prolific's PROLIFIC_PID and MTurk's workerId work too).")
+    st.caption(md_escape(f"Joining by link is {state}{cap_text}. Links look like /?study={study}&join=TOKEN&pid="
+                         "WORKER_ID (Prolific's PROLIFIC_PID and MTurk's workerId work too)."))
     per_address = st.number_input("New workers per client address (0 = no limit; applies when joining is opened)",
                                   min_value=0, step=1, value=current["joins_per_address"], key="join_per_address")
     open_col, close_col = st.columns(2)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analysis.literal import literal_frame
 from analysis.pairwise import analyse_pairwise_store
 from analysis.pairwise_sides import SIDE_RATINGS_TEXT
-from annotate.app.render import format_input, md_escape, rating_label
+from annotate.app.render import drawn_text, format_input, md_escape, rating_label
 from annotate.core.store import Store
 
 PAGE_SIZE = 10
@@ -36,17 +37,17 @@ def show_pairwise(store: Store, study: str) -> bool:
                 help="exact two-sided binomial test over pairs by net preference, ties left out")
     m[3].metric("Cohen's κ", "n/a" if o.cohen_kappa.value is None else f"{o.cohen_kappa.value:.3f}",
                 help="agreement on A / B / tie (mean over annotator pairs with more than two annotators)")
-    st.text(f"{a} wins: {o.wins_a}   ties: {o.ties}   {b} wins: {o.wins_b}   "
-            f"(answers; pairs A / tie / B: {o.items_a} / {o.items_tie} / {o.items_b})")
+    st.text(drawn_text(f"{a} wins: {o.wins_a}   ties: {o.ties}   {b} wins: {o.wins_b}   "
+                       f"(answers; pairs A / tie / B: {o.items_a} / {o.items_tie} / {o.items_b})"))
     for note in p.notes:
         st.info(md_escape(note))
-    st.dataframe(p.table(), hide_index=True)
+    st.dataframe(literal_frame(p.table()), hide_index=True)
     sides = p.side_table()
     if sides is not None or p.side_ratings_reason:
         st.subheader("Side ratings")
     if sides is not None:
         st.caption(SIDE_RATINGS_TEXT)
-        st.dataframe(sides, hide_index=True)
+        st.dataframe(literal_frame(sides), hide_index=True)
     elif p.side_ratings_reason:
         st.info(md_escape(f"Side ratings: {p.side_ratings_reason}."))
 
@@ -54,7 +55,8 @@ def show_pairwise(store: Store, study: str) -> bool:
     pairs = dict(((i, (ea, eb)) for i, ea, eb in store.conn.execute(
         "SELECT p.item_id, p.explanation_a, p.explanation_b FROM pair_items p JOIN items i ON i.id = p.item_id"
         " WHERE i.study_id = ?", (s["id"],))))
-    dataset = st.selectbox("Dataset", ["All datasets", *sorted(prefs["dataset"].unique())], key="sbs_pw_dataset")
+    dataset = st.selectbox("Dataset", ["All datasets", *sorted(prefs["dataset"].unique())], format_func=drawn_text,
+                           key="sbs_pw_dataset")
     shown = prefs if dataset == "All datasets" else prefs[prefs["dataset"] == dataset]
     ids = list(dict.fromkeys(shown["item_id"]))
     pages = (len(ids) - 1) // PAGE_SIZE + 1
@@ -63,15 +65,15 @@ def show_pairwise(store: Store, study: str) -> bool:
     for item_id in ids[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]:
         it = items.loc[item_id]
         with st.container(border=True):
-            st.text(f"{it['dataset']} · {it['sample_id']} — predicted: {it['predicted_label']}")
-            st.text(format_input(it["input"]))
+            st.text(drawn_text(f"{it['dataset']} · {it['sample_id']} — predicted: {it['predicted_label']}"))
+            st.text(drawn_text(format_input(it["input"])))
             for col, name, expl in zip(st.columns(2), (a, b), pairs.get(item_id, ("", "")), strict=True):
-                col.text(name)
-                col.code(expl, language=None, wrap_lines=True)
+                col.text(drawn_text(name))
+                col.code(drawn_text(expl), language=None, wrap_lines=True)
             for r in shown[shown["item_id"] == item_id].itertuples(index=False):
-                st.text(f"{r.annotator}: {names[r.preference]}"
+                st.text(drawn_text(f"{r.annotator}: {names[r.preference]}"
                         + (f" — rated {a}: {rating_label(r.rating_a)}" if isinstance(r.rating_a, str) else "")
                         + (f" — rated {b}: {rating_label(r.rating_b)}" if isinstance(r.rating_b, str) else "")
                         + (f" — tags {a}: {r.tags_a}" if r.tags_a else "")
-                        + (f" — tags {b}: {r.tags_b}" if r.tags_b else ""))
+                        + (f" — tags {b}: {r.tags_b}" if r.tags_b else "")))
     return True

@@ -128,6 +128,12 @@ def item_head(where: str, answered: bool, notice: str | None, study: dict[str, A
             show_guidelines(study)
 
 
+def tag_help(tag_guide: dict[str, dict[str, str]], tag: str) -> str | None:
+    """A tag's tooltip (its meaning from the guidelines), escaped: Streamlit draws tooltips as markdown."""
+    meaning = tag_guide.get(tag, {}).get("meaning")
+    return md_escape(meaning) if meaning else None
+
+
 def rating_label(rating: str) -> str:
     """The label shown for a rating value, e.g. "Weak yes"."""
     return RATING_LABELS.get(rating, rating)
@@ -162,12 +168,37 @@ def config_choices(configs: list[str], preferred: tuple[str, str]) -> tuple[int,
     return first, second
 
 
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
+# "/" too: Streamlit's browser side rewrites every ":material/" in the source into an icon before parsing.
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:/")
+# Streamlit's markdown links bare URLs and e-mail addresses (GFM autolink literals) in the decoded text, so
+# backslash escapes cannot stop it; a whitespace-free run holding one of these is drawn as inline code instead,
+# which is never linked and shows every character as it is.
+_AUTOLINK = re.compile(r"https?://|www\.|@", re.IGNORECASE)
+_ICON_SOURCE = re.compile(r"(?<=:material)/")
+_BACKTICKS = re.compile(r"`+")
+
+
+def _code_span(text: str) -> str:
+    """`text` (no whitespace) as one inline code span: a fence longer than any run of backticks inside it, padded
+    with a space on both sides (which markdown removes) when the text starts or ends with a backtick."""
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _literal_run(run: str) -> str:
+    if not _AUTOLINK.search(run):
+        return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in run)
+    # Inside inline code the ":material/" rewrite would still apply: the "/" after it goes between two spans.
+    return "\\/".join(_code_span(piece) if piece else "" for piece in _ICON_SOURCE.split(run))
 
 
 def md_escape(text: str) -> str:
-    """Backslash-escape Markdown so st.info/st.success show names from files literally ("full_ft" stays so)."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in show_controls(str(text)[:MAX_DRAWN_CHARS]))
+    """Markdown that Streamlit draws as exactly `text` (cut after MAX_DRAWN_CHARS, bidi controls made visible):
+    special characters backslash-escaped ("full_ft" stays so), bare URLs and e-mail addresses as inline code so that
+    nothing becomes a link or an image. For every name, id or text that st.info/st.success/captions/labels show."""
+    shown = show_controls(str(text)[:MAX_DRAWN_CHARS])
+    return "".join(_literal_run(part) for part in re.split(r"(\s+)", shown))
 
 
 # Streamlit ignores shortcut keys while an <input> has focus, and a checkbox or radio keeps focus after a mouse

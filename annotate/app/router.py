@@ -6,6 +6,7 @@ the researcher pages. Each researcher page also calls `require_admin()` itself, 
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import streamlit as st
@@ -17,11 +18,15 @@ from annotate.app import queue as q
 # Absolute paths: the same pages serve `streamlit run streamlit_app.py` in a checkout and the installed
 # package's entry script (annotate/app/main.py) that `nle-annotate serve` runs.
 PAGES = Path(__file__).resolve().parent / "pages"
+# The browser-tab icon travels inside the page as a data: URL. A ":material/…:" icon here made every browser fetch
+# it from fonts.gstatic.com, telling Google each annotator's address; the app requests nothing from another host.
+PAGE_ICON = "data:image/svg+xml;base64," + base64.b64encode(
+    (Path(__file__).resolve().parent / "page_icon.svg").read_bytes()).decode()
 
 
 def route() -> None:
     """Set up the page, pick the pages for who is signed in, and run the chosen one."""
-    st.set_page_config(page_title="NLE rating", page_icon=":material/rate_review:", layout="centered")
+    st.set_page_config(page_title="NLE rating", page_icon=PAGE_ICON, layout="centered")
     join.handle_join_link()
     annotator = session.current_annotator()
     keys_for = None  # the answer radio that keys 1–4 tick, on an annotator's pages

@@ -149,10 +149,45 @@ def _describe(value: Any) -> str:
     )
 
 
+class _NonFinite:
+    """A NaN, Infinity, -Infinity or out-of-range number (1e999) read from a JSON line, held until its field is
+    known. Python's json reads them, but JSON has no such values, and SQLite's JSON functions call the stored text
+    malformed."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _non_finite_field(obj: Any) -> tuple[str, str] | None:
+    """(field path such as 'input.premise' or 'scores[2]', the number as written) of the first _NonFinite in `obj`;
+    walked with a stack, since the line may be nested as deeply as the parser allows."""
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, _NonFinite):
+            return where, value.text
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{k}" if where else k, v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
 def _load_json_object(path: Path, line: int, text: str) -> dict[str, Any]:
-    """The line's JSON object, with duplicate keys, bad JSON and lone surrogates refused."""
+    """The line's JSON object, with duplicate keys, bad JSON, NaN/Infinity and lone surrogates refused."""
+    found: list[_NonFinite] = []
+
+    def non_finite(number: str) -> _NonFinite:
+        found.append(_NonFinite(number))
+        return found[-1]
+
+    def finite_float(number: str) -> float | _NonFinite:
+        value = float(number)
+        return value if math.isfinite(value) else non_finite(number)
+
     try:
-        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=non_finite,
+                         parse_float=finite_float)
     except _DuplicateKey as dup:
         raise InputFileError(path, line, _one_line(dup.key), "key appears twice in the same object") from None
     except (ValueError, RecursionError) as exc:
@@ -160,6 +195,11 @@ def _load_json_object(path: Path, line: int, text: str) -> dict[str, Any]:
         msg = (exc.msg if isinstance(exc, json.JSONDecodeError)
                else "nested too deeply" if isinstance(exc, RecursionError) else "number too long")
         raise InputFileError(path, line, None, f"invalid JSON ({msg})") from None
+    if found:
+        field, number = _non_finite_field(obj) or ("", found[0].text)
+        raise InputFileError(path, line, _one_line(field) or None,
+                             f"{_one_line(number[:40])} is not a finite number, and JSON has no NaN or Infinity: "
+                             "write a finite number, null or a string")
     if not isinstance(obj, dict):
         raise InputFileError(path, line, None, f"expected a JSON object, got {_describe(obj)}")
     for key, value in obj.items():

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.protobuf.json_format import MessageToDict
 from streamlit.testing.v1 import AppTest
 
 from annotate.core.store import Store
-from tests.analysis.analysis_helpers import fill_store, write_ratings_csv
+from tests.analysis.analysis_helpers import RATINGS, fill_store, write_ratings_csv
+from tests.annotate.test_app import walk
+from tests.helpers import nle, unescape, walk_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
@@ -139,3 +145,131 @@ def test_analysis_page_gives_the_reasons_for_n_a_below_the_agreement_table(pilot
     assert "n/a [1]" in table["κ"].tolist()
     captions = [c.value.replace("\\", "") for c in at.caption]  # shown Markdown-escaped
     assert any(c.startswith("[1] undefined: both annotators gave every item the same single answer") for c in captions)
+
+
+# -- names and texts from files and workers, on every researcher page ------------------------------------------------
+
+RTL = "\u202e"
+IMAGE = "![x](http://127.0.0.1:9/t.png)"  # a worker id that made the researcher's browser fetch the URL
+BONUS = "[Click to claim bonus](https://evil.example/x)"  # a worker id that became a live link
+HOSTILE_STUDY = "pilot [s](https://evil.example/s)"
+HOSTILE = {"alice": IMAGE, "bob": BONUS, "full_ft": f"full{RTL}ft", "att_q+layer_norm": "[att](https://evil.example/c)",
+           "ecqa": f"ec{RTL}qa"}
+# What markdown turns into a link or an image: [text](url) and ![alt](url) unescaped, and (GFM autolink literals,
+# found in the decoded text whatever the escapes) bare URLs and e-mail addresses; inline code is never either.
+UNESCAPED_LINK = re.compile(r"(?<!\\)\]\((?!\))|(?<!\\)!\[")
+AUTOLINK = re.compile(r"https?://|www\.|@", re.IGNORECASE)
+CODE_SPAN = re.compile(r"(`+).+?\1(?!`)")
+
+
+def live_markdown(markdown: str) -> bool:
+    outside_code = CODE_SPAN.sub(" ", markdown)
+    return bool(UNESCAPED_LINK.search(outside_code) or AUTOLINK.search(re.sub(r"\\(.)", r"\1", outside_code)))
+
+
+def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{where}.{k}" if where else k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v, where)
+
+
+def shown_strings(at: AppTest) -> Iterator[tuple[str, str, str]]:
+    """(element type, field, string) of every string the page sends the browser, dataframe cells and headers
+    included."""
+    for el in walk(at):
+        proto = getattr(el, "proto", None)
+        if proto is not None and el.type != "arrow_data_frame":
+            for field, value in _strings(MessageToDict(proto)):
+                yield el.type, field, value
+    for frame in at.dataframe:
+        df = frame.value
+        for value in map(str, [*df.columns, *df.index, *df.to_numpy().ravel()]):
+            yield "dataframe", "cell", value
+
+
+# Strings Streamlit draws as markdown: message bodies, captions, and every label and tooltip.
+MARKDOWN_FIELDS = {"body", "label", "help"}
+# What the researcher types into a field and gets back as typed (the study to import into).
+EDITABLE_FIELDS = {"value", "default"}
+
+
+def assert_literal(at: AppTest, where: str) -> None:
+    assert not at.exception, at.exception
+    for kind, field, value in shown_strings(at):
+        if field.rsplit(".", 1)[-1] in EDITABLE_FIELDS and kind in ("text_input", "text_area"):
+            continue
+        assert RTL not in value, f"{where}: U+202E drawn raw in {kind}.{field}: {value!r}"
+        if field.rsplit(".", 1)[-1] in MARKDOWN_FIELDS and kind not in ("text", "code"):
+            assert not live_markdown(value), f"{where}: a link or image in {kind}.{field}: {value!r}"
+
+
+@pytest.fixture
+def hostile(monkeypatch: pytest.MonkeyPatch, store: Store, db_path: Path, write_jsonl, tmp_path: Path) -> Store:
+    """The pilot study (under a name holding a markdown link) rated by workers whose ids are a markdown image and
+    a markdown link and by a third annotator with a U+202E in their name, over configurations, a dataset, sample
+    ids, inputs and explanations holding U+202E and markdown."""
+    monkeypatch.setenv("NLE_DB", str(db_path))
+    monkeypatch.setenv("NLE_ADMIN_PASSWORD", PASSWORD)
+    monkeypatch.delenv("NLE_DEMO", raising=False)
+    ratings = {(HOSTILE.get(d, d), f"{s}{RTL}", HOSTILE[c]): {HOSTILE[w]: v for w, v in by.items()} | {
+        f"car{RTL}ol": by["alice"]} for (d, s, c), by in RATINGS.items()}
+    lines = [nle(d, s, c, explanation=f"expl{RTL} [more](https://evil.example/e) {d}/{s}",
+                 input={"text": f"in{RTL}put ![i](http://127.0.0.1:9/i.png)"}) for d, s, c in ratings]
+    store.import_nles(write_jsonl(lines), HOSTILE_STUDY)
+    store.import_ratings(write_ratings_csv(tmp_path / "r.csv", ratings), HOSTILE_STUDY)
+    return store
+
+
+def test_every_researcher_page_draws_hostile_names_literally(hostile: Store) -> None:
+    at = page("researcher")
+    assert_literal(at, "Researcher")
+    assert BONUS in [r for r in frame_with(at, "annotator")["annotator"]]
+    # Adding an annotator whose name is a link, then a new code for the worker whose id is one: the messages
+    # name them, escaped.
+    at.text_input(key="new_annotator").input(f"{BONUS} new{RTL}")
+    at.button(key="add_annotator").click().run()
+    assert_literal(at, "Researcher, after adding an annotator")
+    assert [unescape(s.value) for s in at.success][:1] == [
+        f"Added {BONUS} new⟦U+202E⟧. Their access code is shown only now; give it to them:"]
+    next(s for s in at.selectbox if s.label == "Issue a new access code for").select(BONUS)
+    next(b for b in at.button if b.label.startswith("Issue new code")).click().run()
+    assert_literal(at, "Researcher, after a new code")
+    assert [unescape(s.value) for s in at.success] == [f"New access code for {BONUS}, shown only now:"]
+
+    for name, key in (("results", "analysis_study"), ("side_by_side", "sbs_study"), ("disagreements", "dis_study")):
+        at = page(name)
+        assert at.selectbox(key=key).value == HOSTILE_STUDY
+        assert_literal(at, name)
+    shown = " ".join(texts(page("side_by_side")))
+    assert "full⟦U+202E⟧ft — predicted" in shown and f"{IMAGE}: " in shown and "car⟦U+202E⟧ol: " in shown
+    at = page("disagreements")
+    assert any("ec⟦U+202E⟧qa / " in o for o in at.selectbox(key="dis_item").options)
+    at.button(key="dis_save").click().run()
+    assert_literal(at, "Disagreements, after saving")
+    assert any(s.value.startswith("Saved the adjudication of ") for s in at.success)
+
+
+def test_the_pairwise_side_by_side_view_draws_hostile_names_literally(monkeypatch: pytest.MonkeyPatch, store: Store,
+                                                                      db_path: Path, write_jsonl) -> None:
+    monkeypatch.setenv("NLE_DB", str(db_path))
+    monkeypatch.setenv("NLE_ADMIN_PASSWORD", PASSWORD)
+    monkeypatch.delenv("NLE_DEMO", raising=False)
+    a, b = HOSTILE["full_ft"], HOSTILE["att_q+layer_norm"]
+    lines = [nle(f"d{RTL}s", f"s{i}{RTL}", cfg, explanation=f"expl{RTL} ![e](http://127.0.0.1:9/e.png) {i}",
+                 input={"text": f"in{RTL}put"}) for i in range(4) for cfg in (a, b)]
+    store.import_pairwise(write_jsonl(lines), a, b, HOSTILE_STUDY)
+    for name in (IMAGE, f"car{RTL}ol"):
+        store.add_annotator(name, HOSTILE_STUDY)
+        aid = next(x["id"] for x in store.annotators(HOSTILE_STUDY) if x["name"] == name)
+        for n, position in enumerate(walk_queue(store, aid)):
+            item = store.annotator_pair(aid, position)
+            store.submit_preference(aid, item["item_id"], ("1", "2", "tie")[n % 3], tags_1=["hallucination"])
+    at = page("side_by_side")
+    assert_literal(at, "Side by side, pairwise")
+    shown = " ".join(texts(at))
+    assert "full⟦U+202E⟧ft wins: " in shown and f"{IMAGE}: " in shown and "car⟦U+202E⟧ol: " in shown

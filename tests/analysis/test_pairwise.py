@@ -140,3 +140,15 @@ def test_no_answers_and_unknown_preferences_are_refused() -> None:
     df.loc[0, "preference"] = "left"
     with pytest.raises(ValueError, match="unknown preference 'left'"):
         group_stats(df, "A", "B", n_boot=10)
+
+
+def test_report_html_shows_bidi_controls_as_visible_tags() -> None:
+    """As in the rating report: a U+202E in a configuration, dataset or annotator name is drawn as ⟦U+202E⟧."""
+    from analysis.pairwise import outputs
+
+    prefs = frame().replace({"x": "x\u202e1", "esnli": "es\u202enli"})
+    files = outputs(analyse_preferences(prefs, "full\u202eft", "att_q", study="p\u202ew", n_boot=20))
+    page = files["report.html"].decode()
+    assert "\u202e" not in page
+    assert "full⟦U+202E⟧ft (A) against att_q (B). Annotators: x⟦U+202E⟧1, y." in page
+    assert "<td>es⟦U+202E⟧nli</td>" in page and "<title>Pairwise — p⟦U+202E⟧w</title>" in page

@@ -210,3 +210,24 @@ def test_cli_help_stays_light() -> None:
     assert done.returncode == 0, done.stderr
     assert "--n-boot" in done.stdout and "(default 1000)" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_report_html_shows_bidi_controls_as_visible_tags_everywhere() -> None:
+    """A U+202E in a name reverses the text after it on screen ("evil\u202etxt.exe"); report.html shows it as
+    ⟦U+202E⟧ in the annotator line, every table header and cell and the figures, as the app does. The data files keep
+    the names exactly."""
+    rtl = "\u202e"
+    names = {"alice": f"ali{rtl}ce", "bob": f"b{rtl}ob", "carol": f"car{rtl}ol"}
+    rows = [{"dataset": f"e{rtl}snli" if d == "esnli" else d, "sample_id": f"{s}{rtl}", "config": c.replace("_", rtl, 1),
+             "annotator": names[who], "rating": r, "tags": t}
+            for (d, s, c), by in RATINGS.items() for who, (r, t) in [*by.items(), ("carol", by["alice"])]]
+    a = analyse_export(pd.DataFrame(rows), study=f"pil{rtl}ot",
+                       compare_configs=(f"full{rtl}ft", f"att{rtl}q+layer_norm"))
+    files = outputs(a)
+    page = files["report.html"].decode()
+    assert rtl not in page, [page[max(0, m.start() - 60): m.end() + 20] for m in re.finditer(rtl, page)][:5]
+    assert "Annotators: ali⟦U+202E⟧ce, b⟦U+202E⟧ob, car⟦U+202E⟧ol." in page
+    headers = set(re.findall(r"<th>([^<]*)</th>", page))
+    assert {"e⟦U+202E⟧snli", "full⟦U+202E⟧ft", "b⟦U+202E⟧ob", "given_by_car⟦U+202E⟧ol"} <= headers, headers
+    assert "<title>Report — pil⟦U+202E⟧ot</title>" in page
+    assert json.loads(files["agreement.json"])["annotators"] == sorted(names.values())  # the data keeps the names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from annotate.app import session
 from annotate.app.render import GUIDELINES_KEY
 from annotate.app.session import RESUME_COOKIE, RESUME_PARAM
 from annotate.core.store import Store
-from tests.helpers import next_item, nle
+from tests.helpers import next_item, nle, unescape
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
@@ -506,7 +507,7 @@ def test_admin_imports_a_file_with_gold_and_adds_an_annotator(admin: AppTest, st
     admin.checkbox(key="import_with_gold").check()
     admin.button(key="import_submit").click().run()
     assert not admin.exception and not admin.error
-    assert admin.success[0].value.startswith("Imported more.jsonl: study 's', added: 2, gold added: 1")
+    assert unescape(admin.success[0].value).startswith("Imported more.jsonl: study 's', added: 2, gold added: 1")
     assert store.counts()["items"] == before + 3
 
     admin.text_input(key="new_annotator").input("carol")
@@ -525,7 +526,23 @@ def test_admin_bad_file_names_the_line_and_changes_nothing(admin: AppTest, store
     path = write_jsonl([nle("esnli", "ok", "full_ft"), {"dataset": "esnli"}], "bad.jsonl")
     admin.get("file_uploader")[0].set_value(("bad.jsonl", path.read_bytes(), "application/jsonl"))
     admin.button(key="import_submit").click().run()
-    assert admin.error[0].value.startswith("Nothing was imported. bad.jsonl, line 2, field ")
+    assert unescape(admin.error[0].value).startswith("Nothing was imported. bad.jsonl, line 2, field ")
+    assert store.counts() == before
+
+
+@pytest.mark.parametrize("number", ["NaN", "-Infinity", "1e999"])
+def test_admin_upload_with_nan_names_the_field_and_changes_nothing(admin: AppTest, store: Store, number: str) -> None:
+    """Python's json reads NaN and Infinity; SQLite then refused the stored metadata ("This app has encountered an
+    error" on the page)."""
+    before = store.counts()
+    data = (json.dumps(nle("esnli", "ok")) + "\n" + json.dumps(nle("esnli", "nan"))[:-1]
+            + f', "scores": [0.5, {number}]}}\n').encode()
+    admin.get("file_uploader")[0].set_value(("nan.jsonl", data, "application/jsonl"))
+    admin.button(key="import_submit").click().run()
+    assert not admin.exception, admin.exception
+    assert [unescape(e.value) for e in admin.error] == [
+        f"Nothing was imported. nan.jsonl, line 2, field 'scores[1]': {number} is not a finite number, and JSON has "
+        "no NaN or Infinity: write a finite number, null or a string"]
     assert store.counts() == before
 
 

@@ -85,6 +85,24 @@ def test_bad_file_exits_2_with_one_line_and_changes_nothing(capsys: pytest.Captu
     assert dump(study_db) == before
 
 
+@pytest.mark.parametrize("pairwise", [[], ["--pairwise", "full_ft", "att_q+layer_norm"]])
+@pytest.mark.parametrize(("value", "shown"), [("NaN", "NaN"), ("Infinity", "Infinity"), ("1e999", "1e999")])
+def test_nan_or_infinity_names_file_line_and_field_and_changes_nothing(
+        capsys: pytest.CaptureFixture[str], study_db: Path, tmp_path: Path, pairwise: list[str], value: str,
+        shown: str) -> None:
+    """Python's json reads these; SQLite then called the stored metadata malformed ("error: malformed JSON")."""
+    lines = [json.dumps(nle("esnli", "n1", cfg)) for cfg in ("full_ft", "att_q+layer_norm")]
+    lines.append(json.dumps({**nle("esnli", "n2"), "loss": 0.5})[:-1] + f', "scores": {{"bleu": {value}}}}}')
+    path = tmp_path / "nan.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    before = dump(study_db)
+    rc, out, err = run(capsys, "import", path, "--db", study_db, "--study", "p" if pairwise else "s", *pairwise)
+    assert (rc, out) == (2, "")
+    assert_one_line_error(err, f"error: {path}, line 3, field 'scores.bleu': {shown} is not a finite number")
+    assert "malformed" not in err
+    assert dump(study_db) == before
+
+
 @pytest.mark.parametrize("args", [
     ["import", "{bad}"],
     ["import", "{bad}", "--pairwise", "full_ft", "bitfit"],

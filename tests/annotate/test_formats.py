@@ -220,7 +220,8 @@ def test_items_and_annotators_are_created_from_rows(store: Store, write_jsonl, t
     assert given == {"alice": {new3}, "dave": {g1, new3} if overlap == "all" else {g1}}
 
 
-@pytest.mark.parametrize("value", ['{"premise": 3}', "[1]", "{}", "not json"])
+# NaN and Infinity (which Python's json reads) are no strings either: refused the same way, never stored.
+@pytest.mark.parametrize("value", ['{"premise": 3}', "[1]", "{}", "not json", '{"premise": NaN}', "Infinity"])
 def test_input_column_must_be_an_object_of_strings(store: Store, tmp_path: Path, value: str) -> None:
     store.create_study("s")
     path = write_csv(tmp_path / "r.csv", [row("n", "carol", input=value)], header=[*EXPORT_COLUMNS, "input"])

@@ -543,6 +543,17 @@ BAD_LINES: list[tuple[str, str | bytes, str]] = [
     ("lone-surrogate", _with(explanation="x").replace('"x"', '"\\ud800"'),
      ", field 'explanation': contains an unpaired surrogate escape"),
     ("huge-line", _with(explanation="x" * 1_000_001), ": line is longer than 1,000,000 characters"),
+    # Python's json reads NaN, Infinity and 1e999 (as inf); JSON has none of them, and SQLite calls the stored
+    # metadata "malformed JSON". Refused with the path of the field, at any depth.
+    ("nan-metadata", _with()[:-1] + ', "score": NaN}', ", field 'score': NaN is not a finite number"),
+    ("infinity-nested", _with()[:-1] + ', "extra": {"runs": [{"loss": 0.5}, {"loss": -Infinity}]}}',
+     ", field 'extra.runs[1].loss': -Infinity is not a finite number"),
+    ("infinity-input", _with(input={"premise": "p"}).replace('"p"', "Infinity"),
+     ", field 'input.premise': Infinity is not a finite number"),
+    ("overflow-number", _with()[:-1] + ', "big": -1e999}', ", field 'big': -1e999 is not a finite number"),
+    ("nan-split_seed", _with(split_seed=0).replace('"split_seed": 0', '"split_seed": NaN'),
+     ", field 'split_seed': NaN is not a finite number"),
+    ("nan-top-level", "NaN", ": NaN is not a finite number"),
     ("unknown-study", _with(study="nosuchstudy"), ", field 'study': unknown rating study 'nosuchstudy'"),
     ("other-study", _with(study="t"), ", field 'study': line belongs to study 't' but the import targets 's'"),
     ("conflicting-duplicate", json.dumps(nle("esnli", "g1", explanation="a different one")),

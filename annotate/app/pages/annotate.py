@@ -41,7 +41,7 @@ form.caption("Shortcoming tags")
 tag_guide = study["guidelines"].get("tags", {})
 tag_cols = form.columns(3)
 for i, tag in enumerate(study["tags"]):
-    tag_cols[i % 3].checkbox(tag, key=q.tag_key(tag), help=tag_guide.get(tag, {}).get("meaning"))
+    tag_cols[i % 3].checkbox(render.md_escape(tag), key=q.tag_key(tag), help=render.tag_help(tag_guide, tag))
 form.text_area("Comment (optional)", key=q.COMMENT_KEY, height=68, max_chars=MAX_COMMENT_CHARS)
 
 for message in queue.errors() or []:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from analysis.tables import adjudication_counts, disagreement_rows
 from annotate.app.admin import rated_study
-from annotate.app.render import format_input, md_escape
+from annotate.app.render import drawn_text, format_input, md_escape
 from annotate.app.session import require_admin
 from annotate.core.scale import RATING_LABELS, RATINGS
 from annotate.core.store import DISAGREEMENT_KINDS
@@ -31,19 +31,20 @@ shown = rows[rows["kind"].isna()] if open_only else rows
 if shown.empty:
     st.success("Every disagreement is adjudicated.")
     st.stop()
-labels = {int(r.item_id): f"{r.dataset} / {r.sample_id} / {r.config}" for r in shown.itertuples(index=False)}
+labels = {int(r.item_id): drawn_text(f"{r.dataset} / {r.sample_id} / {r.config}") for r in shown.itertuples(index=False)}
 item_id = st.selectbox("Item", list(labels), format_func=lambda k: labels[k], key="dis_item")
 row = shown[shown["item_id"] == item_id].iloc[0]
 text = store.items_frame(study).set_index("item_id").loc[item_id]
 
 with st.container(border=True):
-    st.text(f"{row['dataset']} · {row['sample_id']} · {row['config']}")
-    st.text(format_input(text["input"]))
-    st.text(f"Predicted answer: {text['predicted_label']}")
-    st.code(text["explanation"], language=None, wrap_lines=True)
+    st.text(drawn_text(f"{row['dataset']} · {row['sample_id']} · {row['config']}"))
+    st.text(drawn_text(format_input(text["input"])))
+    st.text(drawn_text(f"Predicted answer: {text['predicted_label']}"))
+    st.code(drawn_text(text["explanation"]), language=None, wrap_lines=True)
     for name in p.annotators:
         if row[name]:
-            st.text(f"{name}: {RATING_LABELS[row[name]]} — tags: {row[f'{name} tags'].replace(';', ', ') or 'none'}")
+            st.text(drawn_text(f"{name}: {RATING_LABELS[row[name]]} — tags: "
+                               f"{row[f'{name} tags'].replace(';', ', ') or 'none'}"))
 if isinstance(row["kind"], str):
     st.text(f"Adjudicated: {RATING_LABELS[row['final_rating']]} ({row['kind']})")
 

@@ -48,7 +48,7 @@ for side, col, text in zip(pq.SIDES, form.columns(2), item["explanations"], stri
                      key=pq.rating_key(pos, side), index=None)
         with st.expander(f"Shortcomings of explanation {side}"):
             for i, tag in enumerate(study["tags"]):
-                st.checkbox(tag, key=pq.tag_key(pos, side, i), help=tag_guide.get(tag, {}).get("meaning"))
+                st.checkbox(render.md_escape(tag), key=pq.tag_key(pos, side, i), help=render.tag_help(tag_guide, tag))
 
 form.radio(f"{PAIR_QUESTION} (keys 1, 2, 3)", CHOICES, format_func=CHOICE_LABELS.get, key=pq.choice_key(pos),
            index=None, horizontal=True)

@@ -1,7 +1,9 @@
 """Researcher: import NLE files, add annotators, follow their progress, download exports and a backup."""
 
+import pandas as pd
 import streamlit as st
 
+from analysis.literal import literal_frame
 from annotate.app import admin, render
 from annotate.app.session import require_admin
 from annotate.core.errors import InputFileError
@@ -10,7 +12,7 @@ store = require_admin()
 st.title("Researcher")
 
 studies = [s["name"] for s in store.studies()]
-study = st.selectbox("Study", studies) if len(studies) > 1 else (studies[0] if studies else None)
+study = st.selectbox("Study", studies, format_func=render.drawn_text) if len(studies) > 1 else (studies[0] if studies else None)
 if study and len(studies) == 1:
     st.caption(f"Study: {render.md_escape(study)}")
 
@@ -33,9 +35,9 @@ with st.form("import_nles", clear_on_submit=True):
                 result = admin.import_upload(store, upload.name, upload.getvalue(), target.strip() or None, with_gold,
                                              allow_mixed=allow_mixed)
             except (InputFileError, ValueError) as e:
-                st.error(f"Nothing was imported. {e}")
+                st.error(render.md_escape(f"Nothing was imported. {e}"))
             else:
-                st.success(f"Imported {upload.name}: {result.summary()}")
+                st.success(render.md_escape(f"Imported {upload.name}: {result.summary()}"))
                 for line in result.mixed_sources:
                     st.warning(render.md_escape(line))
 
@@ -50,9 +52,9 @@ with st.form("add_annotator", clear_on_submit=True):
         try:
             code = store.add_annotator(name, study)
         except ValueError as e:
-            st.error(str(e))
+            st.error(render.md_escape(str(e)))
         else:
-            st.success(f"Added {name.strip()}. Their access code is shown only now; give it to them:")
+            st.success(render.md_escape(f"Added {name.strip()}. Their access code is shown only now; give it to them:"))
             st.code(code, language=None)
 
 progress = store.progress(study)
@@ -62,13 +64,13 @@ sets.metric(f"Complete sets ({k_text})", f"{progress['complete_sets']} of {progr
 eta.metric("ETA", admin.eta_text(progress["eta_seconds"]))
 rows = admin.progress_rows(store, study)
 if rows:
-    st.dataframe(rows, hide_index=True, column_config={
+    st.dataframe(literal_frame(pd.DataFrame(rows)), hide_index=True, column_config={
         "share done": st.column_config.ProgressColumn("share done", min_value=0.0, max_value=1.0, format="percent"),
     })
     with st.form("reset_code"):
-        who = st.selectbox("Issue a new access code for", [r["annotator"] for r in rows])
+        who = st.selectbox("Issue a new access code for", [r["annotator"] for r in rows], format_func=render.drawn_text)
         if st.form_submit_button("Issue new code (the old one stops working)"):
-            st.success(f"New access code for {who}, shown only now:")
+            st.success(render.md_escape(f"New access code for {who}, shown only now:"))
             st.code(store.reset_code(who), language=None)
 else:
     st.info("No annotators yet.")

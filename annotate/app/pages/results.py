@@ -4,6 +4,7 @@ agreement, the side-by-side summary and adjudications — with the report files 
 import streamlit as st
 
 from analysis.compare import DEFAULT_COMPARE, compare
+from analysis.literal import literal_frame
 from analysis.report import (
     FLEISS_DEFINITION,
     agreement_table,
@@ -14,7 +15,7 @@ from analysis.report import (
 )
 from analysis.tables import adjudication_counts
 from annotate.app.admin import choose_study
-from annotate.app.render import config_choices, md_escape
+from annotate.app.render import config_choices, drawn_text, md_escape
 from annotate.app.session import require_admin
 from annotate.core.store import DISAGREEMENT_KINDS
 
@@ -33,8 +34,8 @@ configs = a.prepared.model_configs  # gold is the human ceiling, never one side 
 if len(configs) >= 2:
     i, j = config_choices(configs, DEFAULT_COMPARE)
     left, right = st.columns(2)
-    ca = left.selectbox("Compare configuration", configs, index=i, key="analysis_a")
-    cb = right.selectbox("with", configs, index=j, key="analysis_b")
+    ca = left.selectbox("Compare configuration", configs, index=i, format_func=drawn_text, key="analysis_a")
+    cb = right.selectbox("with", configs, index=j, format_func=drawn_text, key="analysis_b")
     if ca != cb:
         a.comparison = compare(a.prepared, ca, cb, n_boot=a.n_boot, seed=seed)
 
@@ -43,12 +44,12 @@ c1.metric("Annotators", len(a.annotators))
 c2.metric("Items with a rating", a.n_items)
 c3.metric("Rated by every annotator", a.n_items_rated_by_all)
 for note in a.notes:
-    st.warning(note)
+    st.warning(md_escape(note))
 
 figs = figures(a)
 st.subheader("Scores")
 st.caption("Mean score ×100 over all ratings (yes 1, weak yes 2/3, weak no 1/3, no 0); Cohen's κ in brackets.")
-st.dataframe(a.score_table(), key="score_table")
+st.dataframe(literal_frame(a.score_table()), key="score_table")
 st.plotly_chart(figs["rating_distribution"], key="fig_distribution")
 
 st.subheader("Shortcomings")
@@ -60,17 +61,17 @@ st.caption("κ on the four answers, weighted (linear, quadratic), binary ({yes, 
            "95 % bootstrap intervals in brackets; n/a [k] when undefined, for reason k below the table.")
 st.caption(md_escape(FLEISS_DEFINITION))
 footnotes: list[str] = []
-st.dataframe(agreement_table(a, footnotes), hide_index=True, key="agreement_table")
+st.dataframe(literal_frame(agreement_table(a, footnotes)), hide_index=True, key="agreement_table")
 for k, reason in enumerate(footnotes, start=1):
     st.caption(md_escape(f"[{k}] {reason}"))
 st.plotly_chart(figs["kappa_per_cell"], key="fig_kappa")
 if len(a.annotators) > 2:
-    st.dataframe(a.pairwise.round(3), key="pairwise")
+    st.dataframe(literal_frame(a.pairwise.round(3)), key="pairwise")
 st.caption("Agreement on each shortcoming tag (κ on presence)")
-st.dataframe(a.tag_agreement, hide_index=True, key="tag_agreement")
+st.dataframe(literal_frame(a.tag_agreement), hide_index=True, key="tag_agreement")
 
 st.subheader("Side by side")
-st.dataframe(comparison_table(a.comparison), hide_index=True, key="comparison_table")
+st.dataframe(literal_frame(comparison_table(a.comparison)), hide_index=True, key="comparison_table")
 if a.comparison.note:
     st.info(md_escape(a.comparison.note))
 if "comparison" in figs:

@@ -8,7 +8,7 @@ from analysis.compare import DEFAULT_COMPARE, compare, side_by_side_rows
 from analysis.data import prepare
 from annotate.app.admin import choose_study
 from annotate.app.pairwise_view import show_pairwise
-from annotate.app.render import answer_line, config_choices, format_input, md_escape
+from annotate.app.render import answer_line, config_choices, drawn_text, format_input, md_escape
 from annotate.app.session import require_admin
 
 PAGE_SIZE = 10
@@ -31,12 +31,12 @@ if len(configs) < 2:
 
 i, j = config_choices(configs, DEFAULT_COMPARE)
 left, right = st.columns(2)
-a = left.selectbox("Configuration A", configs, index=i, key="sbs_a")
-b = right.selectbox("Configuration B", configs, index=j, key="sbs_b")
+a = left.selectbox("Configuration A", configs, index=i, format_func=drawn_text, key="sbs_a")
+b = right.selectbox("Configuration B", configs, index=j, format_func=drawn_text, key="sbs_b")
 if a == b:
     st.warning("Choose two different configurations.")
     st.stop()
-dataset = st.selectbox("Dataset", ["All datasets", *p.datasets], key="sbs_dataset")
+dataset = st.selectbox("Dataset", ["All datasets", *p.datasets], format_func=drawn_text, key="sbs_dataset")
 disagree_only = st.checkbox("Only samples where annotators disagree", key="sbs_disagree")
 
 c = compare(p, a, b)
@@ -63,14 +63,14 @@ st.caption(f"{len(rows)} samples")
 
 for r in rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE].itertuples(index=False):
     with st.container(border=True):
-        st.text(f"{r.dataset} · {r.sample_id}" + ("   (annotators disagree)" if r.disagree else ""))
-        st.text(format_input(r.input))
+        st.text(drawn_text(f"{r.dataset} · {r.sample_id}" + ("   (annotators disagree)" if r.disagree else "")))
+        st.text(drawn_text(format_input(r.input)))
         col_a, col_b = st.columns(2)
         for col, name, label, expl, answers, score in (
                 (col_a, a, r.predicted_label_a, r.explanation_a, r.answers_a, r.score_a),
                 (col_b, b, r.predicted_label_b, r.explanation_b, r.answers_b, r.score_b)):
             with col:
-                st.text(f"{name} — predicted: {label} — score ×100: {100 * score:.1f}")
-                st.code(expl, language=None, wrap_lines=True)
+                st.text(drawn_text(f"{name} — predicted: {label} — score ×100: {100 * score:.1f}"))
+                st.code(drawn_text(expl), language=None, wrap_lines=True)
                 for ans in answers:
-                    st.text(answer_line(ans))
+                    st.text(drawn_text(answer_line(ans)))
