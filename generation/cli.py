@@ -415,8 +415,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _own_warnings_as_lines() -> None:
+    """Warnings raised in this package print as one `nle-gen: warning: ...` line; others keep Python's format."""
+    import warnings
+
+    here, original = str(Path(__file__).resolve().parent), warnings.formatwarning
+    if getattr(original, "nle_gen", False):  # main() called again in one process
+        return
+
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        if str(filename).startswith(here):
+            return f"nle-gen: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    one_line.nle_gen = True
+    warnings.formatwarning = one_line
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _own_warnings_as_lines()
     try:
         return args.func(args)
     except (InputFileError, ValueError) as exc:

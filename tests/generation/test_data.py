@@ -230,6 +230,23 @@ def test_builtin_tagger_warns_once_when_spacy_is_absent(monkeypatch, fixtures_di
         load_split("sbic", fixtures_dir / "sbic", "train", sbic_tagger_mode="builtin")
 
 
+def test_cli_says_once_in_one_line_that_the_builtin_tagger_is_used(fixtures_dir: Path) -> None:
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("spacy") is not None:
+        pytest.skip("spaCy is installed here")
+    done = subprocess.run([sys.executable, "-m", "generation.cli", "splits", "--dataset", "sbic", "--data-dir",
+                           str(fixtures_dir / "sbic"), "--seed", "0", "--n-train", "4", "--n-val", "2"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0
+    assert done.stderr.splitlines() == [
+        "nle-gen: warning: SBIC explanation templates: spaCy is not installed (pip install spacy, then python -m "
+        "spacy download en_core_web_sm), so a built-in approximation of its tagger is used (docs/reproducing.md "
+        "says how close it is); --sbic-tagger spacy requires spaCy"]
+
+
 def test_spacy_tagger_is_used_when_asked(monkeypatch, fixtures_dir: Path) -> None:
     """--sbic-tagger spacy takes spaCy's tags (a stand-in nlp here: spaCy's model is not installable offline)."""
 
