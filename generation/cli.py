@@ -377,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="base model for every dataset (overrides --protocol's per-dataset choice)")
     s.add_argument("--protocol", choices=["sparsefit", "none"], default="sparsefit",
                    help="sparsefit: t5-large for esnli, allenai/unifiedqa-t5-large for ecqa, sbic, comve "
-                        "(FEB scripts/exp.py); none: --model is required")
+                        "(FEB scripts/exp.py), in fp32 as the paper (train's default --precision); none: --model "
+                        "is required")
     s.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS), help="datasets")
     s.add_argument("--seeds", nargs="+", default=["feb"],
                    help="integers, 'feb' (FEB's 60 seeds, feb_benchmark.py: 7004 3639 ...) or 'feb:N' (the first N)")
