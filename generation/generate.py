@@ -221,6 +221,7 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
                                  max_length=max_length)
     scored = score_examples(examples, outputs)
     metrics = metrics_of(scored)
+    metrics["generation"] = {"precision": used, "tf32": tf32, "max_length": max_length, "max_new_tokens": max_new_tokens}
     if scorer is not None:
         # FEB metrics.py: best BERTScore over the gold explanations, 0 for a wrong prediction, mean over all
         # items (an empty explanation scores 0 by bert_score's rule); nbertscore on FEB's 0-100 scale.
@@ -248,9 +249,7 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     metrics.update({"config": info["config"], "model": model_name, "dataset": dataset, "split": split,
                     "split_seed": seed, "selected": len(chosen), "first": first, "nles": str(out.resolve()),
                     "labels": list(LABELS.get(dataset) or ()), "correct_per_label": correct_per_label,
-                    "selected_per_label": selected_per_label,
-                    "generation": {"precision": used, "tf32": tf32, "max_length": max_length,
-                                   "max_new_tokens": max_new_tokens}})
+                    "selected_per_label": selected_per_label})
     (run_dir / metrics_file(split)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     with (run_dir / generations_file(split)).open("w", encoding="utf-8") as f:
         for s in scored:
