@@ -164,4 +164,3 @@ def test_bertscore_with_a_local_encoder(memorized_run: Path, tiny_t5: Path, tmp_
     metrics = evaluate_run(memorized_run, tmp_path / "n.jsonl", first=2, scorer=scorer, progress=False)
     assert 0 < metrics["nbertscore"] <= 100 * metrics["accuracy"] + 1e-4
     assert metrics["bertscore_normalized"] == pytest.approx(metrics["nbertscore"] / 100)
-
