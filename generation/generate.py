@@ -15,7 +15,7 @@ from generation.bertscore import FEB_LAYER, BertScorer, nbertscore
 from generation.data import LABELS, Example, load_split
 from generation.layout import generations_file, metrics_file
 from generation.prompts import Parsed, is_correct, parse, prompt
-from generation.train import SPLIT_FILE, load_run, read_run
+from generation.train import SPLIT_FILE, load_run, read_run, resolve_precision, set_tf32
 
 
 @torch.no_grad()
@@ -75,8 +75,6 @@ def generation_length(decoder_only: bool, llama_format: str | None) -> tuple[int
 def generation_precision(requested: str, info: dict) -> str:
     """The numerics `generate` uses: "run" = as the run trained (run.json `precision`, or its bf16/TF32 flags)
     where this machine can (bf16 needs a bf16 GPU, TF32 CUDA), else the named one (`resolve_precision`)."""
-    from generation.train import resolve_precision
-
     if requested != "run":
         return resolve_precision(requested, "--precision")
     trained = info.get("precision") or ("bf16" if info.get("bf16_used") else "tf32" if info.get("tf32_used")
@@ -205,8 +203,6 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     model, tokenizer, info = load_run(run_dir, base_model)
     if torch.cuda.is_available():
         model.to("cuda")
-    from generation.train import set_tf32
-
     tf32 = set_tf32(used in ("tf32", "bf16"))
     tc = info["train_config"]
     if max_length is None and max_new_tokens is None:
