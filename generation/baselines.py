@@ -26,13 +26,16 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
                    help="divide the prior by a content-free input's (default), the training mean, or nothing")
     g.add_argument("--dect-train-prototypes", action="store_true",
                    help="also learn the prototypes (thunlp/DecT keeps them fixed)")
+    g.add_argument("--dect-prior", choices=["logits", "probs"], default="logits",
+                   help="the prior: raw label-word logits as thunlp/DecT (default), or softmax probabilities "
+                   "over the labels")
 
 
 def baseline_kwargs(args: argparse.Namespace) -> dict:
     """TrainConfig fields from the parsed --reft-* / --dect-* options."""
     return {k: getattr(args, k) for k in (
         "reft_rank", "reft_layers", "reft_positions", "reft_share_weights", "dect_lambda", "dect_proto_dim",
-        "dect_epochs", "dect_lr", "dect_calibration", "dect_train_prototypes") if hasattr(args, k)}
+        "dect_epochs", "dect_lr", "dect_calibration", "dect_train_prototypes", "dect_prior") if hasattr(args, k)}
 
 
 def validate(cfg) -> None:

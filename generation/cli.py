@@ -134,11 +134,11 @@ def train_config_from_args(args: argparse.Namespace):
     return TrainConfig(
         model=model, dataset=args.dataset, data_dir=str(Path(args.data_dir).resolve()), seed=args.seed,
         config=args.config, out=str(Path(args.out).resolve()), epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, n_train=args.n_train, n_val=args.n_val,
+        gradient_accumulation_steps=args.gradient_accumulation_steps, learning_rate=args.lr, n_train=args.n_train, n_val=args.n_val,
         train_ids=read_id_list(args.train_ids) if args.train_ids else None,
         val_ids=read_id_list(args.val_ids) if args.val_ids else None,
         split_files=args.split_files, llama_format=args.llama_format,
-        max_steps=args.max_steps, bf16=args.bf16, lora_r=args.lora_r,
+        max_steps=args.max_steps, precision=args.precision, sbic_tagger=args.sbic_tagger, lora_r=args.lora_r,
         resize_embeddings=args.resize_embeddings == "tokenizer",
         gradient_checkpointing=args.gradient_checkpointing, model_name=args.model_name, **baseline_kwargs(args),
     )
@@ -175,7 +175,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     scorer = bertscore_scorer(args.bertscore_model, layer=args.bertscore_layer) if args.bertscore_model else None
     m = evaluate_run(args.run, args.out, split=args.split, first=args.first, batch_size=args.batch_size,
                      data_dir=args.data_dir, base_model=args.base_model, scorer=scorer, progress=not args.quiet,
-                     broken_explanation=args.broken_explanation)
+                     broken_explanation=args.broken_explanation, precision=args.precision,
+                     max_length=args.max_length, max_new_tokens=args.max_new_tokens)
     if m.get("nle", "") is None:  # label-only baseline (DecT)
         print(f"{m['config']}: {args.split} accuracy {m['accuracy']:.3f} on {m['n']} (zero-shot prior "
               f"{m['prior_accuracy']:.3f}); metrics in {Path(args.run) / metrics_file(args.split)}")
@@ -197,7 +198,8 @@ def cmd_splits(args: argparse.Namespace) -> int:
     from generation.prompts import target_explanation
     from generation.splits import feb_split, split_json, write_split_files
 
-    split = feb_split(args.dataset, args.data_dir, args.seed, args.n_train, args.n_val, args.esnli_shuffle)
+    split = feb_split(args.dataset, args.data_dir, args.seed, args.n_train, args.n_val, args.esnli_shuffle,
+                      sbic_tagger_mode=args.sbic_tagger)
     if args.out:
         for path in write_split_files(split, args.out):
             print(f"wrote {path}")
@@ -295,7 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "adalora_r32, ia3, loreft, dect")
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--epochs", type=float, default=25, help="training epochs (the paper's)")
-    s.add_argument("--batch-size", type=_positive, default=4, help="training batch size")
+    s.add_argument("--batch-size", type=_positive, default=None,
+                   help="training batch size per device; default 4 (the paper's), --llama-format authors: 1")
+    s.add_argument("--gradient-accumulation-steps", type=_positive, default=None,
+                   help="batches per optimizer step; default 1, --llama-format authors: 8")
     s.add_argument("--lr", type=float, default=None,
                    help="AdamW learning rate (constant); default: 3e-5 (the paper's), loreft 9e-4 (the ReFT "
                         "paper's commonsense recipe; --lr 3e-5 gives it the shared budget)")
@@ -307,9 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "<task>_validation_<seed>.json (e.g. FEB's feb_data/ or `nle-gen splits --out`)")
     s.add_argument("--llama-format", choices=["project", "authors"], default="project",
                    help="decoder-only models: this project's prompt/target encoding or the SparseFit authors' "
-                   "(SanniM3/predicitons_with_explanations; see docs/reproducing.md)")
-    s.add_argument("--max-steps", type=int, default=-1, help="> 0: stop after this many steps (overrides epochs)")
-    s.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto", help="bf16 mixed precision")
+                   "(SanniM3/predicitons_with_explanations: their encoding, batch 1 x 8 accumulation, 300 steps; "
+                   "see docs/reproducing.md)")
+    s.add_argument("--max-steps", type=int, default=None,
+                   help="> 0: stop after this many optimizer steps (overrides --epochs); -1: train --epochs; "
+                   "default -1, --llama-format authors: 300")
+    s.add_argument("--precision", choices=["fp32", "tf32", "bf16", "auto"], default="fp32",
+                   help="fp32: the paper's (no autocast, no TF32); tf32: TF32 matmuls; bf16: bf16 autocast + TF32 "
+                   "(needs a bf16 GPU); auto: bf16 where the GPU supports it")
+    s.add_argument("--sbic-tagger", choices=["auto", "spacy", "builtin"], default="auto",
+                   help="SBIC templates' first-word tagger: spaCy en_core_web_sm as FEB when installed, else a "
+                   "built-in approximation with a warning (auto); spacy: require it; builtin: never spaCy")
     s.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations: less GPU memory")
     s.add_argument("--lora-r", type=_positive, default=128, help="rank of the lora baseline (Table 8 sweeps it)")
     s.add_argument("--resize-embeddings", choices=["tokenizer", "none"], default="tokenizer",
@@ -334,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nBERTs of an output without ' because ': its empty explanation (the paper: 0) or FEB's 'UNK'")
     s.add_argument("--bertscore-layer", type=int, default=17, help="hidden layer whose embeddings BERTScore matches "
                    "(FEB / bert_score for roberta-large: 17)")
+    s.add_argument("--precision", choices=["run", "fp32", "tf32", "bf16"], default="run",
+                   help="numerics of generation: the run's (as trained, where this machine can), or fp32, tf32, bf16")
+    length = s.add_mutually_exclusive_group()
+    length.add_argument("--max-length", type=_positive, default=None,
+                        help="generate()'s max_length as FEB and the authors pass it: T5 output tokens + the start "
+                        "token, decoder-only prompt + output; default: T5 100 (FEB), --llama-format authors 300")
+    length.add_argument("--max-new-tokens", type=_positive, default=None,
+                        help="at most this many generated tokens; default for --llama-format project runs: 100")
     s.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch (default: torch's choice)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or library warnings")
     s.set_defaults(func=cmd_generate)
@@ -348,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--esnli-shuffle", choices=["v2", "v1"], default="v2",
                    help="e-SNLI: the seedless datasets.shuffle() of datasets >= 2 (v2) or of datasets 1.x (v1); "
                    "FEB pinned no version (see docs/reproducing.md)")
+    s.add_argument("--sbic-tagger", choices=["auto", "spacy", "builtin"], default="auto",
+                   help="SBIC templates' first-word tagger (as train --sbic-tagger)")
     out = s.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print {dataset, seed, train, validation} as JSON")
     out.add_argument("--out", help="write <task>_train_<seed>.json / <task>_validation_<seed>.json (FEB's layout) here")
@@ -358,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="base model for every dataset (overrides --protocol's per-dataset choice)")
     s.add_argument("--protocol", choices=["sparsefit", "none"], default="sparsefit",
                    help="sparsefit: t5-large for esnli, allenai/unifiedqa-t5-large for ecqa, sbic, comve "
-                        "(FEB scripts/exp.py); none: --model is required")
+                        "(FEB scripts/exp.py), in fp32 as the paper (train's default --precision); none: --model "
+                        "is required")
     s.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS), help="datasets")
     s.add_argument("--seeds", nargs="+", default=["feb"],
                    help="integers, 'feb' (FEB's 60 seeds, feb_benchmark.py: 7004 3639 ...) or 'feb:N' (the first N)")
@@ -405,8 +429,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _own_warnings_as_lines() -> None:
+    """Warnings raised in this package print as one `nle-gen: warning: ...` line; others keep Python's format."""
+    import warnings
+
+    here, original = str(Path(__file__).resolve().parent), warnings.formatwarning
+    if getattr(original, "nle_gen", False):  # main() called again in one process
+        return
+
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        if str(filename).startswith(here):
+            return f"nle-gen: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    one_line.nle_gen = True
+    warnings.formatwarning = one_line
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _own_warnings_as_lines()
     try:
         return args.func(args)
     except (InputFileError, ValueError) as exc:

@@ -7,9 +7,16 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from generation.components import FULL_FT, OTHER_BASELINES, PEFT_BASELINES, parse_configuration
-from generation.data import DATASETS
+from generation.data import DATASETS, SBIC_TAGGERS
 
 SHARED_LR = 3e-5  # the paper's (SparseFit): AdamW, constant, for every configuration
+# fp32: the paper's numerics (FEB's deepspeed_config.json has no fp16/bf16 section; no TF32 either);
+# tf32: fp32 weights with TF32 matmuls; bf16: bf16 autocast + TF32; auto: bf16 where the GPU supports it.
+PRECISIONS = ("fp32", "tf32", "bf16", "auto")
+# The SparseFit authors' Llama-2 runs (SanniM3/predicitons_with_explanations scripts/exp.py): per-device batch 1,
+# gradient accumulation 8, max_steps 300.
+AUTHORS_LLAMA = {"batch_size": 1, "gradient_accumulation_steps": 8, "max_steps": 300}
+PROJECT = {"batch_size": 4, "gradient_accumulation_steps": 1, "max_steps": -1}
 # LoReFT follows its own paper: lr 9e-4 is the ReFT recipe for commonsense reasoning (stanfordnlp/pyreft
 # examples/loreft/README.md), the closest of its tasks to e-SNLI / ECQA / SBIC / ComVE; at 3e-5 its few
 # parameters barely move in 25 epochs of 12 steps. `--lr 3e-5` gives it the shared budget (docs/baselines.md).
@@ -23,8 +30,9 @@ def default_learning_rate(config: str) -> float:
 
 @dataclass
 class TrainConfig:
-    """Everything `nle-gen train` needs; defaults are the paper's (AdamW, lr 3e-5 constant, batch 4, 25 epochs;
-    LoReFT: lr 9e-4 as the ReFT paper). learning_rate None = the configuration's default, resolved here."""
+    """Everything `nle-gen train` needs; defaults are the paper's (AdamW, lr 3e-5 constant, batch 4, 25 epochs,
+    fp32; LoReFT: lr 9e-4 as the ReFT paper). None = resolved here: learning_rate by configuration; batch_size,
+    gradient_accumulation_steps and max_steps by llama_format (authors: 1, 8, 300)."""
 
     model: str
     dataset: str
@@ -33,7 +41,8 @@ class TrainConfig:
     config: str
     out: str
     epochs: float = 25
-    batch_size: int = 4
+    batch_size: int | None = None  # 4; --llama-format authors: 1
+    gradient_accumulation_steps: int | None = None  # 1; --llama-format authors: 8
     learning_rate: float | None = None
     n_train: int = 48
     n_val: int = 350
@@ -43,8 +52,9 @@ class TrainConfig:
     llama_format: str = "project"  # decoder-only models: "project" or "authors" (SanniM3/predicitons_with_explanations)
     max_input_tokens: int = 512
     max_target_tokens: int = 128
-    max_steps: int = -1  # > 0 overrides epochs (smoke tests)
-    bf16: str = "auto"  # auto = on a CUDA GPU that supports it
+    max_steps: int | None = None  # > 0 overrides epochs; -1: epochs; --llama-format authors: 300
+    precision: str = "fp32"  # one of PRECISIONS
+    sbic_tagger: str = "auto"  # SBIC templates' first-word tagger: auto (spaCy if installed), spacy, builtin
     logging_steps: int = 5
     lora_r: int = 128  # rank of the `lora` baseline (the paper's Table 8 sweeps it)
     resize_embeddings: bool = True  # T5: resize to len(tokenizer) = 32,100 rows, as FEB does
@@ -61,8 +71,14 @@ class TrainConfig:
     dect_lr: float = 0.01
     dect_calibration: str = "empty"
     dect_train_prototypes: bool = False
+    dect_prior: str = "logits"
 
     def __post_init__(self) -> None:
+        if self.llama_format not in ("project", "authors"):
+            raise ValueError("llama_format must be 'project' or 'authors'")
+        for name, value in (AUTHORS_LLAMA if self.llama_format == "authors" else PROJECT).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if not self.model:
             raise ValueError("model must be a hub name or a local path")
         if self.model_name is not None and (not self.model_name.strip() or not self.model_name.isprintable()):
@@ -83,6 +99,8 @@ class TrainConfig:
             raise ValueError("epochs must be > 0 (or max_steps > 0)")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError("gradient_accumulation_steps must be >= 1")
         if self.learning_rate is None:
             self.learning_rate = default_learning_rate(self.config)
         if not self.learning_rate > 0:
@@ -93,12 +111,12 @@ class TrainConfig:
             raise ValueError("max_input_tokens must be >= 8 and max_target_tokens >= 4")
         if self.split_files and (self.train_ids or self.val_ids):
             raise ValueError("split_files and train_ids/val_ids are alternatives; give one")
-        if self.llama_format not in ("project", "authors"):
-            raise ValueError("llama_format must be 'project' or 'authors'")
         if self.lora_r < 1:
             raise ValueError("lora_r must be >= 1")
-        if self.bf16 not in ("auto", "yes", "no"):
-            raise ValueError("bf16 must be auto, yes or no")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.sbic_tagger not in SBIC_TAGGERS:
+            raise ValueError(f"sbic_tagger must be one of {', '.join(SBIC_TAGGERS)}")
 
     @property
     def kind(self) -> str:
@@ -113,6 +131,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
+        if "precision" not in data and "bf16" in data:  # run.json written before `precision` replaced `bf16`
+            data = {**data, "precision": {"yes": "bf16", "no": "fp32"}.get(data["bf16"], "auto")}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod

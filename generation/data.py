@@ -7,8 +7,11 @@ the line and what was expected.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,30 +240,64 @@ def _label_of(values: list[float]) -> float:
     return 1.0 if frac >= 0.5 else 0.0
 
 
-def _spacy_first_token():
-    """spaCy's en_core_web_sm tagger, which FEB's preprocess_data.py uses, when it is installed."""
+SBIC_TAGGERS = ("auto", "spacy", "builtin")
+SPACY_MODEL = "en_core_web_sm"  # FEB preprocess_data.py: spacy.load("en_core_web_sm")
+_warned_builtin = False
+
+
+@functools.lru_cache(maxsize=1)
+def _spacy_nlp():
+    """spaCy's en_core_web_sm, or the reason it cannot be loaded (loaded once per process)."""
     try:
         import spacy
+    except ImportError:
+        return "spaCy is not installed (pip install spacy, then python -m spacy download en_core_web_sm)"
+    try:
+        return spacy.load(SPACY_MODEL)
+    except OSError:
+        return f"spaCy is installed but its model {SPACY_MODEL} is not (python -m spacy download {SPACY_MODEL})"
 
-        nlp = spacy.load("en_core_web_sm")
-    except Exception:  # not installed: the built-in approximation below is used
-        return None
+
+def sbic_tagger(mode: str = "auto") -> tuple[str, Callable[[str], tuple[str, str, str]]]:
+    """(name, tagger) of the first word of an SBIC stereotype: "spacy" = en_core_web_sm as FEB, required;
+    "builtin" = `approximate_first_token`; "auto" = spaCy when it loads, else the built-in one with a warning
+    (once per process)."""
+    global _warned_builtin
+    if mode not in SBIC_TAGGERS:
+        raise ValueError(f"unknown SBIC tagger {mode!r}; known: {', '.join(SBIC_TAGGERS)}")
+    if mode == "builtin":
+        return "builtin", approximate_first_token
+    nlp = _spacy_nlp()
+    if isinstance(nlp, str):
+        if mode == "spacy":
+            raise ValueError(f"--sbic-tagger spacy: {nlp}; or --sbic-tagger builtin for the built-in approximation")
+        if not _warned_builtin:
+            _warned_builtin = True
+            warnings.warn(f"SBIC explanation templates: {nlp}, so a built-in approximation of its tagger is used "
+                          "(docs/reproducing.md says how close it is); --sbic-tagger spacy requires spaCy",
+                          stacklevel=2)
+        return "builtin", approximate_first_token
 
     def first(text: str) -> tuple[str, str, str]:
         tok = nlp(text)[0]
         return tok.text, tok.pos_, tok.tag_
 
-    return first
+    return "spacy", first
 
 
 _AUX = {"is": "VBZ", "has": "VBZ", "does": "VBZ", "was": "VBD", "were": "VBD", "had": "VBD", "did": "VBD",
         "are": "VBP", "have": "VBP", "do": "VBP", "am": "VBP", "be": "VB", "being": "VBG", "been": "VBN"}
 _MODALS = {"can", "could", "will", "would", "should", "shall", "may", "might", "must", "cannot", "ca", "wo"}
+# FEB's comment on its VBD/VBZ rule lists the first words it is for: "said, calls, makes, uses, implies,
+# marginalized, advocates, encourages, trivializes, refers" ("marginalized" is caught by -ed).
+_VERBS = {"said": "VBD", "says": "VBZ", "calls": "VBZ", "makes": "VBZ", "uses": "VBZ", "implies": "VBZ",
+          "advocates": "VBZ", "encourages": "VBZ", "trivializes": "VBZ", "refers": "VBZ"}
 
 
 def approximate_first_token(text: str) -> tuple[str, str, str]:
     """(token, coarse POS, Penn tag) of the first word, approximating spaCy for FEB's SBIC rules: auxiliaries
-    and modals by list, -ing as VBG, -ed as VBD, anything else a noun."""
+    and modals by list; FEB's listed verbs and -izes words as VBZ (-ed: VBD); -ing as VBG; anything else a
+    noun (a first word in -s is far more often a group such as "jews" or "muslims" than a verb)."""
     words = text.split()
     word = words[0] if words else ""
     if word.lower().endswith("n't") and len(word) > 3:
@@ -270,9 +307,13 @@ def approximate_first_token(text: str) -> tuple[str, str, str]:
         return word, "AUX", _AUX[low]
     if low in _MODALS:
         return word, "AUX", "MD"
+    if low in _VERBS:
+        return word, "VERB", _VERBS[low]
+    if low.endswith("izes") and len(low) > 6:
+        return word, "VERB", "VBZ"
     if low.endswith("ing") and len(low) > 4:
         return word, "VERB", "VBG"
-    if low.endswith("ed") and len(low) > 3:
+    if low.endswith("ed") and len(low) > 3 and not low.endswith("eed"):  # not "need", "feed"
         return word, "VERB", "VBD"
     return word, "NOUN", "NN"
 
@@ -325,11 +366,12 @@ def _sbic_from_modified(path: Path) -> list[Example]:
     return examples
 
 
-def load_sbic(data_dir: Path, split: str) -> list[Example]:
+def load_sbic(data_dir: Path, split: str, sbic_tagger_mode: str = "auto") -> list[Example]:
     """SBIC as FEB builds it (preprocess_data.py): FEB's SBIC.v2.<split>.modified.csv when present, else the
     raw SBIC.v2.<split>.csv aggregated by post (offensive / targets a group when >= half the annotators say
     so; training: one row per annotated stereotype, evaluation: one row per post) and turned into FEB's
-    explanation templates; offensive posts aimed at an individual get "this post is a personal attack"."""
+    explanation templates; offensive posts aimed at an individual get "this post is a personal attack".
+    `sbic_tagger_mode` picks the first-word tagger of the templates (`sbic_tagger`)."""
     code = _SBIC_FILES[split]
     modified = data_dir / f"SBIC.v2.{code}.modified.csv"
     if modified.is_file():
@@ -341,7 +383,7 @@ def load_sbic(data_dir: Path, split: str) -> list[Example]:
         if not row["post"].strip():
             raise InputFileError(path, line, "post", "must be a non-empty string")
         by_post.setdefault(row["post"], []).append((line, row))
-    first_token = _spacy_first_token() or approximate_first_token
+    _, first_token = sbic_tagger(sbic_tagger_mode)
     examples = []
     for post, group in by_post.items():  # posts in order of first appearance, as FEB's loop visits them
         offensive = _label_of([_num(path, ln, r, "offensiveYN") for ln, r in group]) == 1.0
@@ -365,6 +407,14 @@ def load_sbic(data_dir: Path, split: str) -> list[Example]:
                 expl = [e for m, s in unit for e in sbic_explanations(m, s, first_token)]
             examples.append(Example(pid, "sbic", {"post": post}, label, expl))
     return examples
+
+
+def sbic_templates_by(data_dir: str | Path, mode: str = "auto") -> str:
+    """What builds the SBIC explanations read from `data_dir`: FEB's own modified files ("feb_modified_csv"),
+    or the first-word tagger ("spacy" / "builtin")."""
+    if (Path(data_dir) / "SBIC.v2.trn.modified.csv").is_file():
+        return "feb_modified_csv"
+    return sbic_tagger(mode)[0]
 
 
 # --- ComVE ----------------------------------------------------------------------------------------
@@ -418,8 +468,9 @@ def load_comve(data_dir: Path, split: str) -> list[Example]:
 _LOADERS = {"esnli": load_esnli, "ecqa": load_ecqa, "sbic": load_sbic, "comve": load_comve}
 
 
-def load_split(dataset: str, data_dir: str | Path, split: str) -> list[Example]:
-    """All examples of one split of one dataset, from its raw files in `data_dir`."""
+def load_split(dataset: str, data_dir: str | Path, split: str, sbic_tagger_mode: str = "auto") -> list[Example]:
+    """All examples of one split of one dataset, from its raw files in `data_dir` (SBIC: templates by
+    `sbic_tagger_mode`, see `sbic_tagger`)."""
     if dataset not in _LOADERS:
         raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     if split not in SPLITS:
@@ -427,6 +478,8 @@ def load_split(dataset: str, data_dir: str | Path, split: str) -> list[Example]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise InputFileError(data_dir, None, None, "data directory not found")
+    if dataset == "sbic":
+        return load_sbic(data_dir, split, sbic_tagger_mode)
     return _LOADERS[dataset](data_dir, split)
 
 
@@ -451,14 +504,18 @@ def _by_ids(examples: list[Example], ids: list[str], what: str) -> list[Example]
 
 
 def few_shot_split(dataset: str, data_dir: str | Path, seed: int, n_train: int = 48, n_val: int = 350,
-                   train_ids: list[str] | None = None, val_ids: list[str] | None = None) -> FewShotSplit:
+                   train_ids: list[str] | None = None, val_ids: list[str] | None = None,
+                   sbic_tagger_mode: str = "auto") -> FewShotSplit:
     """FEB's split for a seed (generation.splits.feb_split), or the given id lists (to reuse published splits)."""
     from generation.splits import feb_split
 
-    train = _by_ids(load_split(dataset, data_dir, "train"), train_ids, "train ids") if train_ids else None
-    val = _by_ids(load_split(dataset, data_dir, "validation"), val_ids, "validation ids") if val_ids else None
+    def load(split: str) -> list[Example]:
+        return load_split(dataset, data_dir, split, sbic_tagger_mode)
+
+    train = _by_ids(load("train"), train_ids, "train ids") if train_ids else None
+    val = _by_ids(load("validation"), val_ids, "validation ids") if val_ids else None
     if train is None or val is None:
-        split = feb_split(dataset, data_dir, seed, n_train, n_val)
+        split = feb_split(dataset, data_dir, seed, n_train, n_val, sbic_tagger_mode=sbic_tagger_mode)
         train, val = train if train is not None else split.train, val if val is not None else split.validation
     return FewShotSplit(seed, train, val)
 

@@ -6,13 +6,15 @@ posterior knowledge from the few-shot split. Follows thunlp/DecT (re-implemented
 - src/dect_verbalizer.py: `head` = Linear(hidden, proto_dim, bias=False); prototypes xavier-uniform and *fixed*
   (requires_grad=False; only the projection and the radii are optimised); radii initialised to each class's mean
   distance to its centre; score = −(‖normalize(head(h)) − p_k‖ − λ·prior_k − r_k); loss = cross-entropy over
-  these scores; full-batch Adam steps, one per epoch; calibration divides the label-word scores by the
-  content-free scores over their mean.
+  these scores; full-batch Adam steps, one per epoch; the prior is the label words' raw logits (`project`; no
+  softmax: `normalize` is commented out in `process_logits`), calibrated by dividing them by the content-free
+  input's logits over their mean (`train_proto`: `_calibrate_logits = logits / torch.mean(logits)`; `calibrate`).
 - src/run_dect.py: the calibration input is the template with empty text; defaults proto_dim 128, λ
   (model_logits_weight) 1, lr 0.01, 30 epochs.
-Adaptations (docs/baselines.md): a label's score is the mean log-probability of all its tokens (DecT's label
-words are single tokens; ours such as "not offensive" and ECQA's answers are not), normalised over the labels;
-ECQA's classes are the five answer slots, its label words each question's own choices.
+Adaptations (docs/baselines.md): a label's logit is the mean raw logit of all its tokens, teacher forced (DecT's
+label words are single tokens; ours such as "not offensive" and ECQA's answers are not); ECQA's classes are the
+five answer slots, its label words each question's own choices. prior="probs" is this project's earlier
+variant: a softmax over the labels of each label's mean token log-probability.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from generation.prompts import normalize_label, prompt
 
 Calibration = Literal["empty", "train_mean", "none"]
 CALIBRATIONS = ("empty", "train_mean", "none")
+Prior = Literal["logits", "probs"]
+PRIORS = ("logits", "probs")
 NLE_NOTE = "dect predicts labels only (no explanation), so it writes no NLE lines for the annotation app"
 
 
@@ -49,6 +53,7 @@ class DectSettings:
     lr: float = 0.01  # run_dect.py --lr
     calibration: Calibration = "empty"
     train_prototypes: bool = False  # thunlp/DecT keeps the random prototypes fixed
+    prior: Prior = "logits"  # thunlp/DecT: raw label-word logits; "probs": softmax over the labels
 
     def __post_init__(self) -> None:
         if self.lam < 0:
@@ -61,13 +66,16 @@ class DectSettings:
             raise ValueError("dect lr must be > 0")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"dect calibration must be one of {', '.join(CALIBRATIONS)}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"dect prior must be one of {', '.join(PRIORS)}")
 
 
 def settings_of(cfg) -> DectSettings:
     """The DecT settings held by a TrainConfig (or its dict in run.json)."""
     get = cfg.get if isinstance(cfg, dict) else lambda k, d: getattr(cfg, k, d)
     return DectSettings(get("dect_lambda", 1.0), get("dect_proto_dim", 128), get("dect_epochs", 30),
-                        get("dect_lr", 0.01), get("dect_calibration", "empty"), get("dect_train_prototypes", False))
+                        get("dect_lr", 0.01), get("dect_calibration", "empty"), get("dect_train_prototypes", False),
+                        get("dect_prior", "logits"))
 
 
 # --- labels ---------------------------------------------------------------------------------------
@@ -98,9 +106,11 @@ def content_free(example: Example) -> Example:
 
 @torch.no_grad()
 def query(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: list[Example], batch_size: int = 8,
-          max_input_tokens: int = 512, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+          max_input_tokens: int = 512, progress: bool = False,
+          score: Literal["logprob", "logit"] = "logprob") -> tuple[torch.Tensor, torch.Tensor]:
     """(hidden (N, d), scores (N, C)): T5: the decoder's first-step last hidden state; Llama: the last prompt
-    token's. scores[i, k] = mean log-probability of label k's tokens after the prompt (teacher forced)."""
+    token's. scores[i, k] = mean log-probability (or raw logit) of label k's tokens after the prompt (teacher
+    forced)."""
     decoder_only = not getattr(model.config, "is_encoder_decoder", False)
     device = next(model.parameters()).device
     hiddens, scores = [], []
@@ -120,7 +130,7 @@ def query(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: 
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
         if decoder_only:
             out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
-            logp = out.logits.float().log_softmax(-1)
+            logp = out.logits.float().log_softmax(-1) if score == "logprob" else out.logits.float()
             last = out.hidden_states[-1]
             row_scores, row_hidden = [], []
             for i, (ids, n) in enumerate(zip(label_ids, prompt_lens, strict=True)):
@@ -131,7 +141,7 @@ def query(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: 
             lw = max(len(ids) for ids in label_ids)
             labels = torch.tensor([ids + [-100] * (lw - len(ids)) for ids in label_ids], device=device)
             out = model(input_ids=input_ids, attention_mask=mask, labels=labels, output_hidden_states=True)
-            logp = out.logits.float().log_softmax(-1)
+            logp = out.logits.float().log_softmax(-1) if score == "logprob" else out.logits.float()
             valid = labels != -100
             tok = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * valid
             row_scores = list(tok.sum(-1) / valid.sum(-1))
@@ -152,10 +162,11 @@ def label_probs(scores: torch.Tensor) -> torch.Tensor:
     return scores.softmax(-1)
 
 
-def calibrate(probs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """DecT's calibration: divide by the reference probabilities over their mean (dect_verbalizer.py calibrate)."""
+def calibrate(scores: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """DecT's calibration: divide by the reference scores over their mean (dect_verbalizer.py train_proto,
+    calibrate); the scores are the prior's (raw logits, or probabilities with prior="probs")."""
     ref = reference / reference.mean(-1, keepdim=True)
-    return probs / (ref + 1e-15)
+    return scores / (ref + 1e-15)
 
 
 # --- the prototype network ------------------------------------------------------------------------
@@ -208,21 +219,26 @@ def priors(model, tokenizer, examples: list[Example], settings: DectSettings, re
            batch_size: int, max_input: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(hidden, calibrated prior, reference) for examples. reference: the calibration divisor's source, per example
     for ECQA (its choices differ), else one row; given for evaluation, computed for training."""
-    hidden, scores = query(model, tokenizer, examples, batch_size, max_input, progress)
-    probs = label_probs(scores)
+    kind = "logit" if settings.prior == "logits" else "logprob"
+
+    def prior_of(scores: torch.Tensor) -> torch.Tensor:
+        return scores if settings.prior == "logits" else label_probs(scores)
+
+    hidden, scores = query(model, tokenizer, examples, batch_size, max_input, progress, kind)
+    base = prior_of(scores)
     if settings.calibration == "none":
-        return hidden, probs, None
+        return hidden, base, None
     if settings.calibration == "train_mean":
         if reference is None:
-            reference = probs.mean(0, keepdim=True)
-        return hidden, calibrate(probs, reference), reference
+            reference = base.mean(0, keepdim=True)
+        return hidden, calibrate(base, reference), reference
     if LABELS.get(examples[0].dataset):
         if reference is None:
-            _, cf = query(model, tokenizer, [content_free(examples[0])], 1, max_input)
-            reference = label_probs(cf)
-        return hidden, calibrate(probs, reference), reference
-    _, cf = query(model, tokenizer, [content_free(e) for e in examples], batch_size, max_input, progress)
-    return hidden, calibrate(probs, label_probs(cf)), None
+            _, cf = query(model, tokenizer, [content_free(examples[0])], 1, max_input, score=kind)
+            reference = prior_of(cf)
+        return hidden, calibrate(base, reference), reference
+    _, cf = query(model, tokenizer, [content_free(e) for e in examples], batch_size, max_input, progress, kind)
+    return hidden, calibrate(base, prior_of(cf)), None
 
 
 # --- runs -----------------------------------------------------------------------------------------
@@ -236,16 +252,29 @@ def count_dect(config, settings: DectSettings, n_classes: int) -> int:
 
 def train_dect(cfg, progress: bool = True, verbose: bool = True):
     """Query the frozen model on the few-shot split, fit the prototype network, save the run (seconds)."""
-    from generation.train import RUN_FILE, RunResult, _write_json, counts_record, prepare_run, provenance
+    from generation.train import (
+        RUN_FILE,
+        RunResult,
+        _write_json,
+        counts_record,
+        prepare_run,
+        provenance,
+        resolve_precision,
+        sbic_record,
+        set_tf32,
+    )
 
     settings = settings_of(cfg)
+    precision = resolve_precision(cfg.precision)
+    tf32 = set_tf32(precision in ("tf32", "bf16"))
     run_dir, split, model, tokenizer, started = prepare_run(cfg)
     model.eval()
     if torch.cuda.is_available():
         model.to("cuda")
     fit_start = time.perf_counter()
-    hidden, prior, reference = priors(model, tokenizer, split.train, settings, None, cfg.batch_size,
-                                      cfg.max_input_tokens, progress)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        hidden, prior, reference = priors(model, tokenizer, split.train, settings, None, cfg.batch_size,
+                                          cfg.max_input_tokens, progress)
     gold = torch.tensor([gold_index(e) for e in split.train])
     net, losses = fit(hidden, prior, gold, settings, cfg.seed)
     total = count_parameters(model, "full_ft").total
@@ -266,6 +295,8 @@ def train_dect(cfg, progress: bool = True, verbose: bool = True):
         "notes": ["DecT trains a prototype network on the frozen model's outputs; the model is unchanged"],
         "train_loss": sum(losses) / len(losses), "losses": losses, "steps": len(losses),
         "train_seconds": round(time.perf_counter() - fit_start, 3),
+        "precision": precision, "bf16_used": precision == "bf16", "tf32_used": tf32,
+        **sbic_record(cfg),
         **provenance(run_dir, started),
     })
     return RunResult(run_dir, counts, sum(losses) / len(losses), losses, net.n_trainable(), model, tokenizer)
@@ -284,11 +315,11 @@ def load_head(run_dir: Path, settings: DectSettings) -> tuple[DectHead, torch.Te
 
 @torch.no_grad()
 def evaluate_dect(run_dir: str | Path, split: str = "validation", batch_size: int = 16, data_dir: str | None = None,
-                  base_model: str | None = None, progress: bool = True) -> dict:
+                  base_model: str | None = None, progress: bool = True, precision: str = "fp32") -> dict:
     """Accuracy of a DecT run (and of its calibrated zero-shot prior) on the run's validation split; writes
     metrics.json with "nle": null and generations.jsonl; never an NLE file (DecT writes no explanation)."""
     from generation.generate import run_examples
-    from generation.train import load_base, read_run
+    from generation.train import load_base, read_run, set_tf32
 
     run_dir = Path(run_dir)
     info = read_run(run_dir)
@@ -304,8 +335,10 @@ def evaluate_dect(run_dir: str | Path, split: str = "validation", batch_size: in
     dataset, seed = tc["dataset"], tc["seed"]
     examples = run_examples(run_dir, tc, split, data_dir)
     net, reference = load_head(run_dir, settings)
-    hidden, prior, _ = priors(model, tokenizer, examples, settings, reference, batch_size,
-                              tc.get("max_input_tokens", 512), progress)
+    tf32 = set_tf32(precision in ("tf32", "bf16"))
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        hidden, prior, _ = priors(model, tokenizer, examples, settings, reference, batch_size,
+                                  tc.get("max_input_tokens", 512), progress)
     pred = net(hidden, prior).argmax(-1).tolist()
     prior_pred = prior.argmax(-1).tolist()
     gold = [gold_index(e) for e in examples]
@@ -323,6 +356,7 @@ def evaluate_dect(run_dir: str | Path, split: str = "validation", batch_size: in
         "nle": None, "nle_note": NLE_NOTE,
         "config": info["config"], "model": info["base_model"], "dataset": dataset, "split": split,
         "split_seed": seed, "selected": 0, "nles": None,
+        "generation": {"precision": precision, "tf32": tf32},
     }
     (run_dir / metrics_file(split)).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     with (run_dir / generations_file(split)).open("w", encoding="utf-8") as f:

@@ -488,15 +488,16 @@ def write_slurm_array(jobs: list[Job], script: str | Path, cpus_per_run: float =
 
 def planned_steps(job: Job) -> int:
     """Optimizer steps of a job's training, from its train arguments (as the Trainer counts them)."""
-    from generation.cli import build_parser
+    from generation.sweep import requested_config
 
     train = next((a for a in job.argv if a[1] == "train"), None)
     if train is None:
         return 0
-    args = build_parser().parse_args(list(train[1:]))
-    if args.max_steps > 0:
-        return args.max_steps
-    return math.ceil(math.ceil(args.n_train / args.batch_size) * args.epochs)
+    cfg = requested_config(train)  # batch size, accumulation and max steps resolved as `train` resolves them
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    batches = math.ceil(cfg.n_train / cfg.batch_size)
+    return math.ceil(math.ceil(batches / cfg.gradient_accumulation_steps) * cfg.epochs)
 
 
 def plan_report(jobs: list[Job], gpus_per_run: float = 1.0, split: str = "validation") -> str:

@@ -16,14 +16,19 @@ from generation.bertscore import FEB_LAYER, BertScorer, nbertscore
 from generation.data import LABELS, Example, load_split
 from generation.layout import generations_file, metrics_file
 from generation.prompts import Parsed, is_correct, parse, prompt
-from generation.train import SPLIT_FILE, load_run, read_run
+from generation.train import SPLIT_FILE, load_run, read_run, resolve_precision, set_tf32
 
 
 @torch.no_grad()
 def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
-                   batch_size: int = 16, max_new_tokens: int = 100, max_input_tokens: int = 512,
-                   progress: bool = False) -> list[str]:
-    """Greedy decoding in batches of similar length (longest first); outputs in the order of `prompts`."""
+                   batch_size: int = 16, max_new_tokens: int | None = 100, max_input_tokens: int = 512,
+                   progress: bool = False, max_length: int | None = None) -> list[str]:
+    """Greedy decoding in batches of similar length (longest first); outputs in the order of `prompts`.
+
+    Length: `max_new_tokens` generated tokens, or (when given) `max_length` as `generate(max_length=...)` counts
+    it for one unpadded input, which is how FEB and the SparseFit authors call it (scripts/metrics.py):
+    encoder-decoder: the output with its start token (max_length - 1 new tokens); decoder-only: prompt +
+    output, so each prompt gets max_length minus its own length (at least 1). Newlines become spaces, as there."""
     decoder_only = not getattr(model.config, "is_encoder_decoder", False)
     lengths = [len(ids) for ids in tokenizer(prompts, truncation=True, max_length=max_input_tokens)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
@@ -35,19 +40,50 @@ def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, p
     try:
         for start in tqdm(range(0, len(order), batch_size), disable=not progress, desc="generate"):
             idx = order[start:start + batch_size]
+            if max_length is None:
+                budgets = [max_new_tokens] * len(idx)
+            elif decoder_only:
+                budgets = [max(1, max_length - lengths[i]) for i in idx]
+            else:
+                budgets = [max(1, max_length - 1)] * len(idx)
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
                             max_length=max_input_tokens).to(device)
             # Only ids and mask: some tokenizers add token_type_ids, which generate() rejects (transformers 4.x).
             ids = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                 max_new_tokens=max(budgets), do_sample=False, num_beams=1,
                                  use_cache=True, pad_token_id=tokenizer.pad_token_id)
-            if decoder_only:
-                ids = ids[:, enc["input_ids"].shape[1]:]  # strip the prompt
-            for i, text in zip(idx, tokenizer.batch_decode(ids, skip_special_tokens=True), strict=True):
-                out[i] = text.strip()
+            if decoder_only:  # strip the prompt; greedy rows are independent, so a shorter budget is a cut
+                rows = [row[:budget].tolist() for row, budget in zip(ids[:, enc["input_ids"].shape[1]:], budgets,
+                                                                      strict=True)]
+            else:  # one budget for the batch
+                rows = ids.tolist()
+            for i, text in zip(idx, tokenizer.batch_decode(rows, skip_special_tokens=True), strict=True):
+                out[i] = text.replace("\n", " ").strip()
     finally:
         tokenizer.padding_side = side
     return out
+
+
+def generation_length(decoder_only: bool, llama_format: str | None) -> tuple[int | None, int | None]:
+    """(max_length, max_new_tokens) of `generate` when neither is given: T5 max_length 100 as FEB
+    (allenai/feb scripts/metrics.py); the authors' Llama-2 max_length 300 (SanniM3/predicitons_with_explanations
+    scripts/metrics.py); this project's Llama format 100 new tokens (it ends its targets with EOS)."""
+    if not decoder_only:
+        return 100, None
+    return (300, None) if llama_format == "authors" else (None, 100)
+
+
+def generation_precision(requested: str, info: dict) -> str:
+    """The numerics `generate` uses: "run" = as the run trained (run.json `precision`, or its bf16/TF32 flags)
+    where this machine can (bf16 needs a bf16 GPU, TF32 CUDA), else the named one (`resolve_precision`)."""
+    if requested != "run":
+        return resolve_precision(requested, "--precision")
+    trained = info.get("precision") or ("bf16" if info.get("bf16_used") else "tf32" if info.get("tf32_used")
+                                        else "fp32")
+    cuda = torch.cuda.is_available()
+    if trained == "bf16" and not (cuda and torch.cuda.is_bf16_supported()):
+        trained = "tf32"
+    return trained if trained == "fp32" or cuda else "fp32"
 
 
 @dataclass
@@ -131,7 +167,8 @@ def selection_warnings(metrics: dict) -> list[str]:
 
 def run_examples(run_dir: Path, train_config: dict, split: str, data_dir: str | None = None) -> list[Example]:
     """The examples a run is evaluated on: its own validation items (split.json), or the whole other split."""
-    pool = load_split(train_config["dataset"], data_dir or train_config["data_dir"], split)
+    pool = load_split(train_config["dataset"], data_dir or train_config["data_dir"], split,
+                      train_config.get("sbic_tagger", "auto"))
     if split != "validation":
         return pool
     ids = json.loads((run_dir / SPLIT_FILE).read_text())["validation"]
@@ -145,32 +182,43 @@ def run_examples(run_dir: Path, train_config: dict, split: str, data_dir: str | 
 def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation", first: int = 30,
                  batch_size: int = 16, data_dir: str | None = None, base_model: str | None = None,
                  scorer: Callable[[list[str], list[list[str]]], list[float]] | None = None,
-                 progress: bool = True, broken_explanation: str = "empty") -> dict:
+                 progress: bool = True, broken_explanation: str = "empty", precision: str = "run",
+                 max_length: int | None = None, max_new_tokens: int | None = None) -> dict:
     """Generate for the run's validation (or another) split; write the NLE JSONL of the first correct
-    predictions balanced by class to `out` and metrics.json beside the run; return the metrics."""
+    predictions balanced by class to `out` and metrics.json beside the run; return the metrics.
+    precision: `generation_precision`; max_length / max_new_tokens: `generate_texts` (default:
+    `generation_length`)."""
     if first < 1:
         raise ValueError(f"--first must be >= 1 (got {first})")
     if Path(out).is_dir():
         raise ValueError(f"--out {out}: is a directory; give the NLE file's path")
+    if max_length is not None and max_new_tokens is not None:
+        raise ValueError("--max-length and --max-new-tokens are alternatives; give one")
     run_dir = Path(run_dir)
-    if read_run(run_dir)["kind"] == "dect":  # label-only: accuracy, "nle": null, no NLE file
+    info = read_run(run_dir)
+    used = generation_precision(precision, info)  # an impossible --precision fails before anything loads
+    if info["kind"] == "dect":  # label-only: accuracy, "nle": null, no NLE file
         from generation.dect import evaluate_dect
 
-        return evaluate_dect(run_dir, split, batch_size, data_dir, base_model, progress)
+        return evaluate_dect(run_dir, split, batch_size, data_dir, base_model, progress, used)
     model, tokenizer, info = load_run(run_dir, base_model)
     if torch.cuda.is_available():
         model.to("cuda")
-    # generate as the run trained: bf16 autocast when training used it (and the GPU supports it)
-    bf16 = bool(info.get("bf16_used")) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    tf32 = set_tf32(used in ("tf32", "bf16"))
     tc = info["train_config"]
+    if max_length is None and max_new_tokens is None:
+        max_length, max_new_tokens = generation_length(not getattr(model.config, "is_encoder_decoder", False),
+                                                         tc.get("llama_format"))
     dataset, seed = tc["dataset"], tc["seed"]
     examples = run_examples(run_dir, tc, split, data_dir)
     prompts = [prompt(e) for e in examples]
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-        outputs = generate_texts(model, tokenizer, prompts, batch_size=batch_size,
-                                 max_input_tokens=tc.get("max_input_tokens", 512), progress=progress)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=used == "bf16"):
+        outputs = generate_texts(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                 max_input_tokens=tc.get("max_input_tokens", 512), progress=progress,
+                                 max_length=max_length)
     scored = score_examples(examples, outputs)
     metrics = metrics_of(scored)
+    metrics["generation"] = {"precision": used, "tf32": tf32, "max_length": max_length, "max_new_tokens": max_new_tokens}
     if scorer is not None:
         # FEB metrics.py: best BERTScore over the gold explanations, 0 for a wrong prediction, mean over all
         # items (an empty explanation scores 0 by bert_score's rule); nbertscore on FEB's 0-100 scale.

@@ -22,6 +22,9 @@ UNIFIEDQA_EOS = "</s>"
 # How FEB joins several gold explanations into one target string (feature_conversion_methods /
 # preprocess_data.py): e-SNLI and SBIC with " [SEP] ", ComVE validation with "[SEP]".
 EXPLANATION_JOIN = {"esnli": " [SEP] ", "ecqa": " [SEP] ", "sbic": " [SEP] ", "comve": "[SEP]"}
+# FEB's esnli_formatting lowercases each explanation and then joins them, so its " [SEP] " stays upper case;
+# SBIC and ComVE are joined in preprocess_data.py and the joined string is lowercased (" [sep] ", "[sep]").
+_LOWERCASE_EACH = {"esnli"}
 
 PromptFormat = Literal["feb", "plain"]
 
@@ -57,8 +60,11 @@ def prompt(example: Example, fmt: PromptFormat = "feb") -> str:
 
 
 def target_explanation(example: Example) -> str:
-    """The explanation part of FEB's answer string: the gold explanations joined as FEB joins them, lowercased."""
-    return _ws(EXPLANATION_JOIN[example.dataset].join(example.explanations).lower())
+    """The explanation part of FEB's answer string: the gold explanations lowercased and joined as FEB does."""
+    join = EXPLANATION_JOIN[example.dataset]
+    if example.dataset in _LOWERCASE_EACH:
+        return _ws(join.join(e.lower() for e in example.explanations))
+    return _ws(join.join(example.explanations).lower())
 
 
 def target(example: Example) -> str:

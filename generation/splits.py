@@ -115,10 +115,10 @@ def _datasets_shuffle(rs: np.random.RandomState, rows: list[Example], k: int, ru
 
 
 def feb_split(dataset: str, data_dir: str | Path, seed: int, n_train: int = 48, n_val: int = 350,
-              shuffle_rule: ShuffleRule = "v2") -> FebSplit:
+              shuffle_rule: ShuffleRule = "v2", sbic_tagger_mode: str = "auto") -> FebSplit:
     """The rows FEB's make_splits selects for `seed` from the dataset's files (see the module docstring)."""
-    train_rows = load_split(dataset, data_dir, "train")
-    val_rows = load_split(dataset, data_dir, "validation")
+    train_rows = load_split(dataset, data_dir, "train", sbic_tagger_mode)
+    val_rows = load_split(dataset, data_dir, "validation", sbic_tagger_mode)
     k_train, k_val = per_label_counts(dataset, n_train, n_val)
     if dataset == "ecqa":
         rnd = random.Random(seed)  # transformers.set_seed -> random.seed(seed)
@@ -206,7 +206,8 @@ def _input_key(example: Example) -> str:
     return json.dumps({k: norm(v) for k, v in example.inputs.items()}, sort_keys=True)
 
 
-def read_split_files(directory: str | Path, dataset: str, seed: int, data_dir: str | Path | None = None) -> FebSplit:
+def read_split_files(directory: str | Path, dataset: str, seed: int, data_dir: str | Path | None = None,
+                     sbic_tagger_mode: str = "auto") -> FebSplit:
     """FEB's `<task>_train_<seed>.json` / `<task>_validation_<seed>.json` from `directory` (or its `<task>/`
     folder). Rows without a `sample_id` (FEB's own files) get the dataset's id by matching their input
     against `data_dir`'s examples."""
@@ -236,7 +237,7 @@ def read_split_files(directory: str | Path, dataset: str, seed: int, data_dir: s
                         raise InputFileError(path, number, "sample_id", "missing, and no data directory to match the input against")
                     index = {}
                     for s in ("train", "validation"):
-                        for e in load_split(dataset, data_dir, s):
+                        for e in load_split(dataset, data_dir, s, sbic_tagger_mode):
                             index.setdefault(_input_key(e), e.id)
                 ex.id = index.get(_input_key(ex), "")
                 if not ex.id:

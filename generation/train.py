@@ -303,14 +303,23 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)  # atomic: a run.json is never half written
 
 
-def use_bf16(setting: str) -> bool:
-    """bf16 autocast only on a CUDA GPU that supports it (auto), or when forced; fp32 otherwise, as FEB
-    (allenai/feb deepspeed_config.json has no fp16/bf16 section: FEB trains in fp32)."""
-    gpu_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if setting == "yes" and not gpu_ok:
-        found = f"GPU {torch.cuda.get_device_name()} has none" if torch.cuda.is_available() else "no CUDA GPU found"
-        raise ValueError(f"--bf16 yes needs a CUDA GPU with bf16 support ({found}); use --bf16 auto or no")
-    return setting == "yes" or (setting == "auto" and gpu_ok)
+def resolve_precision(setting: str, option: str = "--precision") -> str:
+    """The numerics a run uses on this machine: "fp32" (the paper's: no autocast, TF32 off; FEB's
+    deepspeed_config.json has no fp16/bf16 section), "tf32" (fp32 weights, TF32 matmuls) or "bf16" (bf16
+    autocast over fp32 weights, TF32 on). auto = bf16 on a CUDA GPU that supports it, else tf32 on CUDA, else
+    fp32; tf32 without CUDA is fp32; bf16 without a bf16 GPU is an error."""
+    cuda = torch.cuda.is_available()
+    gpu_bf16 = cuda and torch.cuda.is_bf16_supported()
+    if setting == "bf16" and not gpu_bf16:
+        found = f"GPU {torch.cuda.get_device_name()} has none" if cuda else "no CUDA GPU found"
+        raise ValueError(f"{option} bf16 needs a CUDA GPU with bf16 support ({found}); use {option} fp32")
+    if setting == "auto":
+        return "bf16" if gpu_bf16 else "tf32" if cuda else "fp32"
+    if setting == "tf32" and not cuda:
+        return "fp32"
+    if setting not in ("fp32", "tf32", "bf16"):
+        raise ValueError(f"{option} must be fp32, tf32, bf16 or auto (got {setting!r})")
+    return setting
 
 
 def _git_commit() -> str | None:
@@ -356,13 +365,19 @@ def counts_record(counts: ParamCounts) -> dict:
     }
 
 
-def enable_tf32() -> bool:
-    """TF32 matmuls and convolutions on CUDA (Ampere and later use them; fp32 accumulation either way)."""
+def set_tf32(on: bool) -> bool:
+    """TF32 matmuls and convolutions on or off on CUDA (cuDNN's convolutions default to on, so "off" must be
+    said); returns whether TF32 is in use."""
     if not torch.cuda.is_available():
         return False
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    return True
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+    return on
+
+
+def enable_tf32() -> bool:
+    """TF32 matmuls and convolutions on CUDA (Ampere and later use them; fp32 accumulation either way)."""
+    return set_tf32(True)
 
 
 def _checkpointing_args(on: bool) -> dict:
@@ -390,12 +405,16 @@ def prepare_run(cfg: TrainConfig) -> tuple[Path, FewShotSplit, torch.nn.Module, 
     if cfg.split_files:
         from generation.splits import read_split_files
 
-        split = read_split_files(cfg.split_files, cfg.dataset, cfg.seed, cfg.data_dir)
+        split = read_split_files(cfg.split_files, cfg.dataset, cfg.seed, cfg.data_dir, cfg.sbic_tagger)
     else:
-        split = few_shot_split(cfg.dataset, cfg.data_dir, cfg.seed, cfg.n_train, cfg.n_val, cfg.train_ids, cfg.val_ids)
+        split = few_shot_split(cfg.dataset, cfg.data_dir, cfg.seed, cfg.n_train, cfg.n_val, cfg.train_ids, cfg.val_ids,
+                               cfg.sbic_tagger)
     started = Started(dt.datetime.now(dt.timezone.utc), time.perf_counter())
     set_seed(cfg.seed)
     model, tokenizer = load_base(cfg.model, resize_embeddings=cfg.resize_embeddings)
+    if cfg.llama_format == "authors" and not is_decoder_only(model):
+        raise ValueError(f"--llama-format authors is the SparseFit authors' Llama-2 set-up; {cfg.model} is an "
+                         "encoder-decoder model (use --llama-format project)")
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_FILE).unlink(missing_ok=True)  # an interrupted re-run must not look complete
@@ -410,6 +429,15 @@ def prepare_run(cfg: TrainConfig) -> tuple[Path, FewShotSplit, torch.nn.Module, 
                                        "train_explanations": [target_explanation(e) for e in split.train],
                                        "validation": [e.id for e in split.validation]})
     return run_dir, split, model, tokenizer, started
+
+
+def sbic_record(cfg: TrainConfig) -> dict:
+    """run.json's note of what built an SBIC run's explanation templates (nothing for other datasets)."""
+    if cfg.dataset != "sbic":
+        return {}
+    from generation.data import sbic_templates_by
+
+    return {"sbic_templates": sbic_templates_by(cfg.data_dir, cfg.sbic_tagger)}
 
 
 def provenance(run_dir: Path, started: Started) -> dict:
@@ -431,15 +459,16 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
 
         return train_dect(cfg, progress, verbose)
     say = print if verbose else (lambda *a, **k: None)
-    bf16 = use_bf16(cfg.bf16)  # before any file is written: an impossible setting changes nothing
-    tf32 = enable_tf32()
+    precision = resolve_precision(cfg.precision)  # before any file is written: an impossible setting changes nothing
+    bf16 = precision == "bf16"
+    tf32 = set_tf32(precision in ("tf32", "bf16"))
     run_dir, split, model, tokenizer, started = prepare_run(cfg)
     decoder_only = is_decoder_only(model)
     if decoder_only and cfg.llama_format == "authors":
         add_authors_pad_token(model, tokenizer)
     features = [encode(e, tokenizer, decoder_only, cfg.max_input_tokens, cfg.max_target_tokens, cfg.llama_format)
                 for e in split.train]
-    steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
+    steps_per_epoch = math.ceil(math.ceil(len(features) / cfg.batch_size) / cfg.gradient_accumulation_steps)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
 
     sizes = stack_sizes(model)  # before any adapter or intervention wraps the model
@@ -473,6 +502,7 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
     args = TrainingArguments(
         output_dir=str(run_dir / "trainer"),
         per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
@@ -532,12 +562,15 @@ def train(cfg: TrainConfig, progress: bool = True, verbose: bool = True) -> RunR
         "steps": trainer.state.global_step,
         "train_seconds": output.metrics.get("train_runtime"),
         "step_seconds": timer.typical(),
+        "precision": precision,
         "bf16_used": bf16,
         "tf32_used": tf32,
         "forward_flops_per_example": mean_forward,
-        "train_flops_per_step": train_step_flops(mean_forward, cfg.batch_size, counts.trainable, counts.total),
+        "train_flops_per_step": train_step_flops(mean_forward, cfg.batch_size * cfg.gradient_accumulation_steps,
+                                                 counts.trainable, counts.total),
         "flops_formula": FORMULA,
         "embedding_rows": embedding_rows,
+        **sbic_record(cfg),
         **provenance(run_dir, started),
     })
     return RunResult(run_dir, counts, output.training_loss, losses, optimizer_numel, model, tokenizer)

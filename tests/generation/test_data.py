@@ -8,16 +8,21 @@ from pathlib import Path
 
 import pytest
 
+import generation.data as data_module
 from generation.data import (
     LABELS,
     SBIC_NOT_OFFENSIVE,
     SBIC_PERSONAL_ATTACK,
+    approximate_first_token,
     few_shot_split,
     load_split,
     read_id_list,
     sbic_explanations,
 )
 from generation.errors import InputFileError
+from tests.helpers import ROOT
+
+FEB_MTURK_SBIC = ROOT.parent / "shared" / "data" / "feb_mturk" / "results" / "sbic"
 
 
 def test_comve_real_files(comve_dir: Path) -> None:
@@ -131,6 +136,145 @@ def test_sbic_reads_febs_modified_files(tmp_path: Path) -> None:
 )
 def test_sbic_templates(minority: str, inference: str, expected: list[str]) -> None:
     assert sbic_explanations(minority, inference) == expected
+
+
+@pytest.mark.parametrize(
+    ("inference", "expected"),
+    [
+        # FEB's comment on its VBD/VBZ rule names these first words; its published explanations read
+        # "this post trivializes harm to victims", "this post makes light of slavery", "this post uses ..."
+        ("trivializes rape", "this post trivializes rape"),
+        ("says women are weak", "this post says women are weak"),
+        ("calls them animals", "this post calls them animals"),
+        ("makes light of slavery", "this post makes light of slavery"),
+        ("uses a slur", "this post uses a slur"),
+        ("implies that women are weak", "this post implies that women are weak"),
+        ("advocates violence", "this post advocates violence"),
+        ("encourages hate", "this post encourages hate"),
+        ("refers to a shooting", "this post refers to a shooting"),
+        ("said they deserve it", "this post said they deserve it"),
+        ("marginalized women", "this post marginalized women"),
+        ("minimizes the holocaust", "this post minimizes the holocaust"),
+        # a first word in -s is mostly a group, a noun for spaCy too
+        ("jews are greedy", "this post implies that jews are greedy"),
+        ("muslims are terrorists", "this post implies that muslims are terrorists"),
+        # "need" is no past tense; FEB's published "this post implies that need money"
+        ("need money", "this post implies that need money"),
+    ],
+)
+def test_builtin_tagger_gives_febs_template_for_its_listed_verbs(inference: str, expected: str) -> None:
+    assert sbic_explanations("women", inference, approximate_first_token) == [expected]
+
+
+def _feb_published_sbic_explanations() -> list[str]:
+    """The gold SBIC explanations of FEB's MTurk study (built by FEB's rules with spaCy), one template each."""
+    import csv
+
+    if not FEB_MTURK_SBIC.is_dir():
+        pytest.skip(f"FEB's MTurk files not found at {FEB_MTURK_SBIC}")
+    gold: set[str] = set()
+    for path in sorted(FEB_MTURK_SBIC.glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                for k in range(1, 11):
+                    side = "i" if row[f"Input.{k}_gt_idx"] == "0" else "j"
+                    gold.update(" ".join(p.split()) for p in row[f"Input.explanation_{k}_{side}"].split(" [SEP] "))
+    return sorted(gold - {SBIC_NOT_OFFENSIVE, SBIC_PERSONAL_ATTACK})
+
+
+def _stereotype_of(explanation: str) -> tuple[str, str]:
+    """The stereotype a template came from, and the template's kind: "this post implies that X" (X, or a
+    stereotype "implies that X"), "this post is implying/calling ...", or "this post <verb> ..."."""
+    words = explanation.split()
+    if words[2:4] == ["implies", "that"]:
+        return " ".join(words[4:]), "implies that"
+    if words[2] == "is" and words[3:4] in (["implying"], ["calling"]):
+        return " ".join(words[3:]), "is"
+    return " ".join(words[2:]), "verb"
+
+
+def test_builtin_tagger_against_febs_published_sbic_explanations() -> None:
+    """How close the built-in tagger comes to spaCy, measured on FEB's own output: for each published gold
+    explanation, does the built-in rule rebuild it from its stereotype? (docs/reproducing.md)"""
+    agree: dict[str, list[int]] = {"implies that": [0, 0], "is": [0, 0], "verb": [0, 0]}
+    misses = []
+    for gold in _feb_published_sbic_explanations():
+        stereotype, kind = _stereotype_of(gold)
+        ok = gold in sbic_explanations("GROUP", stereotype, approximate_first_token)
+        agree[kind][0] += ok
+        agree[kind][1] += 1
+        if not ok:
+            misses.append(gold)
+    assert agree == {"implies that": [311, 314], "is": [1, 1], "verb": [13, 15]}, misses
+    assert misses == ["this post implies that died in the holocaust.",
+                      "this post implies that disabled people are inferior",
+                      "this post implies that disabled people can't do martial arts",
+                      "this post smells bad", "this post smells like curry"]
+
+
+def _sbic_only(tmp_path: Path, fixtures_dir: Path) -> Path:
+    return Path(shutil.copytree(fixtures_dir / "sbic", tmp_path / "sbic"))
+
+
+def test_builtin_tagger_warns_once_when_spacy_is_absent(monkeypatch, fixtures_dir: Path) -> None:
+    monkeypatch.setattr(data_module, "_spacy_nlp", lambda: "spaCy is not installed")
+    monkeypatch.setattr(data_module, "_warned_builtin", False)
+    with pytest.warns(UserWarning, match="SBIC explanation templates: spaCy is not installed, so a built-in") as got:
+        load_split("sbic", fixtures_dir / "sbic", "train")
+        load_split("sbic", fixtures_dir / "sbic", "validation")
+    assert len([w for w in got if "SBIC explanation templates" in str(w.message)]) == 1
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # builtin chosen on purpose: no warning
+        load_split("sbic", fixtures_dir / "sbic", "train", sbic_tagger_mode="builtin")
+
+
+def test_cli_says_once_in_one_line_that_the_builtin_tagger_is_used(fixtures_dir: Path) -> None:
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("spacy") is not None:
+        pytest.skip("spaCy is installed here")
+    done = subprocess.run([sys.executable, "-m", "generation.cli", "splits", "--dataset", "sbic", "--data-dir",
+                           str(fixtures_dir / "sbic"), "--seed", "0", "--n-train", "4", "--n-val", "2"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0
+    assert done.stderr.splitlines() == [
+        "nle-gen: warning: SBIC explanation templates: spaCy is not installed (pip install spacy, then python -m "
+        "spacy download en_core_web_sm), so a built-in approximation of its tagger is used (docs/reproducing.md "
+        "says how close it is); --sbic-tagger spacy requires spaCy"]
+
+
+def test_spacy_tagger_is_used_when_asked(monkeypatch, fixtures_dir: Path) -> None:
+    """--sbic-tagger spacy takes spaCy's tags (a stand-in nlp here: spaCy's model is not installable offline)."""
+
+    class Token:
+        def __init__(self, text: str) -> None:
+            self.text, self.pos_, self.tag_ = text, "VERB", "VBZ"  # every first word a VBZ verb
+
+    monkeypatch.setattr(data_module, "_spacy_nlp", lambda: (lambda text: [Token(text.split()[0])]))
+    train = load_split("sbic", fixtures_dir / "sbic", "train", sbic_tagger_mode="spacy")
+    lazy = [e.explanations for e in train if e.inputs["post"] == "those people are all lazy"]
+    assert lazy[0] == ["this post are lazy"]  # VBZ rule only (pos VERB, not AUX)
+    assert data_module.sbic_templates_by(fixtures_dir / "sbic", "spacy") == "spacy"
+
+
+def test_spacy_tagger_required_but_missing_is_one_line(monkeypatch, fixtures_dir: Path, tmp_path: Path,
+                                                       capsys) -> None:
+    from generation.cli import main
+
+    data_module._spacy_nlp.cache_clear()
+    monkeypatch.setitem(__import__("sys").modules, "spacy", None)  # `import spacy` fails as when not installed
+    out = tmp_path / "split"
+    code = main(["splits", "--dataset", "sbic", "--data-dir", str(fixtures_dir / "sbic"), "--seed", "0",
+                 "--n-train", "4", "--n-val", "2", "--sbic-tagger", "spacy", "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert capsys.readouterr().err == (
+        "nle-gen: error: --sbic-tagger spacy: spaCy is not installed (pip install spacy, then python -m spacy "
+        "download en_core_web_sm); or --sbic-tagger builtin for the built-in approximation\n")
+    data_module._spacy_nlp.cache_clear()
 
 
 def test_ecqa_uses_the_authors_split_and_positives(fixtures_dir: Path) -> None:

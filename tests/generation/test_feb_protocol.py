@@ -102,3 +102,42 @@ def test_authors_llama_format_trains_and_reloads(tiny_llama: Path, esnli_dir: Pa
     trained = dict(result.model.named_parameters())
     for name, p in model.named_parameters():
         assert torch.equal(p, trained[name]), name  # resized embeddings rebuilt identically
+    # the authors' batch 1 x 8 accumulation: an optimizer step sees 8 examples (6 here: the split's end)
+    assert (info["train_config"]["batch_size"], info["train_config"]["gradient_accumulation_steps"]) == (1, 8)
+    assert info["steps"] == 2
+    assert info["train_flops_per_step"] > 7 * info["forward_flops_per_example"]
+    from generation.generate import evaluate_run
+
+    metrics = evaluate_run(tmp_path / "run", tmp_path / "nles.jsonl", progress=False)
+    assert metrics["generation"]["max_length"] == 300  # the authors' generate(max_length=300)
+
+
+def test_authors_format_takes_the_authors_batch_accumulation_and_steps() -> None:
+    """SanniM3/predicitons_with_explanations scripts/exp.py: --per_device_train_batch_size 1
+    --gradient_accumulation_steps 8, max_steps 300; given values still win."""
+    from generation.cli import build_parser, train_config_from_args
+
+    base = dict(model="m", dataset="esnli", data_dir="d", seed=0, config="att_q", out="o")
+    cfg = TrainConfig(**base, llama_format="authors")
+    assert (cfg.batch_size, cfg.gradient_accumulation_steps, cfg.max_steps) == (1, 8, 300)
+    cfg = TrainConfig(**base, llama_format="authors", batch_size=2, max_steps=-1)
+    assert (cfg.batch_size, cfg.gradient_accumulation_steps, cfg.max_steps) == (2, 8, -1)
+    cfg = TrainConfig(**base)
+    assert (cfg.batch_size, cfg.gradient_accumulation_steps, cfg.max_steps, cfg.epochs) == (4, 1, -1, 25)
+    args = build_parser().parse_args(["train", "--model", "m", "--dataset", "esnli", "--data-dir", "d", "--seed", "0",
+                                      "--config", "att_q", "--out", "o", "--llama-format", "authors",
+                                      "--gradient-accumulation-steps", "4"])
+    cfg = train_config_from_args(args)
+    assert (cfg.batch_size, cfg.gradient_accumulation_steps, cfg.max_steps) == (1, 4, 300)
+
+
+def test_authors_format_on_an_encoder_decoder_is_one_line(tiny_t5: Path, esnli_dir: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    out = tmp_path / "run"
+    code = main(["train", "--model", str(tiny_t5), "--dataset", "esnli", "--data-dir", str(esnli_dir), "--seed", "0",
+                 "--config", "att_q", "--out", str(out), "--n-train", "6", "--n-val", "6", "--llama-format",
+                 "authors", "--max-steps", "1", "--quiet"])
+    assert code == 2 and not out.exists()
+    assert capsys.readouterr().err == (
+        f"nle-gen: error: --llama-format authors is the SparseFit authors' Llama-2 set-up; {tiny_t5} is an "
+        "encoder-decoder model (use --llama-format project)\n")

@@ -30,6 +30,44 @@ def test_batched_generation_equals_one_by_one(tiny_model: Path, fixtures_dir: Pa
         assert not any(t.startswith(p) for t, p in zip(batched, prompts, strict=True))
 
 
+@pytest.mark.parametrize("slack", [1, 6])
+def test_max_length_counts_as_generate_does_for_one_input(tiny_model: Path, fixtures_dir: Path, slack: int) -> None:
+    """FEB and the SparseFit authors call generate(max_length=...) one unpadded input at a time
+    (scripts/metrics.py): batched generation with the same max_length gives each prompt the same output."""
+    import torch
+
+    model, tok = load_base(str(tiny_model))
+    prompts = [prompt(e) for e in few_shot_split("esnli", fixtures_dir / "esnli", 0, 6, 6).train]
+    prompts[1] = prompts[1] + " and a very long tail to change the length order"
+    decoder_only = not model.config.is_encoder_decoder
+    longest = max(len(tok(p)["input_ids"]) for p in prompts)
+    max_length = longest + slack if decoder_only else 2 + slack  # decoder-only: the prompt counts
+    got = generate_texts(model, tok, prompts, batch_size=4, max_new_tokens=None, max_length=max_length)
+    for p, text in zip(prompts, got, strict=True):
+        enc = tok(p, return_tensors="pt")
+        with torch.no_grad():
+            ids = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                                 max_length=max_length, do_sample=False, num_beams=1, pad_token_id=tok.pad_token_id)
+        if decoder_only:
+            ids = ids[:, enc["input_ids"].shape[1]:]
+        assert text == tok.decode(ids[0], skip_special_tokens=True).replace("\n", " ").strip()
+    assert len({len(t.split()) for t in got}) > 1 or not decoder_only  # each prompt its own budget
+
+
+def test_generate_records_its_numerics_and_length(memorized_run: Path, tmp_path: Path) -> None:
+    metrics = evaluate_run(memorized_run, tmp_path / "n.jsonl", first=2, progress=False)
+    # the run trained in fp32 (the paper's); T5 generates up to FEB's max_length 100 (scripts/metrics.py)
+    assert metrics["generation"] == {"precision": "fp32", "tf32": False, "max_length": 100, "max_new_tokens": None}
+    assert json.loads((memorized_run / "metrics.json").read_text())["generation"]["precision"] == "fp32"
+    code = main(["generate", "--run", str(memorized_run), "--out", str(tmp_path / "m.jsonl"), "--first", "2",
+                 "--max-new-tokens", "5", "--quiet"])
+    assert code == 0
+    assert json.loads((memorized_run / "metrics.json").read_text())["generation"] == {
+        "precision": "fp32", "tf32": False, "max_length": None, "max_new_tokens": 5}
+    with pytest.raises(SystemExit):  # alternatives
+        main(["generate", "--run", str(memorized_run), "--out", "x", "--max-length", "5", "--max-new-tokens", "5"])
+
+
 def _scored(label: str, output: str, k: int) -> Scored:
     ex = Example(str(k), "esnli", {"premise": "p", "hypothesis": "h"}, label, ["gold"])
     parsed = parse(output)

@@ -41,8 +41,12 @@ def test_prompt_target_parse_round_trip(dataset: str, fixtures_dir: Path) -> Non
 def test_targets_join_several_explanations_as_feb() -> None:
     comve = Example("1", "comve", {"sent0": "a", "sent1": "b"}, "choice2", ["X  y", " Z"])
     assert target(comve) == "choice2 because x y[sep] z"  # ComVE validation: "[SEP]", then lowercased
-    esnli = Example("1", "esnli", {"premise": "P", "hypothesis": "H"}, "neutral", ["One.", "Two."])
-    assert target(esnli) == "neutral because one. [sep] two."
+    # FEB esnli_formatting: each explanation lowercased, then joined: " [SEP] " keeps its case
+    esnli = Example("1", "esnli", {"premise": "P", "hypothesis": "H"}, "neutral", ["One.", "Two.", "THREE"])
+    assert target(esnli) == "neutral because one. [SEP] two. [SEP] three"
+    # SBIC: FEB joins in preprocess_data.py, then its formatting lowercases the joined string
+    sbic = Example("1", "sbic", {"post": "p"}, "offensive", ["This post A", "this post B"])
+    assert target(sbic) == "offensive because this post a [sep] this post b"
     assert prompt(Example("1", "ecqa", {"question": "Q  Up?", "choices": list("ABCDE")}, "A", ["e"]), "plain") == (
         "explain Q Up? \\n (A) A (B) B (C) C (D) D (E) E")
 

@@ -130,7 +130,7 @@ def _accuracy(model, tokenizer, examples) -> float:
 def _cfg(model: Path, data: Path, out: Path, **over) -> TrainConfig:
     base = dict(model=str(model), dataset="esnli", data_dir=str(data), seed=1, config="loreft", out=str(out),
                 n_train=3, n_val=3, max_steps=300, learning_rate=5e-2, batch_size=3, logging_steps=50,
-                reft_rank=8, reft_positions="f7+l7", bf16="no")  # the ReFT commonsense recipe's positions
+                reft_rank=8, reft_positions="f7+l7", precision="fp32")  # the ReFT commonsense recipe's positions
     base.update(over)
     return TrainConfig(**base)
 
