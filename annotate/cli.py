@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
+import io
 import os
 import sqlite3
 import sys
@@ -339,17 +341,58 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     db = Path(args.db) if getattr(args, "db", None) else None
     new_db = db is not None and not db.exists()
+    # The command's summary is written only once the command has finished: a summary that cannot be written
+    # (a full disk, a closed pipe) is then told apart from a command that failed.
+    summary = io.StringIO()
     try:
-        return args.func(args)
+        with contextlib.redirect_stdout(summary):
+            rc = args.func(args)
     except (InputFileError, ValueError, OSError, sqlite3.Error) as exc:
         # One line on stderr, no traceback (OSError covers FileExistsError and PermissionError).
+        _write_stdout(summary.getvalue())
         note = " (nothing was imported; the database is unchanged)" if isinstance(exc, InputFileError) else ""
-        if new_db:  # a failed command leaves no database behind that it created itself
+        if new_db and _holds_a_study(db):  # what committed before the error is the user's: never delete it
+            note = f" ({db} keeps what was saved before this error)"
+        elif new_db:  # a failed command leaves no database behind that it created itself
             for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
                 path.unlink(missing_ok=True)
             note = " (nothing was imported; no database was created)" if note else note
         print(f"error: {exc}{note}", file=sys.stderr)
         return 2
+    written = _write_stdout(summary.getvalue())
+    if written is not None:
+        saved = f" (what it changed is saved in {db})" if db is not None else ""
+        print(f"error: the command completed{saved}, but its summary could not be written to standard output: "
+              f"{written}", file=sys.stderr)
+        return 2
+    return rc
+
+
+def _write_stdout(text: str) -> OSError | None:
+    """Write `text` to standard output; the error when that fails (a full disk, a closed pipe)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _holds_a_study(db: Path) -> bool:
+    """Whether the database holds a committed study (read on a connection of its own: only committed data counts).
+    True when it cannot be read: a database whose content is unknown is never deleted."""
+    if not db.exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'").fetchone() is None:
+                return False
+            return conn.execute("SELECT EXISTS (SELECT 1 FROM studies)").fetchone()[0] == 1
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True
 
 
 if __name__ == "__main__":
