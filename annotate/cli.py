@@ -14,6 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlencode
 
+from annotate.core.argv import take_option_values
 from annotate.core.assignment import parse_overlap
 from annotate.core.errors import InputFileError
 from annotate.core.store import Store
@@ -259,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "unless given")
     p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
                    help="build a blind pairwise study of configuration A against B: one pair per sample both "
-                        "predicted correctly")
+                        "predicted correctly (the two words after --pairwise, even one that begins with '-')")
     p.add_argument("--rate-sides", action="store_true",
                    help="pairwise study: also ask for the 4-point rating of each explanation")
     p.set_defaults(func=cmd_import)
@@ -317,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="the file was written with export --raw: keep a leading quote before =, +, -, @ as text")
     p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
-                   help="pairwise answers for a new study comparing A with B")
+                   help="pairwise answers for a new study comparing A with B (the two words after --pairwise)")
     p.set_defaults(func=cmd_import_ratings)
 
     p = sub.add_parser("backup", help="copy the database safely while the app is running")
@@ -334,7 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pairwise = None
+    if argv[:1] in (["import"], ["import-ratings"]):  # names after --pairwise may begin with "-"
+        argv, pairwise = take_option_values(argv, "--pairwise", 2)
     args, extra = parser.parse_known_args(argv)
+    if pairwise is not None:
+        args.pairwise = pairwise
     if args.command == "serve":
         return cmd_serve(args, extra)
     if extra:

@@ -181,6 +181,21 @@ def test_cli_errors_are_one_line(args: list[str], message: str, store: Store, wr
     assert not (tmp_path / "missing.db").exists()
 
 
+@pytest.mark.parametrize("names", [["-x", "full_ft"], ["full_ft", "--png"]])
+def test_cli_compare_takes_names_that_begin_with_a_dash(names: list[str], db_path: Path, tmp_path: Path,
+                                                        capsys) -> None:
+    ratings = {("esnli", str(i), c): {"alice": (r, ""), "bob": (r, "")} for i in range(3)
+               for c, r in ((names[0], "yes"), (names[1], "no"))}
+    with Store(db_path) as store:
+        store.import_ratings(write_ratings_csv(tmp_path / "r.csv", ratings), "s")
+    out = tmp_path / "o"
+    assert report_cli.main(["--db", str(db_path), "--compare", *names, "--out", str(out), "--n-boot", "10"]) == 0, \
+        capsys.readouterr().err
+    comparison = json.loads((out / "agreement.json").read_text())["comparison"]
+    assert [comparison["a"], comparison["b"]] == names and comparison["wins_a"] == 3
+    assert not list(out.glob("*.png"))  # "--png" was a name, not the option
+
+
 def test_cli_study_without_ratings(tmp_path: Path, db_path: Path, write_jsonl, capsys) -> None:
     with Store(db_path) as store:
         store.import_nles(write_jsonl([nle()]), "empty")

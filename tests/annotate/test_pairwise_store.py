@@ -120,6 +120,16 @@ def test_cli_pairwise_import_of_no_pair_fails_and_creates_no_database(tmp_path: 
     assert not db.exists()
 
 
+def test_cli_pairwise_names_may_begin_with_a_dash(tmp_path: Path, write_jsonl, capsys: pytest.CaptureFixture) -> None:
+    path = write_jsonl([nle("esnli", "1", c) for c in ("-ablation", "--full")])
+    db = tmp_path / "new.db"
+    assert cli(["import", str(path), "--db", str(db), "--pairwise", "-ablation", "--full"]) == 0
+    assert "pairs: 1" in capsys.readouterr().out
+    with Store(db) as store:
+        assert store.pairwise_setup(store.resolve_study(None)["id"]) == {"a": "-ablation", "b": "--full",
+                                                                          "rate_sides": False}
+
+
 def test_a_rating_study_is_not_turned_into_a_pairwise_one(store: Store, write_jsonl) -> None:
     store.import_nles(write_jsonl([nle()]), "rating")
     with pytest.raises(ValueError, match="'rating' is a rating study"):
