@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 
 from analysis import cli as report_cli
 from analysis.agreement import binary_kappa, cohen_kappa
-from analysis.report import analyse_export, build_report, outputs
+from analysis.report import analyse_export, build_report, figures, outputs
 from annotate import cli as annotate_cli
 from annotate.core.scale import DEFAULT_TAGS
 from annotate.core.store import Store
@@ -162,6 +163,40 @@ def test_undefined_kappa_is_null_in_json_with_reason_in_csv(tmp_path: Path, db_p
     assert data["comparison"]["p_value"] is None and data["comparison"]["n_pairs"] == 0
     scores = pd.read_csv(tmp_path / "o" / "scores.csv")
     assert scores["cohen_kappa_reason"].str.contains("same single answer").all()
+
+
+def _three_annotators_with_gold():
+    """a, b, c rate two full_ft items, (yes, yes, no) and (yes, yes, yes), without tags; a and b rate one gold item."""
+    rows = [{"dataset": "esnli", "sample_id": str(i), "config": "full_ft", "annotator": who, "rating": r, "tags": ""}
+            for i, answers in enumerate([("yes", "yes", "no"), ("yes", "yes", "yes")])
+            for who, r in zip("abc", answers, strict=True)]
+    rows += [{"dataset": "esnli", "sample_id": "0", "config": "gold", "annotator": who, "rating": "yes", "tags": ""}
+             for who in "ab"]
+    return analyse_export(pd.DataFrame(rows), tags=list(DEFAULT_TAGS))
+
+
+def test_report_shows_n_a_where_a_number_is_undefined_never_none_or_nan() -> None:
+    a = _three_annotators_with_gold()  # no tag given: every tag's κ is undefined; κ(a, b) is undefined
+    html = outputs(a)["report.html"].decode()
+    cells = re.findall(r"<t[dh]>(.*?)</t[dh]>", html)
+    assert cells and not {c.strip().lower() for c in cells} & {"none", "nan", "null"}
+    tags = html[html.index("Agreement on each shortcoming tag"):]
+    assert re.search(r"<td>contradiction</td>\s*<td>2</td>\s*<td>n/a</td>", tags)
+    pairwise = html[html.index("Pairwise Cohen's κ</h3>"):]
+    assert re.search(r"<th>a</th>\s*<td>1.000</td>\s*<td>n/a</td>\s*<td>0.000</td>", pairwise)
+
+
+def test_report_says_which_pairs_each_agreement_figure_averages() -> None:
+    html = unescape(outputs(_three_annotators_with_gold())["report.html"].decode())
+    assert ("% agreement is the mean over every annotator pair with an item rated by both" in html
+            and "κ is Light's κ, the mean over the annotator pairs where κ is defined" in html)
+
+
+def test_kappa_per_cell_figure_draws_no_empty_trace() -> None:
+    a = _three_annotators_with_gold()
+    fig = figures(a)["kappa_per_cell"]
+    assert [t.name for t in fig.data] == ["full_ft"]  # gold is reported apart: no empty "gold" trace
+    assert list(fig.data[0].y) == [pytest.approx(0.0)]
 
 
 @pytest.mark.parametrize("args, message", [
