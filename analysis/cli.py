@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from analysis.defaults import BOOTSTRAP_DEFAULT, DEFAULT_COMPARE
+from annotate.core.argv import take_option_values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for report.html, agreement.json and the CSV files")
     p.add_argument("--study", default=None, help="study name (default: the only study)")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
-                   help="two configurations of the study to compare side by side (an unknown one is an error; "
+                   help="two configurations of the study to compare side by side, the two words after --compare "
+                        "even when one begins with '-' (an unknown one is an error; "
                         f"default: {' '.join(DEFAULT_COMPARE)} when the study has them)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--n-boot", type=int, default=BOOTSTRAP_DEFAULT,
@@ -30,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # The two words after --compare are the names, even one that begins with "-" (argparse alone refuses it).
+    rest, compare = take_option_values(sys.argv[1:] if argv is None else argv, "--compare", 2)
+    args = build_parser().parse_args(rest)
+    if compare is not None:
+        args.compare = compare
     db = Path(args.db)
     if not db.is_file():
         print(f"error: {db}: no such database file", file=sys.stderr)

@@ -129,7 +129,9 @@ def consistency(prefs: pd.DataFrame) -> Consistency:
         return Consistency(0, 0)
     both = prefs[prefs["preference"].isin(SIDES) & prefs["rating_a"].notna() & prefs["rating_b"].notna()]
     # Codes run from yes (0) to no (3): a higher code is a lower rating.
-    ca, cb = both["rating_a"].map(RATING_CODE), both["rating_b"].map(RATING_CODE)
+    # As numbers even when no answer rated both sides (an empty text column cannot be compared with ">").
+    ca = both["rating_a"].map(RATING_CODE).to_numpy(dtype=float)
+    cb = both["rating_b"].map(RATING_CODE).to_numpy(dtype=float)
     lower = np.where(both["preference"] == "a", ca > cb, cb > ca)
     return Consistency(len(both), int(lower.sum()))
 

@@ -253,6 +253,8 @@ def figures(a: Analysis) -> dict[str, go.Figure]:
     fig = go.Figure()
     for config in a.prepared.configs:
         cells = [s for s in a.cells if s.key["config"] == config]
+        if all(s.kappas["cohen_kappa"].value is None for s in cells):
+            continue  # no bar to draw (gold has no cells here; n/a cells are in the agreement table with why)
         k = [s.kappas["cohen_kappa"] for s in cells]
         ci = [s.kappa_cis["cohen_kappa"] for s in cells]
         y = [v.value if v.value is not None else None for v in k]
@@ -304,6 +306,12 @@ FLEISS_DEFINITION = ("FEB's κ: Fleiss' κ with uniform (free-marginal) chance a
                      "{weak no, no}, over the items with the most common number of ratings (allenai/feb "
                      "scripts/compute_kappa.py); items used in brackets.")
 
+# With two annotators (the paper's set-up) both are the one pair's figure.
+PAIRS_DEFINITION = ("With more than two annotators: κ is Light's κ, the mean over the annotator pairs where κ is "
+                    "defined; % agreement is the mean over every annotator pair with an item rated by both, so a pair "
+                    "that gave all its shared items one and the same answer counts with its 100 % although its κ is "
+                    "undefined.")
+
 
 def agreement_table(a: Analysis, footnotes: list[str] | None = None) -> pd.DataFrame:
     """Agreement per group, formatted for display: κ (plain, linear, quadratic, binary) with 95 % intervals and
@@ -339,6 +347,21 @@ def agreement_table(a: Analysis, footnotes: list[str] | None = None) -> pd.DataF
             row["α ordinal"] = _fmt(s.alpha.value) if s.alpha.value is not None else na(s.alpha.reason)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def tag_agreement_table(a: Analysis) -> pd.DataFrame:
+    """The per-tag agreement formatted for display: κ to three decimals, "n/a" where undefined with its reason
+    beside it (a blank reason: κ is defined)."""
+    tags = a.tag_agreement
+    if "kappa" not in tags.columns:  # a study without tags
+        return tags
+    return tags.assign(kappa=[_fmt(v) for v in tags["kappa"]],
+                       reason=[r if isinstance(r, str) else "" for r in tags["reason"]])
+
+
+def pairwise_kappa_table(a: Analysis) -> pd.DataFrame:
+    """Cohen's κ between every two annotators, formatted for display: three decimals, "n/a" where undefined."""
+    return a.pairwise.map(_fmt)
 
 
 def _test_text(name: str, symbol: str, statistic: float | None, p: float | None, reason: str | None) -> str:
@@ -413,19 +436,14 @@ def render_html(a: Analysis, figs: dict[str, go.Figure]) -> str:
     parts += ["<h2>Agreement</h2>",
               "<p>Over the items both annotators rated: Cohen's κ on the four answers (the paper's figure), linearly "
               "and quadratically weighted κ, binary κ ({yes, weak yes} vs {weak no, no}), percent agreement, "
-              "disagreements, Krippendorff's α (ordinal). With more than two annotators κ and % agreement are means "
-              "over annotator pairs. n/a [k]: undefined, for reason k below the table.</p>",
-              f"<p>{e(FLEISS_DEFINITION)}</p>", agreement,
+              "disagreements, Krippendorff's α (ordinal). n/a [k]: undefined, for reason k below the table.</p>",
+              f"<p>{e(PAIRS_DEFINITION)}</p>", f"<p>{e(FLEISS_DEFINITION)}</p>", agreement,
               "<ol class='footnotes' id='agreement-footnotes'>" + "".join(f"<li>{e(n)}</li>" for n in footnotes)
               + "</ol>", fig_html.get("kappa_per_cell", "")]
     if len(a.annotators) > 2:
-        parts += ["<h3>Pairwise Cohen's κ</h3>", _table_html(a.pairwise.round(3), index=True),
+        parts += ["<h3>Pairwise Cohen's κ</h3>", _table_html(pairwise_kappa_table(a), index=True),
                   fig_html.get("pairwise_kappa", "")]
-    # A blank reason means κ is defined; n/a stays for an undefined κ.
-    tags = a.tag_agreement
-    if "reason" in tags.columns:
-        tags = tags.astype({"reason": object}).fillna({"reason": ""})
-    parts += ["<h3>Agreement on each shortcoming tag (κ on presence)</h3>", _table_html(tags)]
+    parts += ["<h3>Agreement on each shortcoming tag (κ on presence)</h3>", _table_html(tag_agreement_table(a))]
     c = a.comparison
     parts += [f"<h2>Side by side: {e(c.a)} vs {e(c.b)}</h2>", _table_html(comparison_table(c))]
     if c.note:

@@ -89,7 +89,8 @@ def _pair_mask(types: np.ndarray, x: int, y: int) -> np.ndarray:
 
 
 def _light(stats: list[Stat], n: int) -> Stat:
-    """One pair: its κ. More: Light's κ, the mean over annotator pairs where κ is defined."""
+    """One pair: its statistic. More: the mean over the annotator pairs where it is defined: Light's κ for κ; for
+    % agreement, every pair with an item rated by both (a pair whose κ is undefined still has its agreement)."""
     if len(stats) == 1:
         return stats[0]
     values = [s.value for s in stats if s.value is not None]

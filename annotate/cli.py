@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
+import io
 import os
 import sqlite3
 import sys
@@ -12,6 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlencode
 
+from annotate.core.argv import take_option_values
 from annotate.core.assignment import parse_overlap
 from annotate.core.crowd import DEFAULT_JOINS_PER_ADDRESS, is_worker_name
 from annotate.core.errors import InputFileError
@@ -274,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "unless given")
     p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
                    help="build a blind pairwise study of configuration A against B: one pair per sample both "
-                        "predicted correctly")
+                        "predicted correctly (the two words after --pairwise, even one that begins with '-')")
     p.add_argument("--rate-sides", action="store_true",
                    help="pairwise study: also ask for the 4-point rating of each explanation")
     p.set_defaults(func=cmd_import)
@@ -334,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="the file was written with export --raw: keep a leading quote before =, +, -, @ as text")
     p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
-                   help="pairwise answers for a new study comparing A with B")
+                   help="pairwise answers for a new study comparing A with B (the two words after --pairwise)")
     p.set_defaults(func=cmd_import_ratings)
 
     p = sub.add_parser("backup", help="copy the database safely while the app is running")
@@ -351,24 +354,71 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pairwise = None
+    if argv[:1] in (["import"], ["import-ratings"]):  # names after --pairwise may begin with "-"
+        argv, pairwise = take_option_values(argv, "--pairwise", 2)
     args, extra = parser.parse_known_args(argv)
+    if pairwise is not None:
+        args.pairwise = pairwise
     if args.command == "serve":
         return cmd_serve(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     db = Path(args.db) if getattr(args, "db", None) else None
     new_db = db is not None and not db.exists()
+    # The command's summary is written only once the command has finished: a summary that cannot be written
+    # (a full disk, a closed pipe) is then told apart from a command that failed.
+    summary = io.StringIO()
     try:
-        return args.func(args)
+        with contextlib.redirect_stdout(summary):
+            rc = args.func(args)
     except (InputFileError, ValueError, OSError, sqlite3.Error) as exc:
         # One line on stderr, no traceback (OSError covers FileExistsError and PermissionError).
+        _write_stdout(summary.getvalue())
         note = " (nothing was imported; the database is unchanged)" if isinstance(exc, InputFileError) else ""
-        if new_db:  # a failed command leaves no database behind that it created itself
+        if new_db and _holds_a_study(db):  # what committed before the error is the user's: never delete it
+            note = f" ({db} keeps what was saved before this error)"
+        elif new_db:  # a failed command leaves no database behind that it created itself
             for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
                 path.unlink(missing_ok=True)
             note = " (nothing was imported; no database was created)" if note else note
         print(f"error: {exc}{note}", file=sys.stderr)
         return 2
+    written = _write_stdout(summary.getvalue())
+    if written is not None:
+        saved = f" (what it changed is saved in {db})" if db is not None else ""
+        print(f"error: the command completed{saved}, but its summary could not be written to standard output: "
+              f"{written}", file=sys.stderr)
+        return 2
+    return rc
+
+
+def _write_stdout(text: str) -> OSError | None:
+    """Write `text` to standard output; the error when that fails (a full disk, a closed pipe)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _holds_a_study(db: Path) -> bool:
+    """Whether the database holds a committed study (read on a connection of its own: only committed data counts).
+    True when it cannot be read: a database whose content is unknown is never deleted."""
+    if not db.exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'").fetchone() is None:
+                return False
+            return conn.execute("SELECT EXISTS (SELECT 1 FROM studies)").fetchone()[0] == 1
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def progress_rows(store: Store, study: str) -> list[dict[str, Any]]:
         rate = a["attention_pass_rate"]
         rows.append({"annotator": a["name"], "assigned": assigned, "done": a["done"],
                      "share done": (a["done"] / assigned) if assigned else 0.0,
-                     "median s/item": None if median is None or median != median else round(float(median), 1),
+                     "median s/item": "n/a" if median is None or median != median else f"{float(median):.1f}",
                      "last activity": a["last_activity"] or "",
                      "attention": "" if not a["attention_checks"] else f"{rate:.0%} of {a['attention_checks']}",
                      "joined via link": bool(a["joined"]), "can sign in": bool(a["can_sign_in"])})

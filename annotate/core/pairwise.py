@@ -94,9 +94,16 @@ def select_pairs(path: str | Path, records: list[NLE], a: str, b: str) -> PairSe
         if r.config in (a, b):
             by_sample.setdefault((r.dataset, r.sample_id), {})[r.config] = r
     out = PairSelection()
+    where: dict[str, tuple[str, list[int]]] = {}  # reason -> (the field at fault, its lines), for the error below
+
+    def exclude(dataset: str, sample_id: str, reason: str, field_name: str, line: int) -> None:
+        out.excluded.append((dataset, sample_id, reason))
+        where.setdefault(reason, (field_name, []))[1].append(line)
+
     for (dataset, sample_id), recs in by_sample.items():
         if a not in recs or b not in recs:
-            out.excluded.append((dataset, sample_id, f"only {a if a in recs else b} has this sample"))
+            only = a if a in recs else b
+            exclude(dataset, sample_id, f"only {only} has this sample", "sample_id", recs[only].line)
             continue
         ra, rb = recs[a], recs[b]
         if ra.input != rb.input:
@@ -104,15 +111,22 @@ def select_pairs(path: str | Path, records: list[NLE], a: str, b: str) -> PairSe
                                  f"under {a!r} (line {ra.line}) and {b!r}")
         ok_a, ok_b = _correct(ra), _correct(rb)
         if ok_a is None or ok_b is None:
-            out.excluded.append((dataset, sample_id, "no gold_label"))
+            exclude(dataset, sample_id, "no gold_label", "gold_label", (ra if ok_a is None else rb).line)
         elif not ok_a and not ok_b:
-            out.excluded.append((dataset, sample_id, "both predicted wrongly"))
+            exclude(dataset, sample_id, "both predicted wrongly", "predicted_label", ra.line)
         elif not ok_a:
-            out.excluded.append((dataset, sample_id, f"{a} predicted wrongly"))
+            exclude(dataset, sample_id, f"{a} predicted wrongly", "predicted_label", ra.line)
         elif not ok_b:
-            out.excluded.append((dataset, sample_id, f"{b} predicted wrongly"))
+            exclude(dataset, sample_id, f"{b} predicted wrongly", "predicted_label", rb.line)
         else:
             out.pairs.append(Pair(ra, rb))
+    if not out.pairs:  # an empty pairwise study is never what was meant: refuse, saying why for each sample
+        reasons = "; ".join(
+            f"{reason}: {len(lines)} {'sample' if len(lines) == 1 else 'samples'} (field '{field_name}', "
+            f"line{'s' if len(lines) > 1 else ''} {', '.join(map(str, sorted(lines)[:5]))}"
+            f"{', ...' if len(lines) > 5 else ''})" for reason, (field_name, lines) in where.items())
+        raise InputFileError(path, None, None, f"nothing to import: no sample of {a!r} and {b!r} makes a pair "
+                             f"(both must predict the gold_label): {reasons}")
     return out
 
 

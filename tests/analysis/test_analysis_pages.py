@@ -147,6 +147,22 @@ def test_analysis_page_gives_the_reasons_for_n_a_below_the_agreement_table(pilot
     assert any(c.startswith("[1] undefined: both annotators gave every item the same single answer") for c in captions)
 
 
+def test_analysis_page_shows_n_a_where_a_kappa_is_undefined(pilot: Store, tmp_path: Path) -> None:
+    carol = {("esnli", "s1", "full_ft"): {"carol": ("yes", "")}}  # as alice and bob: κ with either is undefined
+    pilot.import_ratings(write_ratings_csv(tmp_path / "carol.csv", carol), "pilot")
+    at = page("results")
+    assert not at.exception
+    tags = frame_with(at, "given_by_alice").set_index("tag")
+    # Nobody gave "contradiction": its κ is undefined, shown as n/a (with the reason), never None.
+    assert tags.loc["contradiction", "kappa"] == "n/a" and "undefined" in tags.loc["contradiction", "reason"]
+    assert tags.loc["nonsensical", "kappa"] == "1.000"
+    pairwise = frame_with(at, "carol")  # three annotators: the pairwise κ matrix
+    assert pairwise.loc["alice", "carol"] == "n/a" and pairwise.loc["carol", "carol"] == "1.000"
+    assert pairwise.loc["alice", "bob"] not in ("n/a", "1.000")
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert any("% agreement is the mean over every annotator pair with an item rated by both" in c for c in captions)
+
+
 # -- names and texts from files and workers, on every researcher page ------------------------------------------------
 
 RTL = "\u202e"

@@ -154,6 +154,17 @@ def test_one_annotator_gives_an_undefined_kappa_with_its_reason(store: Store, wr
     assert "n/a (undefined: only one annotator)" in p.side_table()[f"Cohen's κ {A}"].tolist()
 
 
+def test_answers_that_rate_one_side_only_give_a_consistency_of_0_of_0(store: Store, write_jsonl,
+                                                                      tmp_path: Path) -> None:
+    pair_study(store, write_jsonl)
+    answer_all(store)
+    store.conn.execute("UPDATE preferences SET rating_b = NULL")  # each answer rated A only
+    p = analyse_pairwise_store(store, "pw", n_boot=50)
+    assert p.agreement_json()["pairwise_side_ratings"]["consistency"]["n_answers"] == 0
+    assert p.side_table()["preferred side rated lower"].tolist() == ["0 of 0"] * 3
+    assert report_main(["--db", store.path, "--study", "pw", "--out", str(tmp_path / "o"), "--n-boot", "50"]) == 0
+
+
 def test_nle_report_keeps_every_key_and_adds_the_side_ratings(rated: Store, tmp_path: Path) -> None:
     out = tmp_path / "report"
     assert report_main(["--db", rated.path, "--study", "pw", "--out", str(out), "--n-boot", "100"]) == 0

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 
 from analysis import cli as report_cli
 from analysis.agreement import binary_kappa, cohen_kappa
-from analysis.report import analyse_export, build_report, outputs
+from analysis.report import analyse_export, build_report, figures, outputs
 from annotate import cli as annotate_cli
 from annotate.core.scale import DEFAULT_TAGS
 from annotate.core.store import Store
@@ -164,6 +165,40 @@ def test_undefined_kappa_is_null_in_json_with_reason_in_csv(tmp_path: Path, db_p
     assert scores["cohen_kappa_reason"].str.contains("same single answer").all()
 
 
+def _three_annotators_with_gold():
+    """a, b, c rate two full_ft items, (yes, yes, no) and (yes, yes, yes), without tags; a and b rate one gold item."""
+    rows = [{"dataset": "esnli", "sample_id": str(i), "config": "full_ft", "annotator": who, "rating": r, "tags": ""}
+            for i, answers in enumerate([("yes", "yes", "no"), ("yes", "yes", "yes")])
+            for who, r in zip("abc", answers, strict=True)]
+    rows += [{"dataset": "esnli", "sample_id": "0", "config": "gold", "annotator": who, "rating": "yes", "tags": ""}
+             for who in "ab"]
+    return analyse_export(pd.DataFrame(rows), tags=list(DEFAULT_TAGS))
+
+
+def test_report_shows_n_a_where_a_number_is_undefined_never_none_or_nan() -> None:
+    a = _three_annotators_with_gold()  # no tag given: every tag's κ is undefined; κ(a, b) is undefined
+    html = outputs(a)["report.html"].decode()
+    cells = re.findall(r"<t[dh]>(.*?)</t[dh]>", html)
+    assert cells and not {c.strip().lower() for c in cells} & {"none", "nan", "null"}
+    tags = html[html.index("Agreement on each shortcoming tag"):]
+    assert re.search(r"<td>contradiction</td>\s*<td>2</td>\s*<td>n/a</td>", tags)
+    pairwise = html[html.index("Pairwise Cohen's κ</h3>"):]
+    assert re.search(r"<th>a</th>\s*<td>1.000</td>\s*<td>n/a</td>\s*<td>0.000</td>", pairwise)
+
+
+def test_report_says_which_pairs_each_agreement_figure_averages() -> None:
+    html = unescape(outputs(_three_annotators_with_gold())["report.html"].decode())
+    assert ("% agreement is the mean over every annotator pair with an item rated by both" in html
+            and "κ is Light's κ, the mean over the annotator pairs where κ is defined" in html)
+
+
+def test_kappa_per_cell_figure_draws_no_empty_trace() -> None:
+    a = _three_annotators_with_gold()
+    fig = figures(a)["kappa_per_cell"]
+    assert [t.name for t in fig.data] == ["full_ft"]  # gold is reported apart: no empty "gold" trace
+    assert list(fig.data[0].y) == [pytest.approx(0.0)]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--db", "{tmp}/missing.db"], "no such database file"),
     (["--db", "{db}", "--study", "nope"], "unknown study 'nope'"),
@@ -179,6 +214,21 @@ def test_cli_errors_are_one_line(args: list[str], message: str, store: Store, wr
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and err.startswith("error: ")
     assert not (tmp_path / "missing.db").exists()
+
+
+@pytest.mark.parametrize("names", [["-x", "full_ft"], ["full_ft", "--png"]])
+def test_cli_compare_takes_names_that_begin_with_a_dash(names: list[str], db_path: Path, tmp_path: Path,
+                                                        capsys) -> None:
+    ratings = {("esnli", str(i), c): {"alice": (r, ""), "bob": (r, "")} for i in range(3)
+               for c, r in ((names[0], "yes"), (names[1], "no"))}
+    with Store(db_path) as store:
+        store.import_ratings(write_ratings_csv(tmp_path / "r.csv", ratings), "s")
+    out = tmp_path / "o"
+    assert report_cli.main(["--db", str(db_path), "--compare", *names, "--out", str(out), "--n-boot", "10"]) == 0, \
+        capsys.readouterr().err
+    comparison = json.loads((out / "agreement.json").read_text())["comparison"]
+    assert [comparison["a"], comparison["b"]] == names and comparison["wins_a"] == 3
+    assert not list(out.glob("*.png"))  # "--png" was a name, not the option
 
 
 def test_cli_study_without_ratings(tmp_path: Path, db_path: Path, write_jsonl, capsys) -> None:

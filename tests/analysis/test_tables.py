@@ -138,6 +138,21 @@ def test_three_annotators_pairwise_light_and_alpha() -> None:
     assert a.n_items_rated_by_all == 4
 
 
+def test_percent_agreement_of_three_annotators_counts_every_pair_that_shares_an_item() -> None:
+    # Two items: a, b, c answer (yes, yes, no) and (yes, yes, yes).
+    #   a–b: yes/yes twice → κ undefined (one answer only), agreement 2/2 = 1
+    #   a–c, b–c: yes/no, yes/yes → p_o = 1/2, p_e = 1 · 1/2 = 1/2, κ = 0; agreement 1/2
+    # κ (Light's): the mean over the pairs where κ is defined = (0 + 0) / 2 = 0.
+    # % agreement: the mean over every pair that shares an item = (1 + 1/2 + 1/2) / 3 = 2/3 (not 1/2: the a–b
+    # pair agrees fully, it has no κ only because it used one answer).
+    frame = export_frame({("x", str(i), "c"): {"a": (ra, ""), "b": (rb, ""), "c": (rc, "")}
+                          for i, (ra, rb, rc) in enumerate([("yes", "yes", "no"), ("yes", "yes", "yes")])})
+    a = analyse_export(frame)
+    assert a.overall.kappas["cohen_kappa"].value == pytest.approx(0.0)
+    assert a.overall.percent_agreement.value == pytest.approx(2 / 3)
+    assert a.overall.contract()["percent_agreement"] == pytest.approx(2 / 3)
+
+
 def test_prepare_rejects_bad_input() -> None:
     items, ratings = split_export(export_frame())
     bad = ratings.copy()

@@ -731,3 +731,16 @@ def test_the_pages_csv_download_is_safe_to_open_in_a_spreadsheet(
     with Store(tmp_path / "other.db") as other:
         other.import_ratings("download.csv", "s", data=data)
         assert other.ratings_frame("s")["comment"].tolist() == ['=cmd|" /C calc"!A0']
+
+
+def test_progress_rows_show_n_a_for_an_annotator_without_answers(store: Store, write_jsonl) -> None:
+    from annotate.app.admin import progress_rows
+
+    store.import_nles(write_jsonl([nle("esnli", str(i)) for i in range(3)]), "s")
+    for name in ("ann", "bob"):
+        store.add_annotator(name, "s", code=f"{name}-code")
+    aid = store.authenticate("ann", "ann-code")["id"]
+    store.submit(aid, next_item(store, aid)["item_id"], "yes", [], "", 4.0)
+    rows = {r["annotator"]: r for r in progress_rows(store, "s")}
+    assert rows["bob"]["median s/item"] == "n/a"  # never None
+    assert rows["ann"]["median s/item"] == "4.0"

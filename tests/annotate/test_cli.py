@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import re
 import sqlite3
@@ -117,6 +119,70 @@ def test_a_failed_command_leaves_no_new_database_behind(capsys: pytest.CaptureFi
     rc, out, err = run(capsys, *argv, "--db", db)
     assert (rc, out) == (2, "") and err.startswith("error: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # no new.db, -wal or -shm
+
+
+class _FullStdout(io.StringIO):
+    """Standard output on a full disk: every write fails, as on `> /dev/full`."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _import_like(tmp_path: Path, write_jsonl) -> dict[str, list[str]]:
+    """Every command that imports into a new database, with a file it accepts."""
+    nles = write_jsonl([nle("esnli", "1", c) for c in ("full_ft", "bitfit")])
+    ratings = tmp_path / "r.csv"
+    ratings.write_text("dataset,sample_id,config,annotator,rating\nesnli,1,full_ft,alice,yes\n")
+    prefs = tmp_path / "p.csv"
+    prefs.write_text("dataset,sample_id,annotator,preference\nesnli,1,alice,full_ft\n")
+    return {"import": ["import", str(nles)],
+            "import --pairwise": ["import", str(nles), "--pairwise", "full_ft", "bitfit"],
+            "import-ratings": ["import-ratings", str(ratings)],
+            "import-ratings (preferences)": ["import-ratings", str(prefs), "--pairwise", "full_ft", "bitfit"]}
+
+
+@pytest.mark.parametrize("command", ["import", "import --pairwise", "import-ratings", "import-ratings (preferences)"])
+def test_a_committed_import_is_kept_when_its_report_cannot_be_written(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, write_jsonl,
+        command: str) -> None:
+    db = tmp_path / "new.db"
+    argv = [*_import_like(tmp_path, write_jsonl)[command], "--db", str(db)]
+    monkeypatch.setattr(sys, "stdout", _FullStdout())
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: the command completed (what it changed is saved in {db}), but its summary could not be "
+                   "written to standard output: [Errno 28] No space left on device\n")
+    with Store(db) as store:  # the import is there, whole
+        assert len(store.studies()) == 1 and store.counts()["items"] >= 1
+
+
+def test_a_new_database_that_holds_a_committed_import_is_never_deleted(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, write_jsonl) -> None:
+    """Whatever fails after the import committed (here the --overlap setting), the import stays."""
+    def refuse(self: Store, *a: object, **k: object) -> None:
+        raise ValueError("overlap refused")
+    monkeypatch.setattr(Store, "configure_study", refuse)
+    db = tmp_path / "new.db"
+    rc, out, err = run(capsys, "import", write_jsonl([nle()]), "--db", db, "--overlap", "3")
+    assert (rc, out) == (2, "")
+    assert err == f"error: overlap refused ({db} keeps what was saved before this error)\n"
+    with Store(db) as store:
+        assert store.counts()["items"] == 1
+
+
+def test_console_script_output_to_a_full_disk_keeps_the_import(script: Path, tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    ratings = tmp_path / "r.csv"
+    ratings.write_text("dataset,sample_id,config,annotator,rating\nesnli,1,full_ft,alice,yes\n")
+    db = tmp_path / "new.db"
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([str(script), "import-ratings", str(ratings), "--db", str(db)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"the command completed (what it changed is saved in {db})" in proc.stderr
+    with Store(db) as store:
+        assert store.counts()["ratings"] == 1
 
 
 def test_annotators_add_prints_the_code_once_and_list_never(capsys: pytest.CaptureFixture[str], db_path: Path,

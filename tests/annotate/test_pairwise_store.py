@@ -25,7 +25,7 @@ from annotate.core.pairwise import (
 )
 from annotate.core.scale import DEFAULT_TAGS
 from annotate.core.store import Store
-from tests.helpers import nle, walk_queue
+from tests.helpers import dump, nle, walk_queue
 
 A, B = "full_ft", "att_q+ln"
 
@@ -81,6 +81,53 @@ def test_bad_pairwise_import_changes_nothing(store: Store, write_jsonl, pairwise
     with pytest.raises((InputFileError, ValueError), match=message):
         store.import_pairwise(write_jsonl(pair_lines()), *pairwise, "pw")
     assert store.counts() == before
+
+
+def test_a_file_that_makes_no_pair_is_refused_with_the_reasons(store: Store, write_jsonl) -> None:
+    # No gold_label anywhere (lines 1-4), a wrong prediction (lines 5-6) and a sample only A has (line 7).
+    lines = [nle("esnli", f"g{i}", c, gold_label=None) for i in range(2) for c in (A, B)]
+    lines += [nle("esnli", "w", A, predicted_label="neutral"), nle("esnli", "w", B), nle("esnli", "only", A)]
+    path = write_jsonl(lines)
+    with pytest.raises(InputFileError) as err:
+        store.import_pairwise(path, A, B, "pw")
+    assert str(err.value) == (
+        f"{path}: nothing to import: no sample of {A!r} and {B!r} makes a pair (both must predict the gold_label): "
+        "no gold_label: 2 samples (field 'gold_label', lines 1, 3); "
+        f"{A} predicted wrongly: 1 sample (field 'predicted_label', line 5); "
+        f"only {A} has this sample: 1 sample (field 'sample_id', line 7)")
+    assert store.studies() == []  # no empty study
+
+
+def test_a_file_without_pairs_changes_an_existing_study_in_nothing(pw: Store, write_jsonl, db_path: Path) -> None:
+    before = dump(db_path)
+    path = write_jsonl([nle("esnli", f"n{i}", c, gold_label=None) for i in range(7) for c in (A, B)])
+    with pytest.raises(InputFileError, match=r"no gold_label: 7 samples \(field 'gold_label', lines 1, 3, 5, 7, 9, "
+                                             r"\.\.\.\)$"):
+        pw.import_pairwise(path, A, B, "pw")
+    assert dump(db_path) == before
+
+
+def test_cli_pairwise_import_of_no_pair_fails_and_creates_no_database(tmp_path: Path, write_jsonl,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    path = write_jsonl([nle("esnli", "1", c, gold_label=None) for c in (A, B)])
+    db = tmp_path / "new.db"
+    assert cli(["import", str(path), "--db", str(db), "--pairwise", A, B]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        f"error: {path}: nothing to import: no sample of {A!r} and {B!r} makes a pair (both must predict the "
+        "gold_label): no gold_label: 1 sample (field 'gold_label', line 1) (nothing was imported; no database was "
+        "created)\n")
+    assert not db.exists()
+
+
+def test_cli_pairwise_names_may_begin_with_a_dash(tmp_path: Path, write_jsonl, capsys: pytest.CaptureFixture) -> None:
+    path = write_jsonl([nle("esnli", "1", c) for c in ("-ablation", "--full")])
+    db = tmp_path / "new.db"
+    assert cli(["import", str(path), "--db", str(db), "--pairwise", "-ablation", "--full"]) == 0
+    assert "pairs: 1" in capsys.readouterr().out
+    with Store(db) as store:
+        assert store.pairwise_setup(store.resolve_study(None)["id"]) == {"a": "-ablation", "b": "--full",
+                                                                          "rate_sides": False}
 
 
 def test_a_rating_study_is_not_turned_into_a_pairwise_one(store: Store, write_jsonl) -> None:

@@ -7,11 +7,14 @@ from analysis.compare import DEFAULT_COMPARE, compare
 from analysis.literal import literal_frame
 from analysis.report import (
     FLEISS_DEFINITION,
+    PAIRS_DEFINITION,
     agreement_table,
     analyse_store,
     comparison_table,
     figures,
     outputs,
+    pairwise_kappa_table,
+    tag_agreement_table,
 )
 from analysis.tables import adjudication_counts
 from annotate.app.admin import choose_study
@@ -60,15 +63,17 @@ st.subheader("Agreement")
 st.caption("κ on the four answers, weighted (linear, quadratic), binary ({yes, weak yes} vs {weak no, no}); "
            "95 % bootstrap intervals in brackets; n/a [k] when undefined, for reason k below the table.")
 st.caption(md_escape(FLEISS_DEFINITION))
+if len(a.annotators) > 2:
+    st.caption(md_escape(PAIRS_DEFINITION))
 footnotes: list[str] = []
 st.dataframe(literal_frame(agreement_table(a, footnotes)), hide_index=True, key="agreement_table")
 for k, reason in enumerate(footnotes, start=1):
     st.caption(md_escape(f"[{k}] {reason}"))
 st.plotly_chart(figs["kappa_per_cell"], key="fig_kappa")
 if len(a.annotators) > 2:
-    st.dataframe(literal_frame(a.pairwise.round(3)), key="pairwise")
+    st.dataframe(literal_frame(pairwise_kappa_table(a)), key="pairwise")
 st.caption("Agreement on each shortcoming tag (κ on presence)")
-st.dataframe(literal_frame(a.tag_agreement), hide_index=True, key="tag_agreement")
+st.dataframe(literal_frame(tag_agreement_table(a)), hide_index=True, key="tag_agreement")
 
 st.subheader("Side by side")
 st.dataframe(literal_frame(comparison_table(a.comparison)), hide_index=True, key="comparison_table")
