@@ -38,6 +38,22 @@ def token_matches(token: str, stored: str | None) -> bool:
     return stored is not None and hmac.compare_digest(hash_token(token), stored)
 
 
+# The fewest answers that earn the completion code when the study runs out of items for a worker: a worker it had
+# nothing left for gets no code, unless the researcher sets 0 (e.g. to pay everyone who came).
+DEFAULT_CODE_MIN_ANSWERS = 1
+
+
+def check_code_min_answers(value: object) -> int:
+    """A whole number of answers, 0 or more; ValueError otherwise."""
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"code_min_answers must be a whole number, 0 or more, got {value!r}") from None
+    if n < 0:
+        raise ValueError(f"code_min_answers must be a whole number, 0 or more, got {value!r}")
+    return n
+
+
 def check_pid(pid: str | None) -> str:
     """The worker id, stripped; JoinRefused when missing, too long or holding control characters."""
     if pid is None or not str(pid).strip():
