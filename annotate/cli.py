@@ -44,7 +44,7 @@ def _describe_settings(name: str, s: dict) -> str:
         f"  reservation lapses after: {s['lapse_seconds']} s",
         f"  attention checks pass: {s['attention_tolerance'].replace('_', ' ')}",
         f"  completion code: {s['completion_code'] or '(none)'}", f"  redirect URL: {s['redirect_url'] or '(none)'}",
-        f"  completion code needs at least: {s['code_min_answers']} answers",
+        f"  answers that earn the completion code: at least {s['code_min_answers']}",
         f"  joining by link: {'open' if s['join_open'] else 'closed'}"
         + (f", at most {s['max_joined']} participants" if s["max_joined"] else "")])
 

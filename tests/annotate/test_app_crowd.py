@@ -219,6 +219,9 @@ def test_numbers_close_up_when_lapsed_items_leave_the_queue(crowd: str, store: S
             and pos is not None:  # w2 works until it has taken over one of w1's items
         store.submit(w2, store.annotator_item(w2, pos)["item_id"], "yes")
         pos = store.next_unanswered(w2, after=pos)
+    kept = store.conn.execute("SELECT COUNT(*) FROM assignments WHERE answered_at IS NULL AND annotator_id = ?",
+                              (w1,)).fetchone()[0]
+    assert kept == 0, "w1 still holds the lapsed check after the regular item was taken over"
     at = at.run()
     assert not at.exception, at.exception
     assert heading(at).startswith("Item 3")

@@ -156,7 +156,7 @@ def test_a_bad_code_minimum_is_refused_and_changes_nothing(store, write_jsonl, v
 def test_the_code_minimum_from_the_cli(store, write_jsonl, capsys) -> None:
     crowd_study(store, write_jsonl, 2)
     assert cli.main(["study", "set", "--db", store.path, "s", "--code-min-answers", "0"]) == 0
-    assert "completion code needs at least: 0 answers" in capsys.readouterr().out
+    assert "answers that earn the completion code: at least 0" in capsys.readouterr().out
     assert store.study_settings("s")["code_min_answers"] == 0
 
 
