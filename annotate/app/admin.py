@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from analysis.data import Prepared, prepare
+from annotate.core import crowd
 from annotate.core.importing import ImportResult
 from annotate.core.store import Store
 
@@ -87,7 +88,8 @@ def study_settings_form(store: Store, study: str) -> None:
         redirect = st.text_input("Redirect URL after completion (optional)", value=current["redirect_url"] or "",
                                  key="settings_redirect")
         min_answers = st.number_input("Answers needed for the completion code when the study runs out (0 = also "
-                                      "for a worker it had nothing left for)", min_value=0, step=1,
+                                      "for a worker it had nothing left for)", min_value=0,
+                                      max_value=crowd.MAX_CODE_MIN_ANSWERS, step=1,
                                       value=current["code_min_answers"], key="settings_code_min_answers")
         if st.form_submit_button("Save settings", key="settings_save"):
             try:

@@ -43,14 +43,18 @@ def token_matches(token: str, stored: str | None) -> bool:
 DEFAULT_CODE_MIN_ANSWERS = 1
 
 
+MAX_CODE_MIN_ANSWERS = 1_000_000
+
+
 def check_code_min_answers(value: object) -> int:
-    """A whole number of answers, 0 or more; ValueError otherwise."""
+    """A whole number of answers from 0 to MAX_CODE_MIN_ANSWERS; ValueError otherwise."""
+    message = f"code_min_answers must be a whole number from 0 to {MAX_CODE_MIN_ANSWERS:,}, got {value!r}"
     try:
         n = int(str(value).strip())
     except ValueError:
-        raise ValueError(f"code_min_answers must be a whole number, 0 or more, got {value!r}") from None
-    if n < 0:
-        raise ValueError(f"code_min_answers must be a whole number, 0 or more, got {value!r}")
+        raise ValueError(message) from None
+    if not 0 <= n <= MAX_CODE_MIN_ANSWERS:
+        raise ValueError(message)
     return n
 
 

@@ -117,6 +117,10 @@ def test_researcher_sees_progress_k_sets_attention_and_can_set_k(monkeypatch, cr
     at.text_input(key="settings_overlap").input("3")
     at = at.button(key="settings_save").click().run()
     assert store.assignment_settings("s").overlap == 3
+    assert store.study_settings("s")["code_min_answers"] == 1
+    at.number_input(key="settings_code_min_answers").set_value(0)
+    at = at.button(key="settings_save").click().run()
+    assert store.study_settings("s")["code_min_answers"] == 0
 
 
 def test_sign_out_drops_the_join_link_so_the_worker_stays_signed_out(crowd: str) -> None:

@@ -145,10 +145,10 @@ def test_the_code_needs_the_minimum_of_answers_or_the_whole_quota(store, write_j
     assert answer_all(store, c) == [] and store.completion(c) is None
 
 
-@pytest.mark.parametrize("value", [-1, "two", 1.5])
+@pytest.mark.parametrize("value", [-1, "two", 1.5, 10**30])
 def test_a_bad_code_minimum_is_refused_and_changes_nothing(store, write_jsonl, value) -> None:
     crowd_study(store, write_jsonl, 2)
-    with pytest.raises(ValueError, match="code_min_answers must be a whole number, 0 or more"):
+    with pytest.raises(ValueError, match="code_min_answers must be a whole number from 0 to 1,000,000"):
         store.configure_study("s", code_min_answers=value)
     assert store.study_settings("s")["code_min_answers"] == 1
 
