@@ -48,6 +48,7 @@ def _describe_settings(name: str, s: dict) -> str:
         f"  reservation lapses after: {s['lapse_seconds']} s",
         f"  attention checks pass: {s['attention_tolerance'].replace('_', ' ')}",
         f"  completion code: {s['completion_code'] or '(none)'}", f"  redirect URL: {s['redirect_url'] or '(none)'}",
+        f"  answers that earn the completion code: at least {s['code_min_answers']}",
         f"  joining by link: {'open' if s['join_open'] else 'closed'}"
         + (f", at most {s['max_joined']} participants" if s["max_joined"] else "")
         + f", {_per_address(s['joins_per_address'])}"])
@@ -60,7 +61,8 @@ def _per_address(limit: int | None) -> str:
 def cmd_study_set(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("overlap", args.overlap), ("max_per_annotator", args.max_per_annotator),
                                  ("attention_tolerance", args.attention_tolerance),
-                                 ("completion_code", args.completion_code), ("redirect_url", args.redirect_url))
+                                 ("completion_code", args.completion_code), ("redirect_url", args.redirect_url),
+                                 ("code_min_answers", args.code_min_answers))
                if v is not None}
     if args.lapse_minutes is not None:
         changes["lapse_seconds"] = round(args.lapse_minutes * 60)
@@ -296,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an attention check passes on exactly the expected answer, or within one step")
     p.add_argument("--completion-code", metavar="CODE", help="code shown when an annotator's work is done ('' = none)")
     p.add_argument("--redirect-url", metavar="URL", help="http(s) link shown with the completion code ('' = none)")
+    p.add_argument("--code-min-answers", type=int, metavar="N",
+                   help="fewest answers that earn the completion code when the study runs out of items for a "
+                        "worker (default 1; 0 = also a worker it had nothing left for)")
     p.set_defaults(func=cmd_study_set)
     p = study.add_parser("show", help="print a study's settings and complete k-sets")
     p.add_argument("--db", required=True, help="SQLite database file")

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from annotate.core import assignment
 from annotate.core.store import Store
 from tests.helpers import COMVE_DIR
+
+
+@pytest.fixture(autouse=True)
+def seeded_check_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attention-check positions drawn from a fixed seed, so that every test sees the same queues (the app draws
+    them from the system's randomness)."""
+    monkeypatch.setattr(assignment, "_SLOT_RNG", random.Random(0))
 
 
 @pytest.fixture

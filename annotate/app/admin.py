@@ -10,6 +10,7 @@ import streamlit as st
 
 from analysis.data import Prepared, prepare
 from annotate.app.render import drawn_text, md_escape
+from annotate.core import crowd
 from annotate.core.importing import ImportResult
 from annotate.core.store import Store
 
@@ -87,11 +88,16 @@ def study_settings_form(store: Store, study: str) -> None:
                              value=current["completion_code"] or "", key="settings_code")
         redirect = st.text_input("Redirect URL after completion (optional)", value=current["redirect_url"] or "",
                                  key="settings_redirect")
+        min_answers = st.number_input("Answers needed for the completion code when the study runs out (0 = also "
+                                      "for a worker it had nothing left for)", min_value=0,
+                                      max_value=crowd.MAX_CODE_MIN_ANSWERS, step=1,
+                                      value=current["code_min_answers"], key="settings_code_min_answers")
         if st.form_submit_button("Save settings", key="settings_save"):
             try:
                 store.configure_study(study, overlap=overlap, max_per_annotator=int(cap) or None,
                                       lapse_seconds=int(lapse) * 60, attention_tolerance=tolerance,
-                                      completion_code=code, redirect_url=redirect)
+                                      completion_code=code, redirect_url=redirect,
+                                      code_min_answers=int(min_answers))
             except ValueError as e:
                 st.error(md_escape(f"Nothing was changed. {e}"))
             else:

@@ -14,12 +14,14 @@ from typing import Any
 import streamlit as st
 
 from annotate.app import timing
-from annotate.core import limits
+from annotate.core import assignment, limits
 from annotate.core.errors import AccessDenied, RuleViolation
-from annotate.core.limits import SLOW_DOWN
+from annotate.core.limits import SKIP_SLOW_DOWN, SLOW_DOWN
 from annotate.core.scale import RATINGS
 from annotate.core.store import Store
 
+HOLDING_MOST = ("You hold {n} unanswered items, the most at once: Skip now moves between them; answer one to get a "
+                "new item.")
 COUNTS_TTL_S = 60.0  # progress counts are refreshed from the database at least this often
 STUDY_TTL_S = 60.0
 
@@ -157,31 +159,44 @@ class Queue:
         s["errors"] = [SLOW_DOWN]
         return True
 
+    def number(self, position: int) -> int:
+        """The item's number in the annotator's queue as shown ("Item N"): no gaps where items left it."""
+        return self.store.queue_number(self.aid, position)
+
     def back(self) -> None:
-        pos = self.position
-        if pos is None:
-            _, total = self.counts()
-            self._go(total - 1 if total else None)
-        elif pos > 0:
-            self._go(pos - 1)
+        # Over gaps: a reservation taken over after its lapse leaves the queue, and its position with it.
+        previous = self.store.neighbour(self.aid, self.position, -1)
+        if previous is not None:
+            self._go(previous)
 
     def skip(self) -> None:
-        """Leave the item as it is and go to the next unanswered one (or simply the next one when all are done)."""
+        """Leave the item as it is and go to the next unanswered one (or simply the next one when all are done).
+        A skipped item stays reserved and counts against the unanswered items one may hold at once."""
         pos = self.position
         if pos is None:
+            return
+        s = self._state()
+        if not limits.allow_submit(s.setdefault("skips", []), time.monotonic()):
+            s["errors"] = [SKIP_SLOW_DOWN]
             return
         nxt = self.store.next_unanswered(self.aid, after=pos)
         if nxt == pos:
-            self._state()["notice"] = "This is the only unanswered item left."
+            s["notice"] = "This is the only unanswered item left."
             return
         if nxt is None:  # everything answered: Skip just steps forward through the answers
-            _, total = self.counts()
-            nxt = pos + 1 if pos + 1 < total else None
+            nxt = self.store.neighbour(self.aid, pos, 1)
+        elif self.store.holds_most_open(self.aid):
+            s["notice"] = HOLDING_MOST.format(n=assignment.MAX_OPEN)
         self._go(nxt)
 
     def restart(self) -> None:
         """From the finished screen, go to the first item to revise answers."""
-        self._go(0)
+        self._go(self.store.neighbour(self.aid, None, 1))
+
+    def resume(self) -> None:
+        """Go on with the first unanswered item (after the finished screen found that new work came free)."""
+        self._refresh_counts()
+        self._go(self.store.next_unanswered(self.aid))
 
     def submit(self) -> None:
         """Save the answer to the item on screen through the store; on a rule violation keep the form, say why."""

@@ -9,8 +9,15 @@ reservations are fewer than k. A reservation lapses after `lapse_seconds`; the n
 takes it over and the lapsed row leaves the absent annotator's queue, so an item never collects more than k ratings.
 Items that others already rated (or hold) come first, so complete k-sets accrue early; fresh items follow the
 study's random order (`items.shuffle_key`), which each annotator enters at their own point. Attention checks (items
-with an `expected_rating`) are outside k: every annotator gets each of them, mixed in at random among their regular
-items.
+with an `expected_rating`) are outside k: every annotator gets each of them, at queue positions drawn for that
+annotator over the share of the work they can expect (`check_slots`), so that a check is as likely at any point of
+their queue.
+
+Against hoarding: an annotator holds at most MAX_OPEN unanswered items at once (Skip keeps an item, so it counts
+against that), and is given no new item once they have passed over SKIP_BUDGET in a row (held unanswered, or lost
+after a lapse) until they answer one; a reservation runs from the moment the item was given and is not renewed by
+coming back to it; and when a lapsed reservation is taken over, every lapsed reservation of its holder goes back
+with it, checks included, so what an absent annotator keeps never depends on what kind of item it is.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +33,11 @@ from typing import Literal
 # ratings as k = all, in another order). A study stored with NULL, or without a settings row, stays k = all.
 DEFAULT_OVERLAP = 2
 DEFAULT_LAPSE_SECONDS = 1800
+# Unanswered items one annotator may hold at once in a k-of-N study: the one on screen and two skipped.
+MAX_OPEN = 3
+# Items an annotator may pass over in a row (hold unanswered, or lose after a lapse) before they get no new one
+# until they answer: a worker who never answers can hold items only twice over, for one lapse each.
+SKIP_BUDGET = 2 * MAX_OPEN
 Tolerance = Literal["exact", "within_one"]
 TOLERANCES: tuple[str, ...] = ("exact", "within_one")
 
@@ -85,6 +98,10 @@ def study_of(conn: sqlite3.Connection, annotator_id: int) -> int:
 def _tie_break(item_id: int, annotator_id: int) -> int:
     # Orders equally taken items differently for each annotator (the old per-annotator shuffle).
     return (item_id * 2654435761 + annotator_id * 40503) % 4294967311
+
+
+# Where a worker's attention checks go: unpredictable, so that no one can work them out from the code and an id.
+_SLOT_RNG: random.Random = random.SystemRandom()
 
 
 def _entry_point(annotator_id: int) -> float:
@@ -242,6 +259,8 @@ def remaining(conn: sqlite3.Connection, annotator_id: int, now: float | None = N
     s = read_settings(conn, study_id)
     if s.overlap is None:
         return 0
+    if passed_over(conn, annotator_id) >= SKIP_BUDGET and not open_count(conn, annotator_id):
+        return 0  # nothing held to answer, and no new item until they answer one: they are done
     live_after = (time.time() if now is None else now) - s.lapse_seconds
     regular = _partial_count(conn, study_id, annotator_id, s.overlap, live_after) \
         + _fresh_count(conn, study_id, annotator_id, live_after)
@@ -251,12 +270,79 @@ def remaining(conn: sqlite3.Connection, annotator_id: int, now: float | None = N
     return regular + (len(_checks(conn, study_id, annotator_id)) if takes_part else 0)
 
 
+def open_count(conn: sqlite3.Connection, annotator_id: int) -> int:
+    """Unanswered items in the annotator's queue (from the partial index of unanswered rows)."""
+    return conn.execute("SELECT COUNT(*) FROM assignments WHERE annotator_id = ? AND answered_at IS NULL",
+                        (annotator_id,)).fetchone()[0]
+
+
+def passed_over(conn: sqlite3.Connection, annotator_id: int) -> int:
+    """Items given to the annotator after their last answer that they have not answered: held now, or lost when
+    a lapsed reservation was taken over (a gap in the queue). Reads only the queue's tail."""
+    last = conn.execute("SELECT position FROM assignments WHERE annotator_id = ? AND answered_at IS NOT NULL"
+                        " ORDER BY position DESC LIMIT 1", (annotator_id,)).fetchone()
+    after = -1 if last is None else last[0]
+    return conn.execute(
+        "SELECT (SELECT COUNT(*) FROM assignments WHERE annotator_id = ? AND answered_at IS NULL AND position > ?)"
+        " + (SELECT COUNT(*) FROM queue_gaps WHERE annotator_id = ? AND position > ?)",
+        (annotator_id, after, annotator_id, after)).fetchone()[0]
+
+
+def next_position(conn: sqlite3.Connection, annotator_id: int) -> int:
+    """The position a new item takes: after every position the queue has had, so that none is used twice (a
+    position reused for another item would carry the earlier item's answer widgets in an open page)."""
+    return conn.execute(
+        "SELECT MAX(COALESCE((SELECT MAX(position) FROM assignments WHERE annotator_id = ?), -1),"
+        " COALESCE((SELECT MAX(position) FROM queue_gaps WHERE annotator_id = ?), -1)) + 1",
+        (annotator_id, annotator_id)).fetchone()[0]
+
+
+def _expected_share(conn: sqlite3.Connection, study_id: int, annotator_id: int, s: AssignmentSettings,
+                    live_after: float, room: int | None) -> int:
+    """How many more regular items this annotator can expect: their quota when the study has one, else their
+    share of the study's k ratings among its expected annotators (`max_joined`, or those it has), and never
+    more than what they could be given now."""
+    available = _partial_count(conn, study_id, annotator_id, s.overlap, live_after) \
+        + _fresh_count(conn, study_id, annotator_id, live_after)
+    if room is not None:
+        return min(available, room)
+    n_items = conn.execute("SELECT COUNT(*) FROM items WHERE study_id = ? AND queueable = 1"
+                           " AND expected_rating IS NULL", (study_id,)).fetchone()[0]
+    max_joined = conn.execute("SELECT max_joined FROM study_settings WHERE study_id = ?", (study_id,)).fetchone()
+    n_annotators = conn.execute("SELECT COUNT(*) FROM annotators WHERE study_id = ?", (study_id,)).fetchone()[0]
+    workers = max(n_annotators, (max_joined[0] if max_joined else None) or 0, 1)
+    share = -(-(s.overlap or 1) * n_items // workers) - _regular_held(conn, annotator_id)
+    return max(0, min(available, share))
+
+
+def _check_due(conn: sqlite3.Connection, annotator_id: int, position: int, n_checks: int,
+               share: Callable[[], int]) -> bool:
+    """Whether the item at `position` is one of the annotator's attention checks. Their positions are drawn
+    uniformly over the queue ahead (the expected share plus the checks) whenever fewer positions lie ahead than
+    checks are left to give: on their first item, and again when a check went back after a lapse."""
+    ahead = {r[0] for r in conn.execute("SELECT position FROM check_slots WHERE annotator_id = ? AND position >= ?",
+                                        (annotator_id, position))}
+    if len(ahead) < n_checks:
+        span = share() + n_checks  # holds at least n_checks free positions
+        drawn: set[int] = set()
+        while len(drawn) < n_checks - len(ahead):
+            p = position + _SLOT_RNG.randrange(span)
+            if p not in ahead:
+                drawn.add(p)
+        conn.executemany("INSERT INTO check_slots (annotator_id, position) VALUES (?, ?)",
+                         [(annotator_id, p) for p in drawn])
+        ahead |= drawn
+    return position in ahead
+
+
 def claim(conn: sqlite3.Connection, annotator_id: int, now: float | None = None) -> int | None:
     """Reserve the next item for the annotator (call inside BEGIN IMMEDIATE); returns its queue position, or None
-    when nothing is left for them."""
+    when nothing is left for them, they already hold MAX_OPEN unanswered items, or they have passed over
+    SKIP_BUDGET items since their last answer."""
     study_id = study_of(conn, annotator_id)
     s = read_settings(conn, study_id)
-    if s.overlap is None:
+    if s.overlap is None or open_count(conn, annotator_id) >= MAX_OPEN \
+            or passed_over(conn, annotator_id) >= SKIP_BUDGET:
         return None
     now = time.time() if now is None else now
     live_after = now - s.lapse_seconds
@@ -266,27 +352,25 @@ def claim(conn: sqlite3.Connection, annotator_id: int, now: float | None = None)
     if room != 0:
         regular = _partial(conn, study_id, annotator_id, s.overlap, live_after, limit=1) \
             or _fresh(conn, study_id, annotator_id, live_after, 1)
-    # Every annotator who takes part gets every attention check: those not yet mixed in come at the end. Someone
-    # who never got regular work (the study was already complete) gets none.
+    # Every annotator who takes part gets every attention check: those not given by the time their regular work
+    # runs out come at the end. Someone who never got regular work (the study was already complete) gets none.
     checks = _checks(conn, study_id, annotator_id) if regular or _has_regular(conn, annotator_id) else []
     if not regular and not checks:
         return None
-    n_regular = 0
-    if regular and checks:  # the work ahead, only to spread the checks over it
-        n_regular = _partial_count(conn, study_id, annotator_id, s.overlap, live_after) \
-            + _fresh_count(conn, study_id, annotator_id, live_after)
-        n_regular = n_regular if room is None else min(n_regular, room)
-    position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM assignments WHERE annotator_id = ?",
-                            (annotator_id,)).fetchone()[0]
-    # Attention checks are spread evenly at random over the regular work still ahead of this annotator.
-    pick_check = not regular or bool(checks) and random.Random(f"{annotator_id}:{position}").random() < \
-        len(checks) / (len(checks) + n_regular)
+    position = next_position(conn, annotator_id)
+    pick_check = not regular or bool(checks) and _check_due(
+        conn, annotator_id, position, len(checks),
+        lambda: _expected_share(conn, study_id, annotator_id, s, live_after, room))
     item_id = checks[0] if pick_check else regular[0]
     if not pick_check:
-        # Take the item over from annotators whose reservation lapsed: their row leaves their queue, so the item
-        # never collects more than k ratings.
-        conn.execute("DELETE FROM assignments WHERE item_id = ? AND answered_at IS NULL AND reserved_at < ?",
-                     (item_id, live_after))
+        # Take the item over from annotators whose reservation lapsed. Every lapsed reservation of theirs goes back
+        # with it, attention checks too: keeping the checks alone would tell them which items those are. The
+        # taken item never collects more than k ratings.
+        holders = [r[0] for r in conn.execute("SELECT annotator_id FROM assignments WHERE item_id = ?"
+                                              " AND answered_at IS NULL AND reserved_at < ?", (item_id, live_after))]
+        for holder in holders:
+            conn.execute("DELETE FROM assignments WHERE annotator_id = ? AND answered_at IS NULL"
+                         " AND reserved_at < ?", (holder, live_after))
     conn.execute("INSERT INTO assignments (annotator_id, item_id, position, answered_at, reserved_at)"
                  " VALUES (?, ?, ?, NULL, ?)", (annotator_id, item_id, position, now))
     return position
@@ -299,8 +383,19 @@ def own_open(conn: sqlite3.Connection, annotator_id: int, after: int) -> int | N
     return row[0] if row else None
 
 
-def renew(conn: sqlite3.Connection, annotator_id: int, position: int, now: float | None = None) -> None:
-    """Refresh the reservation of an item the annotator returns to (safe: a row that still exists was never
-    taken over, so it is within the item's k)."""
-    conn.execute("UPDATE assignments SET reserved_at = ? WHERE annotator_id = ? AND position = ?"
-                 " AND answered_at IS NULL", (time.time() if now is None else now, annotator_id, position))
+def queue_number(conn: sqlite3.Connection, annotator_id: int, position: int) -> int:
+    """The number shown for a queue position ("Item N"): counted past the gaps reservations taken over left, so
+    that the numbers do not tell which items left the queue."""
+    gaps = conn.execute("SELECT COUNT(*) FROM queue_gaps WHERE annotator_id = ? AND position < ?",
+                        (annotator_id, position)).fetchone()[0]
+    return position + 1 - gaps
+
+
+def neighbour(conn: sqlite3.Connection, annotator_id: int, position: int | None, step: Literal[-1, 1]) -> int | None:
+    """The queue position before (step -1) or after (+1) `position`, over gaps; from None, the last (-1) or the
+    first (+1) position. None when there is none."""
+    if position is None:
+        position = 2**62 if step < 0 else -1
+    sql = ("SELECT MAX(position) FROM assignments WHERE annotator_id = ? AND position < ?" if step < 0
+           else "SELECT MIN(position) FROM assignments WHERE annotator_id = ? AND position > ?")
+    return conn.execute(sql, (annotator_id, position)).fetchone()[0]

@@ -76,6 +76,26 @@ def token_matches(token: str, stored: str | None) -> bool:
     return stored is not None and hmac.compare_digest(hash_token(token), stored)
 
 
+# The fewest answers that earn the completion code when the study runs out of items for a worker: a worker it had
+# nothing left for gets no code, unless the researcher sets 0 (e.g. to pay everyone who came).
+DEFAULT_CODE_MIN_ANSWERS = 1
+
+
+MAX_CODE_MIN_ANSWERS = 1_000_000
+
+
+def check_code_min_answers(value: object) -> int:
+    """A whole number of answers from 0 to MAX_CODE_MIN_ANSWERS; ValueError otherwise."""
+    message = f"code_min_answers must be a whole number from 0 to {MAX_CODE_MIN_ANSWERS:,}, got {value!r}"
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise ValueError(message) from None
+    if not 0 <= n <= MAX_CODE_MIN_ANSWERS:
+        raise ValueError(message)
+    return n
+
+
 def check_pid(pid: str | None) -> str:
     """The worker id, stripped; JoinRefused when missing, too long or holding control characters."""
     if pid is None or not str(pid).strip():

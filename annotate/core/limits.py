@@ -14,6 +14,8 @@ MAX_COMMENT_CHARS = 10_000
 # item); a client that floods Submit is told to slow down, and the form keeps its answer.
 SUBMIT_BURST, SUBMIT_WINDOW_S = 10, 5.0
 SLOW_DOWN = "Slow down: your answer was not saved yet. It is still here; press Enter again in a moment."
+# Skips are held to the same rate: each could otherwise reserve another item.
+SKIP_SLOW_DOWN = "Slow down: wait a moment before skipping again."
 
 
 def check_comment(comment: str | None) -> str:

@@ -178,6 +178,24 @@ def _m0005_k_of_n_at_scale(db: sqlite_utils.Database) -> None:
         WHERE expected_rating IS NULL""")
 
 
+def _m0006_crowd_reservations(db: sqlite_utils.Database) -> None:
+    """Crowd studies that hold up: the fewest answers that earn the completion code, the queue positions a worker
+    lost (so that the numbers shown to them close up), and the positions drawn for each worker's attention checks."""
+    # The default 1: a worker the study had nothing left for gets no code unless the researcher sets 0.
+    db.execute("ALTER TABLE study_settings ADD COLUMN code_min_answers INTEGER NOT NULL DEFAULT 1")
+    # A reservation that leaves a queue (taken over after its lapse) leaves a gap; "Item N" counts past gaps.
+    db.execute("""CREATE TABLE queue_gaps (annotator_id INTEGER NOT NULL, position INTEGER NOT NULL,
+        PRIMARY KEY (annotator_id, position))""")
+    db.execute("""CREATE TRIGGER assignments_gap AFTER DELETE ON assignments
+        WHEN OLD.answered_at IS NULL AND OLD.reserved_at IS NOT NULL
+        BEGIN INSERT OR IGNORE INTO queue_gaps VALUES (OLD.annotator_id, OLD.position); END""")
+    db.execute("""CREATE TRIGGER assignments_gap_filled AFTER INSERT ON assignments
+        BEGIN DELETE FROM queue_gaps WHERE annotator_id = NEW.annotator_id AND position = NEW.position; END""")
+    # Queue positions at which a worker is given an attention check, drawn for that worker.
+    db.execute("""CREATE TABLE check_slots (annotator_id INTEGER NOT NULL, position INTEGER NOT NULL,
+        PRIMARY KEY (annotator_id, position))""")
+
+
 def _m0007_crowd_workers(db: sqlite_utils.Database) -> None:
     """Crowd workers (annotate/core/crowd.py): a limit on new workers per client address and study, counted from
     `crowd_joins` (the address hashed with the study); workers in their own namespace of names. Every study, old or
@@ -205,6 +223,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0003_k_of_n_assignment", _m0003_k_of_n_assignment),
     ("0004_pairwise", _m0004_pairwise),
     ("0005_k_of_n_at_scale", _m0005_k_of_n_at_scale),
+    ("0006_crowd_reservations", _m0006_crowd_reservations),
     ("0007_crowd_workers", _m0007_crowd_workers),
 ]
 

@@ -532,8 +532,6 @@ class Store(PairwiseStoreMixin):
                     pos = assignment.claim(conn, annotator_id)
                 if pos is None:
                     pos = assignment.own_open(conn, annotator_id, -1)
-                if pos is not None:
-                    assignment.renew(conn, annotator_id, pos)
                 return pos
         for sql, arg in (("position > ?", after), ("position <= ?", after)):
             row = self.conn.execute(
@@ -542,6 +540,21 @@ class Store(PairwiseStoreMixin):
             if row:
                 return row[0]
         return None
+
+    def queue_number(self, annotator_id: int, position: int) -> int:
+        """The number the annotator sees for a queue position ("Item N"), counted past positions that left it."""
+        return assignment.queue_number(self.conn, annotator_id, position)
+
+    def neighbour(self, annotator_id: int, position: int | None, step: int) -> int | None:
+        """The annotator's queue position before (step -1) or after (+1) `position` (None: from the end or the
+        start), or None."""
+        return assignment.neighbour(self.conn, annotator_id, position, -1 if step < 0 else 1)
+
+    def holds_most_open(self, annotator_id: int) -> bool:
+        """Whether the annotator holds as many unanswered items as a k-of-N study lets anyone hold at once."""
+        if assignment.read_settings(self.conn, assignment.study_of(self.conn, annotator_id)).overlap is None:
+            return False
+        return assignment.open_count(self.conn, annotator_id) >= assignment.MAX_OPEN
 
     def annotator_item(self, annotator_id: int, position: int) -> dict[str, Any] | None:
         """What an annotator may see of the item at `position` in their own queue: no config, model or metadata."""
@@ -777,13 +790,14 @@ class Store(PairwiseStoreMixin):
 
     def configure_study(self, study: str | None = None, **changes: Any) -> assignment.AssignmentSettings:
         """Change a study's assignment settings (overlap: int, None or 'all'; max_per_annotator; lapse_seconds;
-        attention_tolerance), completion_code and redirect_url; ValueError on an impossible value, nothing changed.
+        attention_tolerance), completion_code, redirect_url and code_min_answers (the fewest answers that earn the
+        code); ValueError on an impossible value, nothing changed.
 
         Going from k = all to a number drops the unanswered queue entries (every annotator had every item);
         going back to all fills every queue again. Ratings are never touched."""
         s = self.resolve_study(study)
         known = {"overlap", "max_per_annotator", "lapse_seconds", "attention_tolerance", "completion_code",
-                 "redirect_url"}
+                 "redirect_url", "code_min_answers"}
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown study settings: {sorted(unknown)}")
@@ -799,6 +813,8 @@ class Store(PairwiseStoreMixin):
             extra["completion_code"] = code or None
         if "redirect_url" in changes:
             extra["redirect_url"] = crowd.check_redirect(changes["redirect_url"])
+        if "code_min_answers" in changes:
+            extra["code_min_answers"] = crowd.check_code_min_answers(changes["code_min_answers"])
         with self._transaction() as conn:
             # A study without a settings row predates them: it is k = all (NULL), not a new study's default.
             conn.execute("INSERT OR IGNORE INTO study_settings (study_id, overlap) VALUES (?, NULL)", (s["id"],))
@@ -820,7 +836,8 @@ class Store(PairwiseStoreMixin):
                 "attention_tolerance": row.get("attention_tolerance", "exact"),
                 "join_open": bool(row.get("join_open")), "max_joined": row.get("max_joined"),
                 "joins_per_address": row.get("joins_per_address", crowd.DEFAULT_JOINS_PER_ADDRESS),
-                "completion_code": row.get("completion_code"), "redirect_url": row.get("redirect_url")}
+                "completion_code": row.get("completion_code"), "redirect_url": row.get("redirect_url"),
+                "code_min_answers": row.get("code_min_answers", crowd.DEFAULT_CODE_MIN_ANSWERS)}
 
     def progress(self, study: str | None = None) -> dict[str, Any]:
         """The researcher's view of a study: per annotator assigned (answered + live reservations), done, median
@@ -1029,16 +1046,33 @@ class Store(PairwiseStoreMixin):
         self._sync_assignments(conn, s["id"], aid)
         return {"id": aid, "name": name, "study_id": s["id"], "code_hash": code_hash, "resume_code": code}
 
-    def completion(self, annotator_id: int) -> dict[str, Any] | None:
-        """The study's completion code and redirect URL once the annotator has nothing left to rate, else None."""
+    def finish(self, annotator_id: int) -> dict[str, Any] | None:
+        """None while the annotator has something left to answer (this may reserve their next item). Else what the
+        finished page tells them: `answered` (items, checks included), `code_min_answers`, `has_code` (the study
+        has a completion code) and `completion_code` / `redirect_url`, the code only when they earned it: at least
+        `code_min_answers` answers, or their whole quota (`max_per_annotator`) of regular items."""
         if self.next_unanswered(annotator_id) is not None:
             return None
         row = self.conn.execute(
-            "SELECT t.completion_code, t.redirect_url FROM study_settings t JOIN annotators a"
-            " ON a.study_id = t.study_id WHERE a.id = ?", (annotator_id,)).fetchone()
-        if row is None or row[0] is None:
+            "SELECT t.completion_code, t.redirect_url, t.code_min_answers, t.max_per_annotator FROM study_settings t"
+            " JOIN annotators a ON a.study_id = t.study_id WHERE a.id = ?", (annotator_id,)).fetchone()
+        code, redirect, min_answers, quota = row or (None, None, crowd.DEFAULT_CODE_MIN_ANSWERS, None)
+        answered = self.answered_count(annotator_id)
+        regular = self.conn.execute(
+            "SELECT COUNT(*) FROM assignments a JOIN items i ON i.id = a.item_id WHERE a.annotator_id = ?"
+            " AND a.answered_at IS NOT NULL AND i.expected_rating IS NULL", (annotator_id,)).fetchone()[0] \
+            if quota else 0
+        earned = answered >= min_answers or bool(quota) and regular >= quota
+        return {"answered": answered, "code_min_answers": min_answers, "has_code": code is not None,
+                "completion_code": code if earned else None, "redirect_url": redirect if earned else None}
+
+    def completion(self, annotator_id: int) -> dict[str, Any] | None:
+        """The study's completion code and redirect URL once the annotator has nothing left to rate and has earned
+        the code (`finish`), else None."""
+        done = self.finish(annotator_id)
+        if done is None or done["completion_code"] is None:
             return None
-        return {"completion_code": row[0], "redirect_url": row[1]}
+        return {"completion_code": done["completion_code"], "redirect_url": done["redirect_url"]}
 
     # -- adjudication --------------------------------------------------------------------------------------------
 

@@ -69,3 +69,64 @@ def test_a_forged_link_gets_a_plain_message(crowd_app, new_page) -> None:
     with Store(app.db) as store:
         assert "crowd:w-forged" not in [a["name"] for a in store.annotators()]
 
+
+
+HOARD_CODE = "HOARD-C0DE"
+
+
+@pytest.fixture(scope="module")
+def hoard_study(crowd_app: tuple[App, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Study "hoard": 6 items, k = 1, a completion code; joining open. Returns the join token."""
+    app, _ = crowd_app
+    path = tmp_path_factory.mktemp("hoard") / "hoard.jsonl"
+    path.write_text("".join(json.dumps(nle("esnli", f"h{i}", "full_ft")) + "\n" for i in range(6)))
+    app.cli("import", str(path), "--study", "hoard", "--overlap", "1")
+    app.cli("study", "set", "hoard", "--completion-code", HOARD_CODE)
+    out = app.cli("study", "open", "hoard")
+    return re.search(r"join=([A-Za-z0-9_-]+)", out).group(1)
+
+
+def held(db, name: str) -> int:
+    with Store(db) as store:
+        return store.conn.execute("SELECT COUNT(*) FROM assignments a JOIN annotators n ON n.id = a.annotator_id"
+                                  " WHERE n.name = ? AND a.answered_at IS NULL", (name,)).fetchone()[0]
+
+
+def test_hoarding_with_skip_holds_three_items_and_nobody_is_paid_for_nothing(crowd_app, hoard_study,
+                                                                             new_page) -> None:
+    """A worker pressing Skip over and over holds at most 3 items; the next worker gets the other items and the
+    code; a worker who comes when nothing is left is told so and gets no code."""
+    app, _ = crowd_app
+    hoarder = new_page()
+    hoarder.goto(f"{app.url}/?study=hoard&join={hoard_study}&pid=hoarder")
+    wait_for_item(hoarder)
+    skip = hoarder.get_by_role("button", name="Skip")
+    for _ in range(6):
+        skip.click()
+        settle(hoarder)
+    expect(hoarder.get_by_text("You hold 3 unanswered items, the most at once")).to_be_visible()
+    for _ in range(12):  # as fast as the browser lets a person click (the Slow-down limit: AppTest, test_app_crowd)
+        skip.click()
+    settle(hoarder)
+    assert held(app.db, "crowd:hoarder") == 3
+
+    honest = new_page()
+    honest.goto(f"{app.url}/?study=hoard&join={hoard_study}&pid=honest")
+    wait_for_item(honest)
+    assert progress(honest) == "0 of 3"
+    for done in range(1, 3):
+        answer(honest, "yes", [])
+        submit_with_enter(honest, done, done, 3)
+    answer(honest, "yes", [])
+    honest.keyboard.press("Enter")
+    expect(honest.get_by_text("All 3 items answered — thank you!")).to_be_visible()
+    expect(honest.get_by_text(HOARD_CODE, exact=True)).to_be_visible()
+
+    late = new_page()
+    late.goto(f"{app.url}/?study=hoard&join={hoard_study}&pid=late")
+    expect(late.get_by_text("This study has no items left for you")).to_be_visible()
+    expect(late.get_by_text("so there is no completion code for you", exact=False)).to_be_visible()
+    settle(late)
+    assert HOARD_CODE not in late.content() and "All 0 items answered" not in late.content()
+    expect(late.get_by_role("button", name="Revise from the first item")).to_have_count(0)
+    assert held(app.db, "crowd:late") == 0

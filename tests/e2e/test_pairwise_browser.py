@@ -28,6 +28,9 @@ QUESTION = "Which explanation justifies the answer better?"
 N_PAIRS = 6
 CODE = "pairwise-code-1"
 _CAPTION = re.compile(r"^Pair (\d+)\b")
+CROWD_CODE = "PAIRWISE-CROWD-C0DE"
+REDIRECT = "https://app.prolific.com/submissions/complete?cc=PAIRWISE-CROWD-C0DE"
+pair_app_token: list[str] = []  # the join token of study "pw-crowd", set by the pair_app fixture
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,9 @@ def pair_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         store.add_annotator("pia", "pw", code=CODE)
         store.import_pairwise(nles, A, B, "pw-sides", rate_sides=True)  # each side rated on the 4-point scale too
         store.add_annotator("rita", "pw-sides", code=CODE)
+        store.import_pairwise(nles, A, B, "pw-crowd")  # a crowd study: k = 1 here, so one worker takes every pair
+        store.configure_study("pw-crowd", overlap=1, completion_code=CROWD_CODE, redirect_url=REDIRECT)
+        pair_app_token.append(store.open_joining("pw-crowd"))
     yield from serve(db, log)
 
 
@@ -144,3 +150,30 @@ def test_with_side_ratings_keys_choose_the_preference_and_never_rate_a_side(pair
     a_first = first.endswith("writer one")
     assert row["preference"] == "tie"
     assert (row["rating_a"], row["rating_b"]) == (("weak_no", "yes") if a_first else ("yes", "weak_no"))
+
+
+def test_a_pairwise_crowd_worker_gets_the_completion_code_and_a_latecomer_none(pair_app: App, new_page) -> None:
+    """Same completion rules as a rating study: the code and the return button once every pair is answered; a
+    worker who comes when nothing is left is told so, with no code and nothing to revise."""
+    link = f"{pair_app.url}/?study=pw-crowd&join={pair_app_token[-1]}"
+    page = new_page()
+    page.goto(f"{link}&PROLIFIC_PID=pw-worker")
+    expect(page.get_by_text(QUESTION)).to_be_visible()
+    page.get_by_text(QUESTION).click()
+    for step in range(N_PAIRS):
+        assert on_screen(page)[0] == step
+        page.keyboard.press("3")
+        expect(page.get_by_role("radio", name="Tie", exact=True)).to_be_checked()
+        settle(page)
+        page.keyboard.press("Enter")
+        expect(page.locator('[data-testid="stProgress"]')).to_have_text(f"{step + 1} of {N_PAIRS}")
+    expect(page.get_by_text(f"All {N_PAIRS} pairs answered — thank you!")).to_be_visible()
+    expect(page.get_by_text(CROWD_CODE, exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="Return to the study platform to finish")).to_have_attribute("href", REDIRECT)
+
+    late = new_page()
+    late.goto(f"{link}&pid=pw-late")
+    expect(late.get_by_text("This study has no pairs left for you")).to_be_visible()
+    settle(late)
+    assert CROWD_CODE not in late.content() and "All 0 pairs answered" not in late.content()
+    expect(late.get_by_role("button", name="Revise from the first pair")).to_have_count(0)

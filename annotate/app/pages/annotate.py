@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from annotate.app import join, render, timing
+from annotate.app import finished, render, timing
 from annotate.app import queue as q
 from annotate.app.session import require_annotator
 from annotate.core.limits import MAX_COMMENT_CHARS
@@ -18,17 +18,13 @@ notice = queue.pop_notice()  # "Saved." and the like: shown beside the next item
 
 item = queue.item()
 if item is None:
-    st.success(f"All {total} items answered — thank you!")
-    join.show_completion(annotator)
-    st.write("You can still go back and revise any answer.")
-    done = st.container(horizontal=True)
-    done.button("Back to the last item", on_click=queue.back, icon=":material/arrow_back:")
-    done.button("Revise from the first item", on_click=queue.restart, icon=":material/restart_alt:")
+    finished.show(queue, "items")
     timing.item_drawn()
     st.stop()
 
 slot = item["position"]  # widget keys by queue position: the database id never reaches the browser
-render.item_head(f"Item {item['position'] + 1} in your queue", bool(item["answer"]), notice, study)
+number = queue.number(slot)
+render.item_head(f"Item {number} in your queue", bool(item["answer"]), notice, study)
 
 render.show_item(item)
 
@@ -48,7 +44,7 @@ for message in queue.errors() or []:
     form.error(message)
 
 actions = form.container(horizontal=True)
-actions.form_submit_button("Back", on_click=queue.back, disabled=item["position"] == 0,
+actions.form_submit_button("Back", on_click=queue.back, disabled=number == 1,
                            icon=":material/arrow_back:", width="stretch")
 actions.form_submit_button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
 actions.form_submit_button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")

@@ -4,8 +4,8 @@ tags per side, optional 4-point rating per side, a comment, Submit (Enter)."""
 
 import streamlit as st
 
+from annotate.app import finished, render
 from annotate.app import pair_queue as pq
-from annotate.app import render
 from annotate.app.session import require_annotator
 from annotate.core.limits import MAX_COMMENT_CHARS
 from annotate.core.pairwise import CHOICE_LABELS, CHOICES, PAIR_QUESTION
@@ -22,15 +22,12 @@ notice = queue.pop_notice()  # "Saved." and the like: shown beside the next item
 
 item = queue.item()
 if item is None:
-    st.success(f"All {total} pairs answered — thank you!")
-    st.write("You can still go back and revise any answer.")
-    done = st.container(horizontal=True)
-    done.button("Back to the last pair", on_click=queue.back, icon=":material/arrow_back:")
-    done.button("Revise from the first pair", on_click=queue.restart, icon=":material/restart_alt:")
+    finished.show(queue, "pairs")
     st.stop()
 
 pos = item["position"]
-render.item_head(f"Pair {pos + 1} in your queue", bool(item["answer"]), notice, study)
+number = queue.number(pos)
+render.item_head(f"Pair {number} in your queue", bool(item["answer"]), notice, study)
 
 with st.container(border=True):
     for label, text in render.input_fields(item["dataset"], item["input"]):
@@ -58,7 +55,7 @@ for message in queue.errors() or []:
     form.error(message)
 
 actions = form.container(horizontal=True)
-actions.form_submit_button("Back", on_click=queue.back, disabled=pos == 0, icon=":material/arrow_back:",
+actions.form_submit_button("Back", on_click=queue.back, disabled=number == 1, icon=":material/arrow_back:",
                            width="stretch")
 actions.form_submit_button("Skip", on_click=queue.skip, icon=":material/skip_next:", width="stretch")
 actions.form_submit_button("Submit", on_click=queue.submit, shortcut="Enter", type="primary", width="stretch")
