@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import h11  # noqa: E402  (a dependency of uvicorn, Streamlit's server)
+from streamlit import __version__ as streamlit_version  # noqa: E402
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ClientState_pb2 import ClientState, ContextInfo  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
@@ -811,6 +812,15 @@ def print_row(r: dict[str, Any], base_p95: float | None, base_server_p95: float 
              if len(r["errors"]) > SHOWN_ERRORS else ""))
 
 
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, timeout=10)
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def parse_range(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(x) for x in text.split(","))
@@ -860,7 +870,8 @@ def main(argv: list[str] | None = None) -> int:
           f"websocket protocol (no browser) against `nle-annotate serve`, a fresh database per run; k = {K}, "
           f"{ATTENTION_CHECKS} attention check(s) each worker also answers, completion code set; page assets "
           f"{'loaded at join' if args.assets else 'not loaded'}; seed {args.seed}; {os.cpu_count()} CPUs; "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+          f"commit {commit()}, Streamlit {streamlit_version}", flush=True)
     runs = [(lvl, n) for n in args.servers for lvl in args.levels if not (lvl == 1 and n != args.servers[0])]
     results, base, base_server = [], None, None
     for i, (lvl, n) in enumerate(runs):
@@ -880,9 +891,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['workers']:>4} workers, {r['servers']} server(s): {fmt(r['submit_p95_ms']):>6} ms / "
               f"{fmt(r['server_p95_ms']):>5} ms ({ratio} of one worker's, target ≤ ×2); CPU {fmt(r['cpu_mean_pct'])} %, "
               f"peak RSS {fmt(r['rss_peak_mb'])} MB; acknowledged {r['acknowledged']}, stored {r['stored']}, "
-              f"lost {r['lost']}; failed workers {r['failed_workers']}")
-    print(f"answers lost: {lost} (acknowledged but not stored as acknowledged: {differ} workers); failed workers: "
-          f"{failed}")
+              f"lost {r['lost']}; failed workers {r['failed_workers']}; load average {r['load_start'][0]:.1f} → "
+              f"{r['load_end'][0]:.1f}")
+    print(f"answers lost: {lost}; workers whose stored answers differ from what the app acknowledged: {differ}; "
+          f"failed workers: {failed}")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: v if not isinstance(v, Path) else str(v)
                                                   for k, v in vars(args).items()}, "runs": results}, indent=1))
