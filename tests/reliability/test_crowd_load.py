@@ -103,3 +103,28 @@ def test_a_page_with_neither_an_item_nor_the_end_of_the_queue_stops_the_worker(c
     worker = crowd_load.Worker("w1", 0, 0.0, (0.0, 0.0), random.Random(0))
     with pytest.raises(crowd_load.ProtocolError, match="the app refused: This study is full."):
         asyncio.run(crowd_load.answer_queue(worker, None, refused, max_submits=5))
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_the_per_address_join_limit_is_lifted_only_where_study_open_lists_it(
+        crowd_load: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, listed: bool) -> None:
+    """Every simulated worker joins from 127.0.0.1: `--joins-per-address 0` is passed exactly when `nle-annotate
+    study open --help` lists it (versions without it refuse unknown options)."""
+    calls: list[tuple[str, ...]] = []
+
+    def cli(*args: str) -> str:
+        calls.append(args)
+        return "  /?study=crowd&join=T0k-en_1&pid=WORKER_ID\n"
+
+    def study_open_help(argv: list[str]) -> None:
+        assert argv == ["study", "open", "--help"]
+        print("usage: nle-annotate study open [-h] --db DB [--max-joined N]"
+              + (" [--joins-per-address N]" if listed else ""))
+
+    monkeypatch.setattr(crowd_load, "cli", cli)
+    monkeypatch.setattr(crowd_load.nle_annotate, "main", study_open_help)
+    token, lifted = crowd_load.open_joining(tmp_path / "crowd.db")
+    assert (token, lifted) == ("T0k-en_1", listed)
+    (args,) = calls
+    assert args[:2] == ("study", "open") and (args[-2:] == ("--joins-per-address", "0")) == listed
+    assert ("--joins-per-address" in args) == listed
