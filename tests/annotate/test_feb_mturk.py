@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from analysis.agreement import fleiss_kappa_free_binary
 from analysis.report import analyse_store
 from annotate.cli import main
 from annotate.core import feb_mturk
+from annotate.core.demo import FEB_EXAMPLE_STUDY, load_demo
 from annotate.core.errors import InputFileError
 from annotate.core.feb_mturk import import_feb_mturk, pseudonym, rater_name
 from annotate.core.scale import RATINGS, score
@@ -407,3 +409,46 @@ def test_every_batch_s_mean_and_kappa_equal_feb_s_script(feb_full: Store) -> Non
         parts = gold_by_dataset[g["dataset"]]
         pooled = sum(s * n for s, n in parts) / sum(n for _, n in parts)
         assert g["mean_score"] * 100 == pytest.approx(pooled, abs=1e-9)
+
+
+# -- the demo studies and the app -----------------------------------------------------------------------------------
+
+APP = ROOT / "streamlit_app.py"
+
+
+def app_on(monkeypatch: pytest.MonkeyPatch, db: Path, **env: str) -> AppTest:
+    monkeypatch.setenv("NLE_DB", str(db))
+    for name in ("NLE_DEMO", "NLE_ADMIN_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return AppTest.from_file(str(APP), default_timeout=60).run()
+
+
+def test_the_demo_loads_feb_example_beside_the_demo_with_a_real_kappa(store: Store) -> None:
+    assert load_demo(store)
+    assert [s["name"] for s in store.studies()] == ["demo", FEB_EXAMPLE_STUDY]
+    a = analyse_store(store, FEB_EXAMPLE_STUDY)
+    assert a.n_items == 240 and len(a.annotators) == 3 and a.gold_overall.n_items == 120
+    assert a.overall.fleiss.value is not None and a.overall.fleiss.n == 120
+    assert all(c.fleiss.value is not None for c in a.by_dataset)
+    assert SBIC_FOLDER not in {p.name for p in (SAMPLE / "results").iterdir()}
+    assert "sbic" not in set(store.items_frame(FEB_EXAMPLE_STUDY)["dataset"])
+    assert not load_demo(store)  # a database with studies is left alone
+
+
+def test_the_analysis_page_of_the_demo_offers_feb_example_with_real_kappas(monkeypatch: pytest.MonkeyPatch,
+                                                                          db_path: Path) -> None:
+    at = app_on(monkeypatch, db_path, NLE_DEMO="1", NLE_ADMIN_PASSWORD="pw")
+    at.text_input(key="admin_password").input("pw")
+    at.button(key="admin_sign_in").click().run()
+    at = at.switch_page("annotate/app/pages/results.py").run()
+    assert at.selectbox(key="analysis_study").options == ["demo", FEB_EXAMPLE_STUDY]
+    at = at.selectbox(key="analysis_study").select(FEB_EXAMPLE_STUDY).run()
+    assert not at.exception
+    agreement = next(d.value for d in at.dataframe if "FEB κ (items)" in d.value.columns)
+    overall = agreement[agreement.level == "overall"].iloc[0]
+    assert re.fullmatch(r"0\.\d{3} \(120\)", overall["FEB κ (items)"]) and overall["ratings"] == 360
+    cells = agreement[agreement.level == "cell"]
+    assert set(cells.config) == {"gpt3", "base", "large", "3b"} and set(cells.dataset) == {"esnli", "ecqa", "comve"}
+    assert sorted(at.selectbox(key="analysis_a").options) == ["3b", "base", "gpt3", "large"]
