@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.agreement import fleiss_kappa_free_binary
 from analysis.report import analyse_store
+from annotate.app.render import CONTENT_NOTES
 from annotate.cli import main
 from annotate.core import feb_mturk
 from annotate.core.demo import FEB_EXAMPLE_STUDY, load_demo
@@ -28,7 +29,7 @@ from annotate.core.errors import InputFileError
 from annotate.core.feb_mturk import import_feb_mturk, pseudonym, rater_name
 from annotate.core.scale import RATINGS, score
 from annotate.core.store import Store
-from tests.helpers import ROOT, dump
+from tests.helpers import ROOT, dump, nle
 
 FEB_DIR = ROOT.parent / "shared" / "data" / "feb_mturk"
 needs_feb = pytest.mark.skipif(not (FEB_DIR / "results").is_dir(), reason=f"FEB's MTurk batches not in {FEB_DIR}")
@@ -452,3 +453,19 @@ def test_the_analysis_page_of_the_demo_offers_feb_example_with_real_kappas(monke
     cells = agreement[agreement.level == "cell"]
     assert set(cells.config) == {"gpt3", "base", "large", "3b"} and set(cells.dataset) == {"esnli", "ecqa", "comve"}
     assert sorted(at.selectbox(key="analysis_a").options) == ["3b", "base", "gpt3", "large"]
+
+
+@pytest.mark.parametrize(("dataset", "noted"), [("sbic", True), ("esnli", False)])
+def test_an_sbic_post_comes_under_a_content_note(monkeypatch: pytest.MonkeyPatch, store: Store, db_path: Path,
+                                                 write_jsonl, dataset: str, noted: bool) -> None:
+    store.import_nles(write_jsonl([nle(dataset, "1", "full_ft")]), "s")
+    store.add_annotator("anna", "s", code="code-anna-1")
+    at = app_on(monkeypatch, db_path)
+    at.text_input(key="sign_in_name").input("anna")
+    at.text_input(key="sign_in_code").input("code-anna-1")
+    at = at.button(key="sign_in").click().run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert (CONTENT_NOTES["sbic"] in captions) is noted
+    if noted:  # before the post itself
+        assert captions.index(CONTENT_NOTES["sbic"]) < captions.index("Post")
