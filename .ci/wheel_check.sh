@@ -41,9 +41,12 @@ assert not at.exception, at.exception
 assert any("demo-alice" in m.value for m in at.markdown) or any("demo-alice" in str(c.value) for c in at.caption), \
     "the sign-in page does not show the demo annotators"
 with Store("annotations.db") as store:
-    assert [s["name"] for s in store.studies()] == ["demo"], store.studies()
+    assert [s["name"] for s in store.studies()] == ["demo", "feb-example"], store.studies()
     n = len(store.items_frame("demo"))
-print(f"wheel-check: installed serve answered /_stcore/health; its entry script loaded the demo study ({n} items)")
+    feb = len(store.ratings_frame("feb-example"))  # FEB's sample: package data of the wheel
+    assert feb == 720, feb
+print(f"wheel-check: installed serve answered /_stcore/health; its entry script loaded the demo study ({n} items)"
+      f" and feb-example ({feb} ratings)")
 PY
     test -f annotations.db
     exit 0

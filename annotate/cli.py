@@ -120,6 +120,20 @@ def cmd_import_pairwise(args: argparse.Namespace, overlap: int | None) -> int:
     return 0
 
 
+def cmd_import_feb_mturk(args: argparse.Namespace) -> int:
+    from annotate.core import feb_mturk
+
+    key = None
+    if args.pseudonym_key:
+        key, created = feb_mturk.load_key(args.pseudonym_key)
+        if created:
+            print(f"created pseudonym key {args.pseudonym_key}: keep it private, and give it again to re-import")
+    with _store(args) as store:
+        result = feb_mturk.import_feb_mturk(store, args.dir, args.study, key)
+    print(f"imported {args.dir}: {result.summary()}")
+    return 0
+
+
 def cmd_annotators_add(args: argparse.Namespace) -> int:
     with _store(args) as store:
         code = store.add_annotator(args.name, args.study)
@@ -344,6 +358,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
                    help="pairwise answers for a new study comparing A with B (the two words after --pairwise)")
     p.set_defaults(func=cmd_import_ratings)
+
+    p = sub.add_parser("import-feb-mturk", help="import FEB's MTurk crowd evaluation (DIR/results/<dataset>/*.csv) "
+                                                 "as a study with items and ratings")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--db", required=True, help="SQLite database file (created when new)")
+    p.add_argument("--study", default=None, help="study name (default: feb-mturk)")
+    p.add_argument("--pseudonym-key", metavar="FILE", default=None,
+                   help="key of the worker pseudonyms, for batches with MTurk's WorkerId column (created when new)")
+    p.set_defaults(func=cmd_import_feb_mturk)
 
     p = sub.add_parser("backup", help="copy the database safely while the app is running")
     p.add_argument("--db", required=True)

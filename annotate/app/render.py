@@ -22,6 +22,12 @@ INPUT_LAYOUT: dict[str, list[tuple[str, str]]] = {
     "sbic": [("post", "Post")],
     "comve": [("sent0", "Statement 1"), ("sent1", "Statement 2")],
 }
+# Shown above the input of every item of these datasets, before the text itself (FEB's questionnaire warns likewise).
+CONTENT_NOTES: dict[str, str] = {
+    "sbic": "Content note: this post comes from the internet and may be offensive, hateful or rude.",
+}
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -76,6 +82,8 @@ def show_literal(label: str, text: str) -> None:
 
 def show_item(item: dict[str, Any]) -> None:
     """The task input laid out by dataset, the predicted answer and the explanation; all literal."""
+    if item["dataset"] in CONTENT_NOTES:
+        st.caption(CONTENT_NOTES[item["dataset"]])
     with st.container(border=True):
         for label, text in input_fields(item["dataset"], item["input"]):
             show_literal(label, text)

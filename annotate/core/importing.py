@@ -6,7 +6,7 @@ The Store calls them in order and writes the result in one transaction, so a bad
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,14 @@ class ImportResult:
         if name == "items_created" and self.items_not_queued:
             return f" ({self.items_not_queued} not queued: no input, predicted_label and explanation in the file)"
         return ""
+
+
+def add_counts(total: ImportResult, part: ImportResult) -> None:
+    """Add the counts of `part` (an import of one more file) to `total`."""
+    for f in fields(ImportResult):
+        value = getattr(part, f.name)
+        if isinstance(value, int):
+            setattr(total, f.name, getattr(total, f.name) + value)
 
 
 def check_study_fields(path: str | Path, records: list[NLE], study: str, known: set[str]) -> None:

@@ -31,7 +31,7 @@ import sqlite_utils
 from annotate.core import assignment, auth, crowd, importing, limits
 from annotate.core.errors import AccessDenied, InputFileError, RuleViolation, TooManyAttempts
 from annotate.core.exporting import EXPORT_COLUMNS, ratings_bytes
-from annotate.core.formats import RatingRow, read_nle_file, read_ratings_csv
+from annotate.core.formats import NLE, RatingRow, read_nle_file, read_ratings_csv
 from annotate.core.importing import GOLD_CONFIG, ImportResult
 from annotate.core.pairwise_store import PairwiseStoreMixin
 from annotate.core.scale import DEFAULT_TAGS, QUESTION, RATINGS, Guidelines, Rules, score
@@ -725,34 +725,65 @@ class Store(PairwiseStoreMixin):
         if s is not None and self.pairwise_setup(s["id"]) is not None:
             raise ValueError(f"study {target!r} is a pairwise study; its answers need a `preference` column")
         rows = read_ratings_csv(path, s["tags"] if s else list(DEFAULT_TAGS), data, raw=raw)
-        rules = Rules.from_dict(s["rules"]) if s else Rules()
         result = ImportResult(study=target)
         with self._transaction() as conn:
             study_id = s["id"] if s else self._insert_study(target)
-            gv = conn.execute("SELECT guidelines_version FROM studies WHERE id = ?", (study_id,)).fetchone()[0]
-            items = {(d, sid, c): i for i, d, sid, c in conn.execute(
-                "SELECT id, dataset, sample_id, config FROM items WHERE study_id = ?", (study_id,))}
-            annotators = {auth.name_key(n): (i, st) for i, n, st in conn.execute(
-                "SELECT id, name, study_id FROM annotators")}
-            current = {(a, i): (r, t, c) for a, i, r, t, c in conn.execute(
-                "SELECT annotator_id, item_id, rating, tags, comment FROM ratings")}
-            ts = now_iso()
-            for row in rows:
-                item_id = self._ensure_item(items, row, study_id, ts, result)
-                aid = self._ensure_annotator(annotators, row, study_id, ts, result, path)
-                importing.count_rule_violations(rules, row, result)
-                old = current.get((aid, item_id))
-                if old == (row.rating, ";".join(row.tags), row.comment or ""):
-                    result.ratings_unchanged += 1
-                    continue
-                self._write_rating(aid, item_id, row.rating, row.tags, row.comment, row.seconds,
-                                   row.submitted_at or ts, gv, "import", conn=conn)
-                if old is None:
-                    result.ratings_added += 1
-                else:
-                    result.ratings_updated += 1
+            self._write_imported_ratings(conn, study_id, [(path, rows)], result)
             self._sync_assignments(conn, study_id)
         return result
+
+    def import_rated_items(self, files: list[tuple[str | Path, list[NLE], list[RatingRow]]],
+                           study: str | None = None, *, rules: Rules | None = None,
+                           guidelines: Guidelines | None = None) -> ImportResult:
+        """Items and their ratings that another reader parsed (e.g. `feb_mturk`), file by file, written in one
+        transaction: all or nothing. Items are added as `import_nles` adds them (an existing one with other content
+        is an error naming its file and line), ratings as `import_ratings` adds them, so re-importing the same
+        files changes nothing. A study created here gets `rules` and `guidelines`."""
+        target = self.target_study(study, create=True)
+        s = self.get_study(target)
+        if s is not None and self.pairwise_setup(s["id"]) is not None:
+            raise ValueError(f"study {target!r} is a pairwise study; rated items cannot be imported into it")
+        existing = self._item_contents(s["id"]) if s else {}
+        result, new = ImportResult(study=target), []
+        for path, records, _ in files:
+            counts, added = importing.diff_items(path, records, existing, target)
+            importing.add_counts(result, counts)
+            new += added
+        with self._transaction() as conn:
+            study_id = s["id"] if s else self._insert_study(target, rules=rules, guidelines=guidelines)
+            self.db["items"].insert_all(importing.item_rows(new, study_id, now_iso()))
+            self._write_imported_ratings(conn, study_id, [(path, rows) for path, _, rows in files], result)
+            self._sync_assignments(conn, study_id)
+        return result
+
+    def _write_imported_ratings(self, conn: sqlite3.Connection, study_id: int,
+                                files: list[tuple[str | Path, list[RatingRow]]], result: ImportResult) -> None:
+        """Ratings from files into a study, inside the caller's transaction; rule violations counted, not refused."""
+        rules_json, gv = conn.execute("SELECT rules, guidelines_version FROM studies WHERE id = ?",
+                                      (study_id,)).fetchone()
+        rules = Rules.from_dict(json.loads(rules_json))
+        items = {(d, sid, c): i for i, d, sid, c in conn.execute(
+            "SELECT id, dataset, sample_id, config FROM items WHERE study_id = ?", (study_id,))}
+        annotators = {auth.name_key(n): (i, st) for i, n, st in conn.execute(
+            "SELECT id, name, study_id FROM annotators")}
+        current = {(a, i): (r, t, c) for a, i, r, t, c in conn.execute(
+            "SELECT r.annotator_id, r.item_id, r.rating, r.tags, r.comment FROM ratings r"
+            " JOIN items i ON i.id = r.item_id WHERE i.study_id = ?", (study_id,))}
+        ts = now_iso()
+        for path, row in ((path, row) for path, rows in files for row in rows):
+            item_id = self._ensure_item(items, row, study_id, ts, result)
+            aid = self._ensure_annotator(annotators, row, study_id, ts, result, path)
+            importing.count_rule_violations(rules, row, result)
+            old = current.get((aid, item_id))
+            if old == (row.rating, ";".join(row.tags), row.comment or ""):
+                result.ratings_unchanged += 1
+                continue
+            self._write_rating(aid, item_id, row.rating, row.tags, row.comment, row.seconds,
+                               row.submitted_at or ts, gv, "import", conn=conn)
+            if old is None:
+                result.ratings_added += 1
+            else:
+                result.ratings_updated += 1
 
     def _ensure_item(self, items: dict[tuple[str, str, str], int], row: RatingRow, study_id: int, ts: str,
                      result: ImportResult) -> int:
