@@ -6,9 +6,19 @@ import argparse
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from analysis.defaults import BOOTSTRAP_DEFAULT, DEFAULT_COMPARE
+from analysis.defaults import (
+    BOOTSTRAP_DEFAULT,
+    DEFAULT_COMPARE,
+    POWER_ALPHA_DEFAULT,
+    POWER_SIMS_DEFAULT,
+    POWER_SIZES_DEFAULT,
+)
 from annotate.core.argv import take_option_values
+
+if TYPE_CHECKING:
+    from analysis.power import PowerSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop annotators whose attention-check pass rate is below RATE (0-1) from every figure; "
                         "report.html and agreement.json say who and why")
     p.add_argument("--png", action="store_true", help="also export the figures as PNG (needs kaleido and Chromium)")
+    power = p.add_argument_group("power from a pilot (docs/analysis.md)")
+    power.add_argument("--power", action="store_true",
+                       help="estimate by simulation how many samples the --compare pair needs (per dataset, overall)")
+    power.add_argument("--power-sims", type=int, default=None, metavar="N",
+                       help=f"simulated studies per sample size (default {POWER_SIMS_DEFAULT})")
+    power.add_argument("--power-alpha", type=float, default=None, metavar="ALPHA",
+                       help=f"level of the test (default {POWER_ALPHA_DEFAULT})")
+    power.add_argument("--power-effect", type=float, default=None, metavar="POINTS",
+                       help="simulate this difference a − b in points of the 0-100 scale instead of the pilot's")
+    power.add_argument("--power-sizes", type=int, nargs="+", default=None, metavar="N",
+                       help="samples per configuration to try (default "
+                            f"{' '.join(map(str, POWER_SIZES_DEFAULT))})")
+    power.add_argument("--power-raters", type=int, nargs="+", default=None, metavar="R",
+                       help="ratings per sample to simulate (default: each sample's own, as in the pilot)")
     return p
+
+
+def power_settings(args: argparse.Namespace) -> PowerSettings | None:
+    """The PowerSettings that --power and its options ask for (ValueError when they are wrong), or None."""
+    given = {k: v for k, v in (("sims", args.power_sims), ("alpha", args.power_alpha), ("effect", args.power_effect),
+                               ("sizes", args.power_sizes), ("raters", args.power_raters)) if v is not None}
+    if not args.power:
+        if given:
+            raise ValueError(f"--power-{next(iter(given))} needs --power")
+        return None
+    from analysis.power import PowerSettings
+
+    return PowerSettings(n_sim=given.get("sims", POWER_SIMS_DEFAULT), alpha=given.get("alpha", POWER_ALPHA_DEFAULT),
+                         effect_points=given.get("effect"), sizes=tuple(given.get("sizes", POWER_SIZES_DEFAULT)),
+                         raters=tuple(given.get("raters", (None,))), seed=args.seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.png import PngExporter
     from annotate.core.store import Store
 
+    try:
+        power = power_settings(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     store = Store(db)
     exporter = PngExporter()
     try:
@@ -52,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         if store.pairwise_setup(s["id"]) is not None:
             from analysis.pairwise import write_pairwise_report
 
+            if power is not None:
+                raise ValueError(f"--power estimates the power of a rating study's comparison; {study!r} is a "
+                                 "pairwise study")
             return write_pairwise_report(store, study, args.out, seed=args.seed, n_boot=args.n_boot)
         if args.png:
             exporter.start()  # Chromium starts in the background while we read and compute
@@ -73,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             raise read["error"]  # type: ignore[misc]
         result = build_report(store, study, compare_configs=tuple(args.compare) if args.compare else None, out_dir=args.out, seed=args.seed,
                               n_boot=args.n_boot, png=args.png, frames=read["frames"],  # type: ignore[arg-type]
-                              exporter=exporter, min_attention=args.min_attention)
+                              exporter=exporter, min_attention=args.min_attention,
+                              power=power)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -131,18 +131,35 @@ def paired_test(diff: np.ndarray) -> tuple[float | None, float | None, str | Non
     diff = np.asarray(diff, dtype=float)
     if len(diff) == 0:
         return None, None, "no sample was rated under both configurations"
-    nonzero = diff[diff != 0]
-    if len(nonzero) == 0:
+    if not (diff != 0).any():
         return None, None, "every paired difference is zero, so the signed-rank test is undefined"
-    ties = len(np.unique(np.abs(nonzero))) < len(nonzero)
-    method = "exact" if not ties and len(nonzero) <= WILCOXON_EXACT_MAX_N else "asymptotic"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns about small samples; the method is our explicit choice
-        res = wilcoxon(nonzero, method=method, **WILCOXON_OPTIONS)
-    p = float(res.pvalue)
-    if not np.isfinite(p):
+    stat, p = paired_tests(diff[None, :])
+    if not np.isfinite(p[0]):
         return None, None, "the signed-rank test returned no p-value"
-    return float(res.statistic), p, None
+    return float(stat[0]), float(p[0]), None
+
+
+def paired_tests(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`paired_test` on each row of `diff` at once (the power simulation runs thousands): (statistics,
+    p-values), NaN where a row has no nonzero difference. Each row chooses its own method as `paired_test`."""
+    diff = np.asarray(diff, dtype=float)
+    if diff.ndim != 2:
+        raise ValueError(f"paired_tests takes one row of differences per test, got an array of shape {diff.shape}")
+    stat, p = np.full(len(diff), np.nan), np.full(len(diff), np.nan)
+    nonzero = diff != 0
+    count = nonzero.sum(axis=1)
+    # Ties among the nonzero |d| of a row: equal neighbours once sorted (NaN, standing for zeros, never equal).
+    ordered = np.sort(np.where(nonzero, np.abs(diff), np.nan), axis=1)
+    ties = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+    exact = (count > 0) & ~ties & (count <= WILCOXON_EXACT_MAX_N)
+    for rows, method in ((exact, "exact"), ((count > 0) & ~exact, "asymptotic")):
+        if rows.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # scipy warns about small samples; the method is our choice
+                # zero_method "wilcox" drops each row's zeros, as dropping them before the test does.
+                res = wilcoxon(diff[rows], axis=1, method=method, **WILCOXON_OPTIONS)
+            stat[rows], p[rows] = res.statistic, res.pvalue
+    return stat, p
 
 
 def unpaired_test(x: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None, str | None]:
@@ -153,13 +170,22 @@ def unpaired_test(x: np.ndarray, y: np.ndarray) -> tuple[float | None, float | N
         return None, None, "one of the configurations has no rated sample"
     if len(np.unique(np.concatenate([x, y]))) == 1:
         return None, None, "every per-sample score is the same, so the rank-sum test is undefined"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = mannwhitneyu(x, y, **MANNWHITNEY_OPTIONS)
-    p = float(res.pvalue)
-    if not np.isfinite(p):
+    stat, p = unpaired_tests(x[None, :], y[None, :])
+    if not np.isfinite(p[0]):
         return None, None, "the rank-sum test returned no p-value"
-    return float(res.statistic), p, None
+    return float(stat[0]), float(p[0]), None
+
+
+def unpaired_tests(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`unpaired_test` on each row of `x` against the same row of `y` at once: (U of x, p-values); a row whose
+    scores are all the same gets p = 1 (where `unpaired_test` reports no test)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"unpaired_tests takes as many rows of x as of y, got shapes {x.shape} and {y.shape}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # all-equal rows: SciPy divides by a zero variance
+        res = mannwhitneyu(x, y, axis=1, **MANNWHITNEY_OPTIONS)
+    return np.asarray(res.statistic, dtype=float), np.asarray(res.pvalue, dtype=float)
 
 
 def _pooled(thirds: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -191,6 +217,11 @@ def _diff_interval(sa: pd.DataFrame, sb: pd.DataFrame, pairs: pd.DataFrame, pair
     return Interval(float(low), float(high), n_boot, seed)
 
 
+def primary_test(n_pairs: int, only_a: int, only_b: int) -> Test:
+    """The design-aware test: Wilcoxon when every sample was rated under both configurations, else Mann–Whitney."""
+    return "wilcoxon" if n_pairs > 0 and only_a == 0 and only_b == 0 else "mann-whitney"
+
+
 def compare(p: Prepared, a: str = DEFAULT_COMPARE[0], b: str = DEFAULT_COMPARE[1], *,
             n_boot: int = BOOTSTRAP_DEFAULT, seed: int = 0) -> Comparison:
     """Config `a` vs `b`: Wilcoxon when every sample was rated under both, else Mann–Whitney on all samples (plus
@@ -207,13 +238,12 @@ def compare(p: Prepared, a: str = DEFAULT_COMPARE[0], b: str = DEFAULT_COMPARE[1
     diff = np.round((pairs["score_a"] - pairs["score_b"]).to_numpy(), 12)
     x, y = np.round(sa["score"].to_numpy(), 12), np.round(sb["score"].to_numpy(), 12)
     only_a, only_b = len(sa) - len(pairs), len(sb) - len(pairs)
-    full_overlap = len(pairs) > 0 and only_a == 0 and only_b == 0
+    test = primary_test(len(pairs), only_a, only_b)
+    full_overlap = test == "wilcoxon"
     w_stat, w_p, w_reason = paired_test(diff)
     if full_overlap:
-        test: Test = "wilcoxon"
         stat, pval, reason = w_stat, w_p, w_reason
     else:
-        test = "mann-whitney"
         stat, pval, reason = unpaired_test(x, y)
     missing = [c for c in (a, b) if c not in p.configs]
     if missing:

@@ -20,6 +20,8 @@ from analysis.compare import DEFAULT_COMPARE, Comparison, compare
 from analysis.data import GOLD_CONFIG, Prepared, prepare, split_export
 from analysis.literal import literal_figure, literal_frame
 from analysis.png import PngExporter
+from analysis.power import PowerReport, PowerSettings, pilot_power
+from analysis.power_report import power_figure, power_html
 from analysis.tables import (
     CONTRACT_KEYS,
     GOLD_ROW,
@@ -71,6 +73,8 @@ class Analysis:
     gold_by_dataset: list[GroupStats] = field(default_factory=list)
     # Attention checks (issue 12 §4): per-annotator pass rates, and who `min_attention` dropped and why.
     attention: dict[str, Any] | None = None
+    # Power of the comparison from these ratings (analysis.power), when asked for.
+    power: PowerReport | None = None
 
     @property
     def annotators(self) -> list[str]:
@@ -107,6 +111,7 @@ class Analysis:
                 "overall": strip(self.gold_overall, ()),
                 "by_dataset": [strip(s, ("dataset",)) for s in self.gold_by_dataset]},
             **({"attention": self.attention} if self.attention is not None else {}),
+            **({"power": self.power.contract()} if self.power is not None else {}),
         }
 
     def scores_frame(self) -> pd.DataFrame:
@@ -288,7 +293,10 @@ def figures(a: Analysis) -> dict[str, go.Figure]:
                                    colorscale="RdBu"))
         fig.update_layout(title="Pairwise Cohen's κ")
         figs["pairwise_kappa"] = fig
-    return {name: literal_figure(fig) for name, fig in figs.items()}  # names from files shown literally
+    out = {name: literal_figure(fig) for name, fig in figs.items()}  # names from files shown literally
+    if a.power is not None:
+        out["power"] = power_figure(a.power)  # already literal
+    return out
 
 
 # -- outputs --------------------------------------------------------------------------------------------------------
@@ -449,6 +457,8 @@ def render_html(a: Analysis, figs: dict[str, go.Figure]) -> str:
     if c.note:
         parts.append(f"<p class='note' id='comparison-note'>{e(c.note)}</p>")
     parts.append(fig_html.get("comparison", ""))
+    if a.power is not None:
+        parts.append(power_html(a.power, fig_html.get("power", "")))
     parts += ["<h2>Disagreements and adjudication</h2>",
               f"<p>{len(a.disagreements)} items where annotators gave different answers; "
               f"{int(a.disagreements['kind'].notna().sum())} of them adjudicated. Adjudications by kind:</p>",
@@ -509,10 +519,11 @@ class ReportResult:
 def build_report(store: Store, study: str | None = None, *, compare_configs: tuple[str, str] | None = None,
                  out_dir: str | Path, seed: int = 0, n_boot: int = BOOTSTRAP_DEFAULT, png: bool = True,
                  frames: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-                 exporter: PngExporter | None = None, min_attention: float | None = None) -> ReportResult:
+                 exporter: PngExporter | None = None, min_attention: float | None = None,
+                 power: PowerSettings | None = None) -> ReportResult:
     """Write report.html, agreement.json, scores.csv, shortcomings.csv, disagreements.csv (and PNGs when `png`
     and a static exporter works) into `out_dir`. `frames`: see `analyse_store`; `exporter`: an already started
-    PngExporter (closed here)."""
+    PngExporter (closed here); `power`: also estimate the comparison's power from these ratings."""
     if exporter is None:
         exporter = PngExporter()
         if png:
@@ -520,6 +531,8 @@ def build_report(store: Store, study: str | None = None, *, compare_configs: tup
     try:
         a = analyse_store(store, study, compare_configs=compare_configs, seed=seed, n_boot=n_boot, frames=frames,
                           min_attention=min_attention)
+        if power is not None:
+            a.power = pilot_power(a.prepared, a.comparison.a, a.comparison.b, power)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         figs = figures(a)

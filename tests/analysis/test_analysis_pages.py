@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from google.protobuf.json_format import MessageToDict
 from streamlit.testing.v1 import AppTest
@@ -289,3 +291,35 @@ def test_the_pairwise_side_by_side_view_draws_hostile_names_literally(monkeypatc
     assert_literal(at, "Side by side, pairwise")
     shown = " ".join(texts(at))
     assert "full⟦U+202E⟧ft wins: " in shown and f"{IMAGE}: " in shown and "car⟦U+202E⟧ol: " in shown
+
+
+def test_analysis_page_shows_the_power_of_the_chosen_pair(pilot: Store) -> None:
+    from analysis.power import PowerSettings, pilot_power
+    from analysis.power_report import power_table
+    from analysis.report import analyse_store
+
+    at = page("results")
+    assert not at.exception and not any("power" in str(d.value.columns.tolist()) for d in at.dataframe)
+    at.toggle(key="analysis_power").set_value(True).run()
+    at.number_input(key="power_sims").set_value(200).run()
+    assert not at.exception
+    shown = frame_with(at, "n for 80%")
+    # The same numbers as the analysis functions give for this pair, seed and settings.
+    a = analyse_store(pilot, "pilot")
+    expected = power_table(pilot_power(a.prepared, "full_ft", "att_q+layer_norm", PowerSettings(n_sim=200)))
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected)
+    assert shown["dataset"].tolist() == ["esnli", "ecqa", "overall"]
+    assert shown["test"].tolist() == ["Mann–Whitney U", "Wilcoxon signed-rank", "Mann–Whitney U"]
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    power_chart = next(c for c in charts if c["layout"]["title"]["text"].startswith("Power to tell"))
+    assert [t["name"] for t in power_chart["data"]] == ["esnli", "ecqa", "overall"]
+    # Another pair, a chosen difference and one rating per sample: the table follows.
+    at.selectbox(key="analysis_a").select("att_q+layer_norm").run()
+    at.selectbox(key="analysis_b").select("full_ft").run()
+    at.number_input(key="power_effect").set_value(40.0).run()
+    at.number_input(key="power_raters").set_value(1).run()
+    shown = frame_with(at, "n for 80%")
+    expected = power_table(pilot_power(a.prepared, "att_q+layer_norm", "full_ft", PowerSettings(
+        n_sim=200, effect_points=40.0, raters=(1,))))
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected)
+    assert set(shown["simulated a − b ×100"]) == {"40.0"} and set(shown["ratings per sample"]) == {"1"}

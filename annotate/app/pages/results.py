@@ -1,10 +1,14 @@
 """Researcher page: the study's results — the score table, answers and shortcomings per configuration,
-agreement, the side-by-side summary and adjudications — with the report files to download."""
+agreement, the side-by-side summary (and, on request, its power from these ratings) and adjudications — with the
+report files to download."""
 
 import streamlit as st
 
 from analysis.compare import DEFAULT_COMPARE, compare
+from analysis.defaults import POWER_SIMS_DEFAULT
 from analysis.literal import literal_frame
+from analysis.power import MAX_RATERS, MAX_SIMS, PowerSettings, pilot_power
+from analysis.power_report import power_figure, power_table
 from analysis.report import (
     FLEISS_DEFINITION,
     PAIRS_DEFINITION,
@@ -81,6 +85,27 @@ if a.comparison.note:
     st.info(md_escape(a.comparison.note))
 if "comparison" in figs:
     st.plotly_chart(figs["comparison"], key="fig_comparison")
+
+st.subheader("Power")
+if st.toggle("Estimate how many samples this comparison needs, by simulation from these ratings",
+             key="analysis_power"):
+    left, mid, right = st.columns(3)
+    sims = left.number_input("Simulations per sample size", min_value=1, max_value=MAX_SIMS,
+                             value=POWER_SIMS_DEFAULT, step=100, key="power_sims")
+    effect = mid.number_input("Difference a − b to detect, points of 0–100 (empty: this pilot's)",
+                              min_value=-100.0, max_value=100.0, value=None, step=1.0, key="power_effect")
+    raters = right.number_input("Ratings per sample (empty: as rated)", min_value=1, max_value=MAX_RATERS,
+                                value=None, step=1, key="power_raters")
+    a.power = pilot_power(a.prepared, a.comparison.a, a.comparison.b, PowerSettings(
+        n_sim=int(sims), effect_points=effect, raters=(None if raters is None else int(raters),), seed=seed))
+    figs["power"] = power_figure(a.power)
+    st.caption("Power in % ± its Monte-Carlo standard error: how often the test above would find p < 0.05 with n "
+               "samples per configuration like these (resampled with replacement; seed: the one above).")
+    st.dataframe(power_table(a.power), hide_index=True, key="power_table")
+    for c in a.power.curves:
+        if c.reason:
+            st.info(md_escape(f"{c.dataset}: {c.reason}"))
+    st.plotly_chart(figs["power"], key="fig_power")
 
 st.subheader("Disagreements and adjudication")
 st.write(f"{len(a.disagreements)} items where annotators gave different answers.")
