@@ -42,12 +42,15 @@ def item_drawn() -> None:
         return
     del st.session_state[_KEY]
     wall, cpu, cpu_wait = started
+    # Read in the reverse order of submit_received, so that the wall-clock interval encloses the CPU ones: a
+    # preemption between two reads then counts in the wall time too, and neither figure can exceed it.
+    now_wait = _cpu_wait_ns() if cpu_wait is not None else None
+    now_cpu = time.thread_time() if cpu is not None else None
     ms = (time.perf_counter() - wall) * 1000
     log.info("enter_to_next_item_ms=%.1f", ms)
     path = os.environ.get("NLE_TIMING_LOG")
     if path:
-        cpu_ms = f"{(time.thread_time() - cpu) * 1000:.1f}" if cpu is not None else ""
-        now_wait = _cpu_wait_ns()
+        cpu_ms = f"{(now_cpu - cpu) * 1000:.1f}" if cpu is not None and now_cpu is not None else ""
         wait_ms = f"{(now_wait - cpu_wait) / 1e6:.1f}" if cpu_wait is not None and now_wait is not None else ""
         try:
             with open(path, "a", encoding="utf-8") as f:
