@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from generation.cli import main
+from generation.config import TrainConfig
 from generation.sweep import is_complete
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -131,15 +132,12 @@ def test_impossible_engine_options_fail_before_anything_runs(extra: list[str], m
     assert list(tmp_path.iterdir()) == []
 
 
-def _complete_run(run: Path, config: str, step_seconds: float, train_line: tuple[str, ...]) -> None:
+def _complete_run(run: Path, config: str, step_seconds: float, train: TrainConfig) -> None:
     """A finished run as train and generate leave it: run.json with the settings its job asked for (so the
     sweep counts it complete, not mismatched) and the fields --plan reads."""
-    from generation.sweep import requested_config
-
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"complete": True, "config": config, "step_seconds": step_seconds,
-                                              "device": "NVIDIA H200",
-                                              "train_config": requested_config(train_line).to_dict()}))
+                                              "device": "NVIDIA H200", "train_config": train.to_dict()}))
     (run / "metrics.json").write_text("{}")
     (run / "nles.jsonl").write_text("")
 
@@ -148,10 +146,10 @@ def test_plan_estimates_gpu_hours_from_measured_steps(tmp_path: Path, capsys) ->
     from generation.sweep import plan_sweep
 
     runs = tmp_path / "runs"
-    jobs = {(j.config, j.seed): j for j in plan_sweep("t5-large", ["esnli"], [0], ["att_q", "full_ft"], "data",
-                                                      runs).jobs}
-    _complete_run(runs / "esnli" / "att_q" / "seed-0", "att_q", 2.0, jobs["att_q", 0].argv[0])
-    _complete_run(runs / "esnli" / "full_ft" / "seed-0", "full_ft", 6.0, jobs["full_ft", 0].argv[0])
+    jobs = {(j.configuration, j.seed): j for j in plan_sweep("t5-large", ["esnli"], [0], ["att_q", "full_ft"],
+                                                             "data", runs).jobs}
+    _complete_run(runs / "esnli" / "att_q" / "seed-0", "att_q", 2.0, jobs["att_q", 0].train)
+    _complete_run(runs / "esnli" / "full_ft" / "seed-0", "full_ft", 6.0, jobs["full_ft", 0].train)
     (runs / "esnli" / "full_ft" / "seed-1").mkdir(parents=True)  # started, interrupted: partial
     code = main(["sweep", "--model", "t5-large", "--datasets", "esnli", "--seeds", "0", "1", "2", "--configs",
                  "att_q", "full_ft", "--data-root", "data", "--out-root", str(runs), "--plan", "--gpus-per-run",
