@@ -121,8 +121,11 @@ def _subprocess_runner(log, env: dict[str, str]):
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, env=env,
                                 preexec_fn=_die_with_parent)
         try:
-            with proc.stdin:
-                proc.stdin.write(encode_step(step, settings).encode("utf-8"))
+            try:
+                with proc.stdin:
+                    proc.stdin.write(encode_step(step, settings).encode("utf-8"))
+            except BrokenPipeError:
+                pass  # the child ended before reading its settings: its exit status and log say why
             return proc.wait()
         except BaseException:  # Ctrl-C: stop the child too
             proc.kill()

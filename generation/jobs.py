@@ -8,6 +8,7 @@ settings as JSON on stdin (a TrainConfig's run.json form for `train`, `generate_
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -112,13 +113,22 @@ def run_step(step: str, settings: TrainConfig | dict, quiet: bool = True) -> int
     if quiet:
         quiet_libraries()
     try:
-        if step == "train":
-            cfg = settings if isinstance(settings, TrainConfig) else TrainConfig.from_dict(settings)
-            train_run(cfg, quiet=quiet)
-        elif step == "generate":
-            generate_run(**settings, quiet=quiet)
-        else:
+        if step not in STEPS:
             raise ValueError(f"unknown step {step!r}; known: {', '.join(STEPS)}")
+        if not isinstance(settings, (dict, TrainConfig)):
+            raise ValueError(f"{step} settings: expected a JSON object, got {type(settings).__name__}")
+        if step == "train":
+            try:
+                cfg = settings if isinstance(settings, TrainConfig) else TrainConfig.from_dict(settings)
+            except TypeError as exc:  # a required field missing
+                raise ValueError(f"train settings: {exc}") from None
+            train_run(cfg, quiet=quiet)
+        else:
+            try:
+                inspect.signature(generate_run).bind(**settings)
+            except TypeError as exc:  # a field generate does not know, or --run / --out missing
+                raise ValueError(f"generate settings: {exc}") from None
+            generate_run(**settings, quiet=quiet)
     except (InputFileError, ValueError) as exc:
         print(f"nle-gen: error: {exc}", file=sys.stderr)
         return 2
@@ -129,7 +139,12 @@ def main() -> int:
     if len(sys.argv) != 2 or sys.argv[1] not in STEPS:
         print(f"usage: python -m generation.jobs {{{','.join(STEPS)}}} < SETTINGS.json", file=sys.stderr)
         return 2
-    return run_step(sys.argv[1], json.loads(sys.stdin.read()))
+    try:
+        settings = json.loads(sys.stdin.read())
+    except json.JSONDecodeError as exc:
+        print(f"nle-gen: error: the {sys.argv[1]} settings on stdin are not JSON ({exc})", file=sys.stderr)
+        return 2
+    return run_step(sys.argv[1], settings)
 
 
 if __name__ == "__main__":

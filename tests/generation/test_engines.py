@@ -241,3 +241,28 @@ def test_ray_joins_an_existing_cluster(tiny_t5: Path, tmp_path: Path, monkeypatc
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 done, 0 failed" in out.stdout
     assert all(is_complete(tmp_path / "runs" / "esnli" / "att_q" / f"seed-{s}") for s in (0, 1))
+
+
+@pytest.mark.parametrize(("step", "settings", "message"), [
+    ("train", '{"model": "m"}', "train settings: TrainConfig.__init__() missing 5 required"),
+    ("train", '{"model": "m", "dataset": "esnli", "data_dir": "d", "seed": 0, "config": "att_x", "out": "o"}',
+     "unknown component 'att_x'"),
+    ("generate", '{"run": "r", "out": "o", "bogus": 1}', "generate settings: got an unexpected keyword argument"),
+    ("generate", "[1]", "expected a JSON object, got list"),
+    ("train", "not json", "the train settings on stdin are not JSON"),
+])
+def test_the_local_engines_child_refuses_bad_settings_in_one_line(step: str, settings: str, message: str,
+                                                                   tmp_path: Path) -> None:
+    """`python -m generation.jobs STEP` (what the local engine runs) reads its settings as JSON on stdin; bad
+    ones are one error line and nothing written."""
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "generation.jobs", step], input=settings, capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("nle-gen: error:") and message in done.stderr and done.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

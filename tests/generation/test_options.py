@@ -8,7 +8,7 @@ import inspect
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from generation.cli import build_parser
+from generation.cli import build_parser, main
 from generation.config import TrainConfig, setting
 from generation.jobs import generate_run
 from generation.options import (
@@ -67,6 +67,13 @@ def test_a_new_setting_is_written_once() -> None:
     assert "optimizer steps of linear warm-up" in parser.format_help()
     cfg = WithWarmup(**train_fields(parser.parse_args([*REQUIRED, "--warmup-steps", "12"]), WithWarmup))
     assert cfg.warmup_steps == 12 and cfg.to_dict()["warmup_steps"] == 12
+
+
+def test_sweep_rejects_a_bad_generate_arg_before_printing_jobs(tmp_path: Path, capsys) -> None:
+    assert main(["sweep", "--data-root", str(tmp_path), "--out-root", str(tmp_path / "r"), "--seeds", "0",
+                 "--configs", "att_q", "--generate-arg=--no-such-flag"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "generate does not know --no-such-flag" in err
 
 
 def test_a_sweep_job_carries_what_its_command_lines_ask_for(tmp_path: Path, monkeypatch) -> None:
