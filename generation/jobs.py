@@ -128,7 +128,7 @@ def run_step(step: str, settings: TrainConfig | dict, quiet: bool = True) -> int
                 inspect.signature(generate_run).bind(**settings)
             except TypeError as exc:  # a field generate does not know, or --run / --out missing
                 raise ValueError(f"generate settings: {exc}") from None
-            generate_run(**settings, quiet=quiet)
+            generate_run(**{**settings, "quiet": quiet})
     except (InputFileError, ValueError) as exc:
         print(f"nle-gen: error: {exc}", file=sys.stderr)
         return 2

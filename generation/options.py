@@ -78,15 +78,16 @@ def add_train_options(parser: argparse.ArgumentParser, given_only: bool = False,
         target.add_argument(_flag(f), **kwargs)
 
 
+def convert(name: str, value, settings: type = TrainConfig):
+    """A train option's value as field `name` holds it (the field's `convert` rule; None stays None)."""
+    rule = next(f for f in fields(settings) if f.name == name).metadata.get("convert")
+    return CONVERT[rule](value) if rule and value is not None else value
+
+
 def train_fields(args: argparse.Namespace, settings: type = TrainConfig) -> dict:
     """TrainConfig fields from parsed train options (those present in `args`), converted."""
-    out = {}
-    for f in _option_fields(settings):
-        if hasattr(args, f.name):
-            value = getattr(args, f.name)
-            convert = f.metadata.get("convert")
-            out[f.name] = CONVERT[convert](value) if convert and value is not None else value
-    return out
+    return {f.name: convert(f.name, getattr(args, f.name), settings) for f in _option_fields(settings)
+            if hasattr(args, f.name)}
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -11,7 +11,7 @@ from generation.components import all_configurations
 from generation.config import PROTOCOL_MODELS, TrainConfig
 from generation.data import DATASETS
 from generation.methods import METHODS, method_for
-from generation.options import CONVERT, parse_generate_args, parse_train_args
+from generation.options import convert, parse_generate_args, parse_train_args
 from generation.rundir import metrics_file, nles_file, read_run
 
 
@@ -135,10 +135,10 @@ def plan_sweep(model: str | None, datasets: list[str], seeds: list[int], configu
                 gen_line = ("nle-gen", "generate", "--run", str(run_dir), "--out", str(run_dir / nles_file(split)),
                             "--first", str(first), *(("--split", split) if split != "validation" else ()),
                             *(generate_args or []))
-                # the TrainConfig `train` would make of train_line: the same conversions, without the text
-                train = TrainConfig(**{"model": CONVERT["model"](base), "dataset": d, "data_dir": CONVERT["path"](data_dir),
-                                       "seed": seed, "configuration": c, "out": CONVERT["path"](str(run_dir)),
-                                       **overrides})
+                # the TrainConfig `train` makes of train_line (paths made absolute the same way), without the text
+                grid = {"model": base, "dataset": d, "data_dir": data_dir, "seed": seed, "configuration": c,
+                        "out": str(run_dir)}
+                train = TrainConfig(**{**{k: convert(k, v) for k, v in grid.items()}, **overrides})
                 gen = {"run": str(run_dir), "out": str(run_dir / nles_file(split)), "first": first, "split": split,
                        **generate_overrides}
                 trained = True
