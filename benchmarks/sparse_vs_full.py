@@ -37,14 +37,14 @@ def build(config: str, device: str, arch: str = "t5-base"):
     import torch
 
     from generation.components import select_trainable_parameters
-    from generation.presets import model_class, preset_config
+    from generation.presets import model_class, preset_architecture
 
     torch.manual_seed(0)
-    cfg = preset_config(arch)
+    cfg = preset_architecture(arch)
     with torch.device(device):  # initialised where it runs: t5-large on CPU first would take longer than the steps
         model = model_class(cfg).from_config(cfg)
     if config == "lora":
-        from generation.train import apply_peft
+        from generation.methods.peft import apply_peft
 
         model = apply_peft(model, "lora", total_steps=10)
     elif config != "full_ft":
@@ -81,7 +81,7 @@ def worker(config: str, device: str, steps: int, threads: int, arch: str = "t5-b
 
     import torch
 
-    from generation.train import enable_tf32
+    from generation.modeling import enable_tf32
 
     torch.set_num_threads(threads)
     enable_tf32()  # as `nle-gen train` does on CUDA

@@ -55,13 +55,13 @@ class BertScorer:
     def __post_init__(self) -> None:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        config = AutoConfig.from_pretrained(self.model_path)
-        n_layers = getattr(config, "num_hidden_layers", None)
+        arch = AutoConfig.from_pretrained(self.model_path)
+        n_layers = getattr(arch, "num_hidden_layers", None)
         if n_layers is not None and not 0 <= self.layer <= n_layers:
             raise ValueError(f"BERTScore layer {self.layer} is out of range: {self.model_path} has {n_layers} layers")
         # bert_score encodes with add_prefix_space=True for RoBERTa and GPT-2 tokenizers.
-        prefix = config.model_type in ("roberta", "gpt2", "xlm-roberta", "longformer", "bart")
-        kwargs = {"add_prefix_space": True} if prefix and config.model_type != "xlm-roberta" else {}
+        prefix = arch.model_type in ("roberta", "gpt2", "xlm-roberta", "longformer", "bart")
+        kwargs = {"add_prefix_space": True} if prefix and arch.model_type != "xlm-roberta" else {}
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, **kwargs)
         self.model = AutoModel.from_pretrained(self.model_path).eval()
         self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,4 +1,4 @@
-"""Loaders for the four NLE datasets' raw releases, and FEB-style few-shot splits.
+"""Loaders for the four NLE datasets' raw releases (FEB-style few-shot splits: generation.splits).
 
 Every loader returns `Example`s; a missing or malformed file raises `InputFileError` naming the file,
 the line and what was expected.
@@ -481,43 +481,6 @@ def load_split(dataset: str, data_dir: str | Path, split: str, sbic_tagger_mode:
     if dataset == "sbic":
         return load_sbic(data_dir, split, sbic_tagger_mode)
     return _LOADERS[dataset](data_dir, split)
-
-
-# --- few-shot splits ------------------------------------------------------------------------------
-
-
-@dataclass
-class FewShotSplit:
-    """The few-shot training set and the validation set of one seed."""
-
-    seed: int
-    train: list[Example]
-    validation: list[Example]
-
-
-def _by_ids(examples: list[Example], ids: list[str], what: str) -> list[Example]:
-    index = {e.id: e for e in examples}
-    missing = [i for i in ids if i not in index]
-    if missing:
-        raise ValueError(f"{what}: {len(missing)} id(s) not in the data, e.g. {missing[0]!r}")
-    return [index[i] for i in ids]
-
-
-def few_shot_split(dataset: str, data_dir: str | Path, seed: int, n_train: int = 48, n_val: int = 350,
-                   train_ids: list[str] | None = None, val_ids: list[str] | None = None,
-                   sbic_tagger_mode: str = "auto") -> FewShotSplit:
-    """FEB's split for a seed (generation.splits.feb_split), or the given id lists (to reuse published splits)."""
-    from generation.splits import feb_split
-
-    def load(split: str) -> list[Example]:
-        return load_split(dataset, data_dir, split, sbic_tagger_mode)
-
-    train = _by_ids(load("train"), train_ids, "train ids") if train_ids else None
-    val = _by_ids(load("validation"), val_ids, "validation ids") if val_ids else None
-    if train is None or val is None:
-        split = feb_split(dataset, data_dir, seed, n_train, n_val, sbic_tagger_mode=sbic_tagger_mode)
-        train, val = train if train is not None else split.train, val if val is not None else split.validation
-    return FewShotSplit(seed, train, val)
 
 
 def read_id_list(path: str | Path) -> list[str]:

@@ -1,5 +1,10 @@
 """Sweep engines: run planned jobs here one after another (local), as Ray tasks (ray), or write a Slurm array
-script (slurm); `--plan` counts runs and estimates GPU-hours. Ray is imported only when it is used."""
+script (slurm); `--plan` counts runs and estimates GPU-hours. Ray is imported only when it is used.
+
+The local and Ray engines call the library (generation.jobs: `train()` on the job's TrainConfig, then
+`evaluate_run()`), in a child process or in the Ray worker; a Slurm array runs the job's `nle-gen` command lines
+(docs/sweeps.md says why).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from generation.jobs import encode_step, run_step
+from generation.rundir import read_run
 
 if TYPE_CHECKING:
     from generation.sweep import Job
@@ -105,13 +113,19 @@ def _die_with_parent() -> None:
 
 
 def _subprocess_runner(log, env: dict[str, str]):
-    """Run a command in a child process with its output appended to the log (the local engine)."""
+    """Run a step in a child process (`python -m generation.jobs STEP`, its settings as JSON on stdin) with its
+    output appended to the log (the local engine)."""
 
-    def run(argv: list[str]) -> int:
-        cmd = [sys.executable, "-m", "generation.cli", *argv]
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+    def run(step: str, settings) -> int:
+        cmd = [sys.executable, "-m", "generation.jobs", step]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, env=env,
                                 preexec_fn=_die_with_parent)
         try:
+            try:
+                with proc.stdin:
+                    proc.stdin.write(encode_step(step, settings).encode("utf-8"))
+            except BrokenPipeError:
+                pass  # the child ended before reading its settings: its exit status and log say why
             return proc.wait()
         except BaseException:  # Ctrl-C: stop the child too
             proc.kill()
@@ -142,13 +156,12 @@ def _output_to(log):
 
 
 def _in_process_runner(log):
-    """Run a command by calling the CLI in this process: a Ray worker imports torch once for many runs."""
-    from generation.cli import main
+    """Run a step by calling the library in this process: a Ray worker imports torch once for many runs."""
 
-    def run(argv: list[str]) -> int:
+    def run(step: str, settings) -> int:
         with _output_to(log):
             try:
-                return main(argv)
+                return run_step(step, settings, quiet=True)
             except SystemExit as exc:
                 return exc.code if isinstance(exc.code, int) else 1
             except Exception:
@@ -162,8 +175,6 @@ def execute_job(job: Job, attempt: int, cpus_per_run: float | None = None, in_pr
     """Run a job's commands with their output appended to RUN_DIR/log.txt; {'rc', 'seconds', 'step'}.
 
     Training that completed in an earlier attempt is not repeated. Torch threads follow cpus_per_run."""
-    from generation.train import read_run
-
     run_dir = Path(job.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     threads = max(1, int(cpus_per_run)) if cpus_per_run else None
@@ -179,8 +190,7 @@ def execute_job(job: Job, attempt: int, cpus_per_run: float | None = None, in_pr
         run = _in_process_runner(log) if in_process else _subprocess_runner(log, env)
         log.write(f"=== attempt {attempt}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {socket.gethostname()}, pid "
                   f"{os.getpid()}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')} ===\n")
-        for argv in job.argv:
-            step = argv[1]
+        for step, settings, argv in job.steps():
             if step == "train":
                 try:
                     read_run(run_dir)
@@ -191,7 +201,7 @@ def execute_job(job: Job, attempt: int, cpus_per_run: float | None = None, in_pr
             log.write("$ " + shlex.join([*argv, "--quiet"]) + "\n")
             log.flush()
             try:
-                rc = run([*argv[1:], "--quiet"])
+                rc = run(step, settings)
             except BaseException:
                 log.write(f"# interrupted during {step}; the run is partial (no complete run.json/metrics.json)\n")
                 raise
@@ -239,7 +249,7 @@ class Report:
         """A table of every run, then each failure with its run directory and the tail of its log."""
         rows = [("status", "dataset", "configuration", "seed", "tries", "minutes", "run directory")]
         for o in self.outcomes:
-            rows.append((o.status, o.job.dataset, o.job.config, str(o.job.seed), str(o.attempts),
+            rows.append((o.status, o.job.dataset, o.job.configuration, str(o.job.seed), str(o.attempts),
                          f"{o.seconds / 60:.1f}", str(o.job.run_dir)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -487,13 +497,10 @@ def write_slurm_array(jobs: list[Job], script: str | Path, cpus_per_run: float =
 
 
 def planned_steps(job: Job) -> int:
-    """Optimizer steps of a job's training, from its train arguments (as the Trainer counts them)."""
-    from generation.sweep import requested_config
-
-    train = next((a for a in job.argv if a[1] == "train"), None)
-    if train is None:
+    """Optimizer steps of a job's training, from its TrainConfig (as the Trainer counts them)."""
+    cfg = job.train  # batch size, accumulation and max steps resolved as `train` resolves them
+    if cfg is None:
         return 0
-    cfg = requested_config(train)  # batch size, accumulation and max steps resolved as `train` resolves them
     if cfg.max_steps > 0:
         return cfg.max_steps
     batches = math.ceil(cfg.n_train / cfg.batch_size)
@@ -504,7 +511,6 @@ def plan_report(jobs: list[Job], gpus_per_run: float = 1.0, split: str = "valida
     """Runs, complete / partial / to run, and GPU-hours for what is left from the measured step times
     (run.json's step_seconds and device)."""
     from generation.sweep import is_complete
-    from generation.train import read_run
 
     complete = [j for j in jobs if is_complete(j.run_dir, split)]
     todo = [j for j in jobs if not is_complete(j.run_dir, split)]
@@ -514,9 +520,9 @@ def plan_report(jobs: list[Job], gpus_per_run: float = 1.0, split: str = "valida
     for j in complete:
         info = read_run(j.run_dir)
         if info.get("step_seconds"):
-            measured.setdefault(j.config, []).append(info["step_seconds"])
+            measured.setdefault(j.configuration, []).append(info["step_seconds"])
             devices.add(info.get("device") or "?")
-    dims = (len({j.dataset for j in jobs}), len({j.seed for j in jobs}), len({j.config for j in jobs}))
+    dims = (len({j.dataset for j in jobs}), len({j.seed for j in jobs}), len({j.configuration for j in jobs}))
     lines = [f"runs: {len(jobs)} ({dims[0]} datasets x {dims[1]} seeds x {dims[2]} configurations)",
              f"complete: {len(complete)}, partial: {len(partial)}, to run: {len(todo)}"]
     if not todo:
@@ -526,7 +532,7 @@ def plan_report(jobs: list[Job], gpus_per_run: float = 1.0, split: str = "valida
         return "\n".join(lines)
     every = [s for v in measured.values() for s in v]
     overall = statistics.median(every)
-    seconds = sum(planned_steps(j) * statistics.median(measured.get(j.config, [overall])) for j in todo)
+    seconds = sum(planned_steps(j) * statistics.median(measured.get(j.configuration, [overall])) for j in todo)
     steps = sum(planned_steps(j) for j in todo)
     lines.append(f"step time: median {overall:.3f} s over {len(every)} completed run(s) on {', '.join(sorted(devices))}"
                  " (per configuration where measured)")

@@ -1,4 +1,5 @@
-"""Greedy generation, accuracy, and the NLE JSONL (the annotation app's import format) of correct predictions."""
+"""A trained run rebuilt, greedy generation, accuracy, and the NLE JSONL (the annotation app's import format) of
+correct predictions."""
 
 from __future__ import annotations
 
@@ -10,13 +11,30 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from generation.bertscore import FEB_LAYER, BertScorer, nbertscore
-from generation.data import LABELS, Example, load_split
-from generation.layout import generations_file, metrics_file
+from generation.data import LABELS, Example
+from generation.methods import method_named
+from generation.modeling import resolve_precision, set_tf32
 from generation.prompts import Parsed, is_correct, parse, prompt
-from generation.train import SPLIT_FILE, load_run, read_run, resolve_precision, set_tf32
+from generation.rundir import TOKENIZER_DIR, check_weights, generations_file, metrics_file, read_run
+from generation.splits import run_examples
+
+
+def load_run(run_dir: str | Path, base_model: str | None = None) -> tuple[torch.nn.Module, PreTrainedTokenizerBase, dict]:
+    """Rebuild a trained model (its method loads what the run saved onto the base model) and its tokenizer;
+    returns them with run.json's contents."""
+    run_dir = Path(run_dir)
+    info = read_run(run_dir)
+    method = method_named(info["kind"])
+    check_weights(run_dir, method.weights)
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / TOKENIZER_DIR)
+    model = method.load(run_dir, info, base_model or info["base_model"], tokenizer)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    model.eval()
+    return model, tokenizer, info
 
 
 @torch.no_grad()
@@ -112,10 +130,10 @@ def select_balanced(scored: list[Scored], dataset: str, first: int) -> list[Scor
     return chosen
 
 
-def nle_record(s: Scored, config: str, model_name: str, seed: int) -> dict:
-    """One line of the app's NLE JSONL."""
+def nle_record(s: Scored, configuration: str, model_name: str, seed: int) -> dict:
+    """One line of the app's NLE JSONL (its `config` field names the configuration)."""
     return {
-        "dataset": s.example.dataset, "sample_id": s.example.id, "config": config, "input": s.example.inputs,
+        "dataset": s.example.dataset, "sample_id": s.example.id, "config": configuration, "input": s.example.inputs,
         "predicted_label": s.parsed.label, "explanation": s.parsed.explanation, "model": model_name,
         "split_seed": seed, "gold_label": s.example.label, "gold_explanations": s.example.explanations,
         "prompt": s.prompt,
@@ -165,20 +183,6 @@ def selection_warnings(metrics: dict) -> list[str]:
     return out
 
 
-def run_examples(run_dir: Path, train_config: dict, split: str, data_dir: str | None = None) -> list[Example]:
-    """The examples a run is evaluated on: its own validation items (split.json), or the whole other split."""
-    pool = load_split(train_config["dataset"], data_dir or train_config["data_dir"], split,
-                      train_config.get("sbic_tagger", "auto"))
-    if split != "validation":
-        return pool
-    ids = json.loads((run_dir / SPLIT_FILE).read_text())["validation"]
-    index = {e.id: e for e in pool}
-    examples = [index[i] for i in ids if i in index]
-    if len(examples) != len(ids):
-        raise ValueError(f"{run_dir / SPLIT_FILE}: {len(ids) - len(examples)} validation ids not in the data")
-    return examples
-
-
 def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation", first: int = 30,
                  batch_size: int = 16, data_dir: str | None = None, base_model: str | None = None,
                  scorer: Callable[[list[str], list[list[str]]], list[float]] | None = None,
@@ -197,10 +201,9 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
     run_dir = Path(run_dir)
     info = read_run(run_dir)
     used = generation_precision(precision, info)  # an impossible --precision fails before anything loads
-    if info["kind"] == "dect":  # label-only: accuracy, "nle": null, no NLE file
-        from generation.dect import evaluate_dect
-
-        return evaluate_dect(run_dir, split, batch_size, data_dir, base_model, progress, used)
+    method = method_named(info["kind"])
+    if method.label_only:  # accuracy, "nle": null, no NLE file
+        return method.evaluate(run_dir, split, batch_size, data_dir, base_model, progress, used)
     model, tokenizer, info = load_run(run_dir, base_model)
     if torch.cuda.is_available():
         model.to("cuda")

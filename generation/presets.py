@@ -28,8 +28,8 @@ _T5 = {
 PRESETS = (*_T5, "llama-2-7b")
 
 
-def preset_config(name: str) -> PretrainedConfig:
-    """The transformers config of a preset architecture."""
+def preset_architecture(name: str) -> PretrainedConfig:
+    """A preset architecture (its transformers config)."""
     if name in _T5:
         return T5Config(vocab_size=T5_VOCAB_AFTER_RESIZE, tie_word_embeddings=True, pad_token_id=0, eos_token_id=1,
                         decoder_start_token_id=0, **_T5[name])
@@ -40,8 +40,9 @@ def preset_config(name: str) -> PretrainedConfig:
     raise ValueError(f"unknown architecture preset {name!r}; known: {', '.join(PRESETS)}")
 
 
-def load_config(path: str | Path) -> PretrainedConfig:
-    """Read a local config.json (or a model directory holding one) without touching the network."""
+def load_architecture(path: str | Path) -> PretrainedConfig:
+    """A local model's architecture from its config.json (or the model directory holding one), without touching
+    the network."""
     path = Path(path)
     directory = path.parent if path.is_file() else path
     if not (directory / "config.json").is_file():
@@ -49,12 +50,12 @@ def load_config(path: str | Path) -> PretrainedConfig:
     return AutoConfig.from_pretrained(directory, local_files_only=True)
 
 
-def model_class(config: PretrainedConfig):
+def model_class(arch: PretrainedConfig):
     """AutoModelForSeq2SeqLM for encoder-decoders, AutoModelForCausalLM otherwise."""
-    return AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    return AutoModelForSeq2SeqLM if getattr(arch, "is_encoder_decoder", False) else AutoModelForCausalLM
 
 
-def build_meta_model(config: PretrainedConfig) -> torch.nn.Module:
+def build_meta_model(arch: PretrainedConfig) -> torch.nn.Module:
     """Instantiate the architecture with meta tensors: shapes and names only, no memory, no weights."""
     with torch.device("meta"):
-        return model_class(config).from_config(config)
+        return model_class(arch).from_config(arch)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from generation.hub import hub_name
-from generation.layout import RUN_FILE, SPLIT_FILE, metrics_file
+from generation.rundir import RUN_FILE, SPLIT_FILE, metrics_file
 
 Test = Literal["paired", "welch"]
 Marks = Literal["paper", "direction"]

@@ -31,6 +31,8 @@ import numpy as np
 
 from generation.data import LABELS, Example, load_split
 from generation.errors import InputFileError
+from generation.prompts import prompt, target_explanation
+from generation.rundir import SPLIT_FILE
 
 # FEB scripts/feb_benchmark.py and scripts/exp.py: seeds_fewshot.
 FEB_SEEDS: tuple[int, ...] = (
@@ -265,11 +267,68 @@ def write_split_files(split: FebSplit, directory: str | Path) -> list[Path]:
 def split_json(split: FebSplit) -> dict:
     """`nle-gen splits --json`: dataset, seed, and per split the rows' sample_id, label, explanation (the
     training target's explanation) and input (FEB's input string)."""
-    from generation.prompts import prompt, target_explanation
-
     def rows(examples: list[Example]) -> list[dict]:
         return [{"sample_id": e.id, "label": e.label, "explanation": target_explanation(e), "input": prompt(e)}
                 for e in examples]
 
     return {"dataset": split.dataset, "seed": split.seed, "train": rows(split.train),
             "validation": rows(split.validation)}
+
+
+# --- few-shot splits ------------------------------------------------------------------------------
+
+
+@dataclass
+class FewShotSplit:
+    """The few-shot training set and the validation set of one seed."""
+
+    seed: int
+    train: list[Example]
+    validation: list[Example]
+
+
+def _by_ids(examples: list[Example], ids: list[str], what: str) -> list[Example]:
+    index = {e.id: e for e in examples}
+    missing = [i for i in ids if i not in index]
+    if missing:
+        raise ValueError(f"{what}: {len(missing)} id(s) not in the data, e.g. {missing[0]!r}")
+    return [index[i] for i in ids]
+
+
+def few_shot_split(dataset: str, data_dir: str | Path, seed: int, n_train: int = 48, n_val: int = 350,
+                   train_ids: list[str] | None = None, val_ids: list[str] | None = None,
+                   sbic_tagger_mode: str = "auto") -> FewShotSplit:
+    """FEB's split for a seed (`feb_split`), or the given id lists (to reuse published splits)."""
+    def load(split: str) -> list[Example]:
+        return load_split(dataset, data_dir, split, sbic_tagger_mode)
+
+    train = _by_ids(load("train"), train_ids, "train ids") if train_ids else None
+    val = _by_ids(load("validation"), val_ids, "validation ids") if val_ids else None
+    if train is None or val is None:
+        split = feb_split(dataset, data_dir, seed, n_train, n_val, sbic_tagger_mode=sbic_tagger_mode)
+        train, val = train if train is not None else split.train, val if val is not None else split.validation
+    return FewShotSplit(seed, train, val)
+
+
+def training_split(cfg) -> FewShotSplit:
+    """The split a TrainConfig asks for: FEB's split files (`split_files`), else FEB's draw for its seed or the
+    given id lists."""
+    if cfg.split_files:
+        split = read_split_files(cfg.split_files, cfg.dataset, cfg.seed, cfg.data_dir, cfg.sbic_tagger)
+        return FewShotSplit(split.seed, split.train, split.validation)
+    return few_shot_split(cfg.dataset, cfg.data_dir, cfg.seed, cfg.n_train, cfg.n_val, cfg.train_ids, cfg.val_ids,
+                          cfg.sbic_tagger)
+
+
+def run_examples(run_dir: Path, train_config: dict, split: str, data_dir: str | None = None) -> list[Example]:
+    """The examples a run is evaluated on: its own validation items (split.json), or the whole other split."""
+    pool = load_split(train_config["dataset"], data_dir or train_config["data_dir"], split,
+                      train_config.get("sbic_tagger", "auto"))
+    if split != "validation":
+        return pool
+    ids = json.loads((run_dir / SPLIT_FILE).read_text())["validation"]
+    index = {e.id: e for e in pool}
+    examples = [index[i] for i in ids if i in index]
+    if len(examples) != len(ids):
+        raise ValueError(f"{run_dir / SPLIT_FILE}: {len(ids) - len(examples)} validation ids not in the data")
+    return examples

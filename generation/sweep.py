@@ -7,35 +7,40 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generation.components import (
-    FULL_FT,
-    OTHER_BASELINES,
-    PEFT_BASELINES,
-    all_configurations,
-    parse_configuration,
-)
+from generation.components import all_configurations
+from generation.config import PROTOCOL_MODELS, TrainConfig
 from generation.data import DATASETS
-from generation.layout import metrics_file, nles_file
-from generation.train import read_run
+from generation.methods import METHODS, method_for
+from generation.options import convert, parse_generate_args, parse_train_args
+from generation.rundir import metrics_file, nles_file, read_run
 
 
 @dataclass(frozen=True)
 class Job:
+    """One run of the sweep: train (unless trained already with these settings), then generate."""
+
     dataset: str
     seed: int
-    config: str
+    configuration: str
     run_dir: Path
-    argv: tuple[tuple[str, ...], ...]  # train, then generate
+    # the same steps as `nle-gen` command lines: printed without --engine, written to each run's log, and
+    # Slurm's job list (docs/sweeps.md, "Slurm")
+    argv: tuple[tuple[str, ...], ...]
+    train: TrainConfig | None = None  # what generation.train.train() trains; None: only generate
+    generate: dict | None = None  # generation.jobs.generate_run's keyword arguments
 
     @property
     def shell(self) -> str:
         return " && ".join(shlex.join(a) for a in self.argv)
 
-
-# The model per dataset in FEB (scripts/exp.py pairs e-SNLI's 'standard' format with T5 and the 'unifiedqa_*'
-# formats of ECQA, SBIC and ComVE with UnifiedQA) and in the paper.
-PROTOCOL_MODELS = {"esnli": "t5-large", "ecqa": "allenai/unifiedqa-t5-large", "sbic": "allenai/unifiedqa-t5-large",
-                   "comve": "allenai/unifiedqa-t5-large"}
+    def steps(self) -> list[tuple[str, TrainConfig | dict, tuple[str, ...]]]:
+        """(name, what the library call takes, the equivalent command line) of each step, in order."""
+        out: list[tuple[str, TrainConfig | dict, tuple[str, ...]]] = []
+        if self.train is not None:
+            out.append(("train", self.train, self.argv[0]))
+        if self.generate is not None:
+            out.append(("generate", self.generate, self.argv[-1]))
+        return out
 
 
 def model_for(dataset: str, protocol: str = "sparsefit", model: str | None = None) -> str:
@@ -47,14 +52,14 @@ def model_for(dataset: str, protocol: str = "sparsefit", model: str | None = Non
     return PROTOCOL_MODELS[dataset]
 
 
-def resolve_configs(names: list[str]) -> list[str]:
+def resolve_configurations(names: list[str]) -> list[str]:
     """Expand 'all' (every single and pair), 'peft' (the PEFT baselines); validate the rest."""
     out: list[str] = []
     for name in (n for raw in names for n in raw.split(",") if n):  # --configs loreft,dect
-        expanded = all_configurations() if name == "all" else list(PEFT_BASELINES) if name == "peft" else [name]
+        expanded = (all_configurations() if name == "all" else list(METHODS["peft"].configurations)
+                    if name == "peft" else [name])
         for c in expanded:
-            if c not in PEFT_BASELINES and c not in OTHER_BASELINES and c != FULL_FT:
-                parse_configuration(c)
+            method_for(c)
             if c not in out:
                 out.append(c)
     return out
@@ -66,7 +71,8 @@ def is_complete(run_dir: Path, split: str = "validation") -> bool:
         info = read_run(run_dir)
     except (ValueError, OSError):
         return False
-    label_only = info.get("kind") == "dect"  # DecT writes no NLE file
+    method = METHODS.get(info.get("kind"))
+    label_only = method is not None and method.label_only  # it writes no NLE file
     return (run_dir / metrics_file(split)).is_file() and (label_only or (run_dir / nles_file(split)).is_file())
 
 
@@ -93,20 +99,8 @@ class SweepPlan:
         return out
 
 
-def requested_config(train_argv: tuple[str, ...]):
-    """The TrainConfig that a job's `nle-gen train ...` line asks for (parsed as `train` would)."""
-    from generation.cli import build_parser, train_config_from_args
-
-    args, unknown = build_parser().parse_known_args(list(train_argv[1:]))
-    if unknown:
-        raise ValueError(f"--train-arg: train does not know {' '.join(unknown)}")
-    return train_config_from_args(args)
-
-
-def settings_mismatch(run_dir: Path, requested) -> list[str]:
+def settings_mismatch(run_dir: Path, requested: TrainConfig) -> list[str]:
     """'name: run X, requested Y' for every training setting where run.json differs from `requested`."""
-    from generation.config import TrainConfig
-
     stored = read_run(run_dir)["train_config"]
     have = TrainConfig.from_dict(stored).to_dict()  # settings added later read as their defaults
     want = requested.to_dict()
@@ -114,7 +108,7 @@ def settings_mismatch(run_dir: Path, requested) -> list[str]:
             if k not in _IGNORED_SETTINGS and have.get(k) != want[k]]
 
 
-def plan_sweep(model: str | None, datasets: list[str], seeds: list[int], configs: list[str],
+def plan_sweep(model: str | None, datasets: list[str], seeds: list[int], configurations: list[str],
                data_root: str | Path, out_root: str | Path, train_args: list[str] | None = None, first: int = 30,
                protocol: str = "sparsefit", split: str = "validation", rerun_mismatched: bool = False,
                generate_args: list[str] | None = None, include_complete: bool = False) -> SweepPlan:
@@ -127,39 +121,47 @@ def plan_sweep(model: str | None, datasets: list[str], seeds: list[int], configs
         if d not in DATASETS:
             raise ValueError(f"unknown dataset {d!r}; known: {', '.join(DATASETS)}")
     out = SweepPlan()
-    names = resolve_configs(configs)
+    names = resolve_configurations(configurations)
+    overrides = parse_train_args(train_args or [])  # a bad --train-arg fails here, before any job is printed
+    generate_overrides = parse_generate_args(generate_args or [])
     for d in datasets:
         base = model_for(d, protocol, model)
         for seed in seeds:
             for c in names:
                 run_dir = Path(out_root) / d / c / f"seed-{seed}"
-                train = ("nle-gen", "train", "--model", base, "--dataset", d, "--data-dir",
-                         str(Path(data_root) / d), "--seed", str(seed), "--config", c, "--out", str(run_dir),
-                         *(train_args or []))
-                gen = ("nle-gen", "generate", "--run", str(run_dir), "--out", str(run_dir / nles_file(split)),
-                       "--first", str(first), *(("--split", split) if split != "validation" else ()),
-                       *(generate_args or []))
-                if seed == seeds[0] and c == names[0]:
-                    requested_config(train)  # a bad --train-arg fails here, before any job is printed
+                data_dir = str(Path(data_root) / d)
+                train_line = ("nle-gen", "train", "--model", base, "--dataset", d, "--data-dir", data_dir,
+                              "--seed", str(seed), "--config", c, "--out", str(run_dir), *(train_args or []))
+                gen_line = ("nle-gen", "generate", "--run", str(run_dir), "--out", str(run_dir / nles_file(split)),
+                            "--first", str(first), *(("--split", split) if split != "validation" else ()),
+                            *(generate_args or []))
+                # the TrainConfig `train` makes of train_line (paths made absolute the same way), without the text
+                grid = {"model": base, "dataset": d, "data_dir": data_dir, "seed": seed, "configuration": c,
+                        "out": str(run_dir)}
+                train = TrainConfig(**{**{k: convert(k, v) for k, v in grid.items()}, **overrides})
+                gen = {"run": str(run_dir), "out": str(run_dir / nles_file(split)), "first": first, "split": split,
+                       **generate_overrides}
                 trained = True
                 try:
                     read_run(run_dir)
                 except (ValueError, OSError):
                     trained = False
                 if trained:
-                    diffs = settings_mismatch(run_dir, requested_config(train))
+                    diffs = settings_mismatch(run_dir, train)
                     if diffs and not rerun_mismatched:
                         out.mismatched.append((run_dir, diffs))
                         continue
                     if diffs:
                         out.rerun.append(run_dir)
-                        out.jobs.append(Job(d, seed, c, run_dir, (train, gen)))
+                        out.jobs.append(Job(d, seed, c, run_dir, (train_line, gen_line), train, gen))
                         continue
                     if is_complete(run_dir, split):
                         out.complete.append(run_dir)
                         if include_complete:
-                            out.jobs.append(Job(d, seed, c, run_dir, (gen,)))
+                            out.jobs.append(Job(d, seed, c, run_dir, (gen_line,), None, gen))
                         continue
-                # trained with these settings but not generated for this split: only generate
-                out.jobs.append(Job(d, seed, c, run_dir, (gen,) if trained else (train, gen)))
+                    # trained with these settings but not generated for this split: only generate
+                    out.jobs.append(Job(d, seed, c, run_dir, (gen_line,), None, gen))
+                else:
+                    out.jobs.append(Job(d, seed, c, run_dir, (train_line, gen_line), train, gen))
     return out

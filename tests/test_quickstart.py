@@ -86,7 +86,7 @@ def tiny_base_model(out: Path, data: Path, work: Path) -> Path:
         relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
     )).save_pretrained(random_init)
     run = work / "pretraining"
-    train(TrainConfig(model=str(random_init), dataset="esnli", data_dir=str(data), seed=0, config="full_ft",
+    train(TrainConfig(model=str(random_init), dataset="esnli", data_dir=str(data), seed=0, configuration="full_ft",
                       out=str(run), max_steps=200, learning_rate=1e-2, batch_size=12), progress=False)
     shutil.copytree(run / "model", out)
     shutil.copytree(run / "tokenizer", out, dirs_exist_ok=True)

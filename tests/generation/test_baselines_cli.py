@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from generation.cli import main
-from generation.sweep import plan_sweep, resolve_configs
+from generation.sweep import plan_sweep, resolve_configurations
 
 
 @pytest.mark.parametrize(("arch", "config", "trainable"), [
@@ -33,9 +33,9 @@ def test_params_lists_them_by_default(capsys) -> None:
 
 
 def test_sweep_accepts_comma_separated_baselines(tmp_path: Path) -> None:
-    assert resolve_configs(["loreft,dect", "lora"]) == ["loreft", "dect", "lora"]
+    assert resolve_configurations(["loreft,dect", "lora"]) == ["loreft", "dect", "lora"]
     jobs = plan_sweep("m", ["esnli"], [0], ["loreft,dect"], tmp_path / "data", tmp_path / "runs").jobs
-    assert [j.config for j in jobs] == ["loreft", "dect"]
+    assert [j.configuration for j in jobs] == ["loreft", "dect"]
     assert all("--config" in j.argv[0] for j in jobs)
 
 
@@ -103,6 +103,6 @@ def test_learning_rate_defaults_follow_each_paper(config: str, lr: float | None,
                                                   tmp_path: Path) -> None:
     from generation.config import TrainConfig
 
-    cfg = TrainConfig(model="m", dataset="esnli", data_dir=str(tmp_path), seed=0, config=config,
+    cfg = TrainConfig(model="m", dataset="esnli", data_dir=str(tmp_path), seed=0, configuration=config,
                       out=str(tmp_path / "run"), learning_rate=lr)
     assert cfg.learning_rate == expected and cfg.to_dict()["learning_rate"] == expected

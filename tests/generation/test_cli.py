@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from generation.cli import build_parser, main, model_family_warning
+from generation.cli import build_parser, main
+from generation.config import model_family_warning
 from generation.data import Example
 from generation.generate import Scored, metrics_of, select_balanced, selection_warnings
 from generation.prompts import parse
@@ -235,7 +236,7 @@ def test_t5_embeddings_are_resized_to_the_tokenizer_as_feb_does(tiny_t5: Path, t
     import torch
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
-    from generation.train import load_base
+    from generation.modeling import load_base
 
     tok = AutoTokenizer.from_pretrained(tiny_t5)
     padded = tmp_path / "padded"

@@ -9,8 +9,6 @@ import pytest
 from generation.cli import main
 from generation.components import (
     COMPONENTS,
-    OTHER_BASELINES,
-    PEFT_BASELINES,
     all_configurations,
     component_matches,
     count_parameters,
@@ -18,7 +16,8 @@ from generation.components import (
     parse_configuration,
     select_trainable_parameters,
 )
-from generation.presets import build_meta_model, preset_config
+from generation.methods import method_for, named_configurations
+from generation.presets import build_meta_model, preset_architecture
 
 
 @pytest.mark.parametrize(
@@ -81,7 +80,7 @@ def test_llama_has_no_encoder() -> None:
 
 @pytest.fixture(scope="module")
 def t5_large():
-    return build_meta_model(preset_config("t5-large"))
+    return build_meta_model(preset_architecture("t5-large"))
 
 
 # The paper's T5-large figures (percent of trainable parameters), to two decimals.
@@ -104,7 +103,7 @@ def test_decoder_percentage_needs_the_resize() -> None:
     """With the checkpoint's 32,128 rows the decoder is 54.5946 % (54.59); FEB's resize makes it 54.5969 %."""
     from transformers import T5Config
 
-    cfg = preset_config("t5-large")
+    cfg = preset_architecture("t5-large")
     unresized = build_meta_model(T5Config(**{**cfg.to_dict(), "vocab_size": 32128}))
     assert f"{count_parameters(unresized, 'decoder').percent:.2f}" == "54.59"
     assert count_parameters(build_meta_model(cfg), "decoder").percent == pytest.approx(54.5969, abs=1e-4)
@@ -186,14 +185,14 @@ def test_params_cli_reads_local_config(tiny_t5, capsys) -> None:
     assert main(["params", "--model", str(tiny_t5 / "config.json"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["configs"]["full_ft"]["percent"] == 100.0
-    assert set(data["configs"]) == {*all_configurations(), "full_ft", *PEFT_BASELINES, *OTHER_BASELINES}
-    assert set(PEFT_BASELINES) | set(OTHER_BASELINES) == {"lora", "lora_qkvo_r4", "adalora", "adalora_r32", "ia3",
-                                                          "loreft", "dect"}
+    assert set(data["configs"]) == {*all_configurations(), *named_configurations()}
+    assert set(named_configurations()) == {"full_ft", "lora", "lora_qkvo_r4", "adalora", "adalora_r32", "ia3",
+                                           "loreft", "dect"}
     assert data["configs"]["lora"]["trainable"] > data["configs"]["lora_qkvo_r4"]["trainable"] > 0
 
 
 def test_llama_preset_counts() -> None:
-    model = build_meta_model(preset_config("llama-2-7b"))
+    model = build_meta_model(preset_architecture("llama-2-7b"))
     assert count_parameters(model, "full_ft").total == 6_738_415_616  # Llama-2-7B's published size
     assert count_parameters(model, "att_q").trainable == 32 * 4096 * 4096
 
@@ -218,7 +217,7 @@ def test_pairs_selecting_the_same_tensors_are_left_out(t5_large) -> None:
 
 
 def test_llama_list_drops_decoder_pairs_inside_the_decoder() -> None:
-    model = build_meta_model(preset_config("llama-2-7b"))
+    model = build_meta_model(preset_architecture("llama-2-7b"))
     configs = all_configurations("llama")
     assert distinct_configurations(model) == configs and len(configs) == 44
     assert "decoder+lm_head" in configs and "decoder+att_q" not in configs and "encoder" not in configs
@@ -227,10 +226,10 @@ def test_llama_list_drops_decoder_pairs_inside_the_decoder() -> None:
 @pytest.mark.parametrize("name", ["full-ft", "Full_FT", "loRA"])
 def test_unknown_configuration_lists_every_valid_name(name: str) -> None:
     with pytest.raises(ValueError) as err:
-        parse_configuration(name)
+        method_for(name)
     message = str(err.value)
     assert "\n" not in message
-    for valid in ("full_ft", *PEFT_BASELINES, *OTHER_BASELINES, *COMPONENTS):
+    for valid in ("full_ft", "lora", "lora_qkvo_r4", "adalora", "adalora_r32", "ia3", "loreft", "dect", *COMPONENTS):
         assert valid in message
 
 

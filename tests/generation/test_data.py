@@ -14,12 +14,12 @@ from generation.data import (
     SBIC_NOT_OFFENSIVE,
     SBIC_PERSONAL_ATTACK,
     approximate_first_token,
-    few_shot_split,
     load_split,
     read_id_list,
     sbic_explanations,
 )
 from generation.errors import InputFileError
+from generation.splits import few_shot_split
 from tests.helpers import ROOT
 
 FEB_MTURK_SBIC = ROOT.parent / "shared" / "data" / "feb_mturk" / "results" / "sbic"

@@ -14,7 +14,8 @@ import torch
 from generation.cli import main
 from generation.config import TrainConfig
 from generation.data import Example, load_split
-from generation.dect import (
+from generation.generate import evaluate_run
+from generation.methods.dect import (
     DectHead,
     DectSettings,
     calibrate,
@@ -25,8 +26,8 @@ from generation.dect import (
     label_words,
     query,
 )
-from generation.generate import evaluate_run
-from generation.train import load_base, train
+from generation.modeling import load_base
+from generation.train import train
 
 
 def test_calibration_divides_by_the_reference_over_its_mean() -> None:
@@ -62,10 +63,10 @@ def test_settings_reject_impossible_values(kwargs, message) -> None:
 def test_defaults_are_thunlp_dect_run_script_defaults() -> None:
     s = DectSettings()
     assert (s.lam, s.proto_dim, s.epochs, s.lr, s.calibration, s.train_prototypes) == (1.0, 128, 30, 0.01, "empty", False)
-    cfg = TrainConfig(model="m", dataset="esnli", data_dir=".", seed=0, config="dect", out="o")
+    cfg = TrainConfig(model="m", dataset="esnli", data_dir=".", seed=0, configuration="dect", out="o")
     assert cfg.kind == "dect" and (cfg.dect_lambda, cfg.dect_proto_dim) == (1.0, 128)
     with pytest.raises(ValueError, match="dect proto_dim"):
-        TrainConfig(model="m", dataset="esnli", data_dir=".", seed=0, config="dect", out="o", dect_proto_dim=0)
+        TrainConfig(model="m", dataset="esnli", data_dir=".", seed=0, configuration="dect", out="o", dect_proto_dim=0)
 
 
 def test_ecqa_labels_are_the_questions_choices(fixtures_dir: Path) -> None:
@@ -154,7 +155,7 @@ def keyword_esnli(tmp_path: Path) -> Path:
 
 
 def _dect_cfg(model: Path, data: Path, out: Path, **over) -> TrainConfig:
-    base = dict(model=str(model), dataset="esnli", data_dir=str(data), seed=0, config="dect", out=str(out),
+    base = dict(model=str(model), dataset="esnli", data_dir=str(data), seed=0, configuration="dect", out=str(out),
                 n_train=24, n_val=30, dect_proto_dim=16, dect_epochs=100)
     base.update(over)
     return TrainConfig(**base)
@@ -211,7 +212,7 @@ def test_content_free_example_keeps_ids_apart() -> None:
 def test_the_prior_is_dects_calibrated_raw_logits(tiny_t5: Path, fixtures_dir: Path) -> None:
     """thunlp/DecT src/dect_verbalizer.py: the label words' logits (no softmax) divided by the content-free
     input's logits over their mean; prior="probs" keeps this project's earlier softmax probabilities."""
-    from generation.dect import label_probs, priors
+    from generation.methods.dect import label_probs, priors
 
     model, tok = load_base(str(tiny_t5))
     examples = load_split("esnli", fixtures_dir / "esnli", "train")[:5]
@@ -230,7 +231,7 @@ def test_the_prior_is_dects_calibrated_raw_logits(tiny_t5: Path, fixtures_dir: P
 
 
 def test_train_mean_calibration_evens_out_the_training_prior(tiny_t5: Path, fixtures_dir: Path) -> None:
-    from generation.dect import priors
+    from generation.methods.dect import priors
 
     model, tok = load_base(str(tiny_t5))
     examples = load_split("esnli", fixtures_dir / "esnli", "train")
@@ -245,7 +246,7 @@ def test_ecqa_run_predicts_one_of_each_questions_choices(tiny_model: Path, fixtu
                                                          tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(TrainConfig(model=str(tiny_model), dataset="ecqa", data_dir=str(fixtures_dir / "ecqa"), seed=0,
-                      config="dect", out=str(run), n_train=4, n_val=2, dect_epochs=5), progress=False)
+                      configuration="dect", out=str(run), n_train=4, n_val=2, dect_epochs=5), progress=False)
     metrics = evaluate_run(run, tmp_path / "nles.jsonl", progress=False)
     assert metrics["n"] == 2 and metrics["nle"] is None
     pool = {e.id: e for e in load_split("ecqa", fixtures_dir / "ecqa", "validation")}

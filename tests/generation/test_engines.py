@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from generation.cli import main
+from generation.config import TrainConfig
 from generation.sweep import is_complete
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -131,15 +132,12 @@ def test_impossible_engine_options_fail_before_anything_runs(extra: list[str], m
     assert list(tmp_path.iterdir()) == []
 
 
-def _complete_run(run: Path, config: str, step_seconds: float, train_line: tuple[str, ...]) -> None:
+def _complete_run(run: Path, config: str, step_seconds: float, train: TrainConfig) -> None:
     """A finished run as train and generate leave it: run.json with the settings its job asked for (so the
     sweep counts it complete, not mismatched) and the fields --plan reads."""
-    from generation.sweep import requested_config
-
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"complete": True, "config": config, "step_seconds": step_seconds,
-                                              "device": "NVIDIA H200",
-                                              "train_config": requested_config(train_line).to_dict()}))
+                                              "device": "NVIDIA H200", "train_config": train.to_dict()}))
     (run / "metrics.json").write_text("{}")
     (run / "nles.jsonl").write_text("")
 
@@ -148,10 +146,10 @@ def test_plan_estimates_gpu_hours_from_measured_steps(tmp_path: Path, capsys) ->
     from generation.sweep import plan_sweep
 
     runs = tmp_path / "runs"
-    jobs = {(j.config, j.seed): j for j in plan_sweep("t5-large", ["esnli"], [0], ["att_q", "full_ft"], "data",
-                                                      runs).jobs}
-    _complete_run(runs / "esnli" / "att_q" / "seed-0", "att_q", 2.0, jobs["att_q", 0].argv[0])
-    _complete_run(runs / "esnli" / "full_ft" / "seed-0", "full_ft", 6.0, jobs["full_ft", 0].argv[0])
+    jobs = {(j.configuration, j.seed): j for j in plan_sweep("t5-large", ["esnli"], [0], ["att_q", "full_ft"],
+                                                             "data", runs).jobs}
+    _complete_run(runs / "esnli" / "att_q" / "seed-0", "att_q", 2.0, jobs["att_q", 0].train)
+    _complete_run(runs / "esnli" / "full_ft" / "seed-0", "full_ft", 6.0, jobs["full_ft", 0].train)
     (runs / "esnli" / "full_ft" / "seed-1").mkdir(parents=True)  # started, interrupted: partial
     code = main(["sweep", "--model", "t5-large", "--datasets", "esnli", "--seeds", "0", "1", "2", "--configs",
                  "att_q", "full_ft", "--data-root", "data", "--out-root", str(runs), "--plan", "--gpus-per-run",
@@ -243,3 +241,28 @@ def test_ray_joins_an_existing_cluster(tiny_t5: Path, tmp_path: Path, monkeypatc
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 done, 0 failed" in out.stdout
     assert all(is_complete(tmp_path / "runs" / "esnli" / "att_q" / f"seed-{s}") for s in (0, 1))
+
+
+@pytest.mark.parametrize(("step", "settings", "message"), [
+    ("train", '{"model": "m"}', "train settings: TrainConfig.__init__() missing 5 required"),
+    ("train", '{"model": "m", "dataset": "esnli", "data_dir": "d", "seed": 0, "config": "att_x", "out": "o"}',
+     "unknown component 'att_x'"),
+    ("generate", '{"run": "r", "out": "o", "bogus": 1}', "generate settings: got an unexpected keyword argument"),
+    ("generate", "[1]", "expected a JSON object, got list"),
+    ("train", "not json", "the train settings on stdin are not JSON"),
+])
+def test_the_local_engines_child_refuses_bad_settings_in_one_line(step: str, settings: str, message: str,
+                                                                   tmp_path: Path) -> None:
+    """`python -m generation.jobs STEP` (what the local engine runs) reads its settings as JSON on stdin; bad
+    ones are one error line and nothing written."""
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "generation.jobs", step], input=settings, capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("nle-gen: error:") and message in done.stderr and done.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

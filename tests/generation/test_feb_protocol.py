@@ -12,11 +12,12 @@ import pytest
 from annotate.core.formats import read_nle_file
 from generation.cli import main
 from generation.config import TrainConfig
-from generation.data import Example, few_shot_split
-from generation.generate import Scored, nle_record, select_balanced
+from generation.data import Example
+from generation.generate import Scored, load_run, nle_record, select_balanced
+from generation.modeling import AUTHORS_PAD, load_base
 from generation.prompts import is_correct, parse, prompt, target
-from generation.splits import feb_split, write_split_files
-from generation.train import AUTHORS_PAD, encode, load_base, load_run, train
+from generation.splits import feb_split, few_shot_split, write_split_files
+from generation.train import encode, train
 
 
 def _scored(k: int, label: str, output: str) -> Scored:
@@ -67,16 +68,16 @@ def test_train_reuses_feb_split_files(tiny_t5: Path, fixtures_dir: Path, tmp_pat
 
 def test_split_files_and_id_lists_are_alternatives() -> None:
     with pytest.raises(ValueError, match="split_files and train_ids/val_ids are alternatives"):
-        TrainConfig(model="m", dataset="comve", data_dir="d", seed=0, config="layer_norm", out="o",
+        TrainConfig(model="m", dataset="comve", data_dir="d", seed=0, configuration="layer_norm", out="o",
                     split_files="x", train_ids=["1"])
     with pytest.raises(ValueError, match="llama_format must be"):
-        TrainConfig(model="m", dataset="comve", data_dir="d", seed=0, config="layer_norm", out="o",
+        TrainConfig(model="m", dataset="comve", data_dir="d", seed=0, configuration="layer_norm", out="o",
                     llama_format="chat")
 
 
 def test_authors_llama_encoding(tiny_llama: Path, esnli_dir: Path) -> None:
     model, tok = load_base(str(tiny_llama))
-    from generation.train import add_authors_pad_token
+    from generation.modeling import add_authors_pad_token
 
     n_before = model.get_input_embeddings().weight.shape[0]
     add_authors_pad_token(model, tok)
@@ -94,7 +95,7 @@ def test_authors_llama_format_trains_and_reloads(tiny_llama: Path, esnli_dir: Pa
     import torch
 
     cfg = TrainConfig(model=str(tiny_llama), dataset="esnli", data_dir=str(esnli_dir), seed=0,
-                      config="att_q+layer_norm", out=str(tmp_path / "run"), n_train=6, n_val=6, max_steps=2,
+                      configuration="att_q+layer_norm", out=str(tmp_path / "run"), n_train=6, n_val=6, max_steps=2,
                       llama_format="authors", logging_steps=1)
     result = train(cfg, progress=False)
     model, tok, info = load_run(tmp_path / "run")
@@ -117,7 +118,7 @@ def test_authors_format_takes_the_authors_batch_accumulation_and_steps() -> None
     --gradient_accumulation_steps 8, max_steps 300; given values still win."""
     from generation.cli import build_parser, train_config_from_args
 
-    base = dict(model="m", dataset="esnli", data_dir="d", seed=0, config="att_q", out="o")
+    base = dict(model="m", dataset="esnli", data_dir="d", seed=0, configuration="att_q", out="o")
     cfg = TrainConfig(**base, llama_format="authors")
     assert (cfg.batch_size, cfg.gradient_accumulation_steps, cfg.max_steps) == (1, 8, 300)
     cfg = TrainConfig(**base, llama_format="authors", batch_size=2, max_steps=-1)

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from generation.cli import main
-from generation.data import Example, few_shot_split, load_split
+from generation.data import Example, load_split
 from generation.splits import (
     FEB_SEEDS,
     _datasets_shuffle,
     feb_split,
+    few_shot_split,
     parse_seeds,
     read_split_files,
     split_json,

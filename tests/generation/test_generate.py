@@ -12,10 +12,12 @@ import pytest
 from annotate.core.formats import read_nle_file
 from generation.cli import main
 from generation.config import TrainConfig
-from generation.data import Example, few_shot_split
+from generation.data import Example
 from generation.generate import Scored, evaluate_run, generate_texts, metrics_of, select_balanced
+from generation.modeling import load_base
 from generation.prompts import is_correct, parse, prompt
-from generation.train import load_base, train
+from generation.splits import few_shot_split
+from generation.train import train
 
 
 def test_batched_generation_equals_one_by_one(tiny_model: Path, fixtures_dir: Path) -> None:
@@ -99,7 +101,7 @@ def memorized_run(tiny_t5: Path, tmp_path_factory) -> Path:
     (data / "esnli_train_1.csv").write_text((fixtures / "esnli_train_1.csv").read_text())
     (data / "esnli_dev.csv").write_text((fixtures / "esnli_train_1.csv").read_text())
     ids = ["t01", "t02", "t05", "t06", "t09", "t10"]
-    cfg = TrainConfig(model=str(tiny_t5), dataset="esnli", data_dir=str(data), seed=0, config="full_ft",
+    cfg = TrainConfig(model=str(tiny_t5), dataset="esnli", data_dir=str(data), seed=0, configuration="full_ft",
                       out=str(base / "run"), train_ids=ids, val_ids=ids, max_steps=150, learning_rate=1e-2,
                       batch_size=6, logging_steps=50)
     train(cfg, progress=False)

@@ -12,11 +12,13 @@ from safetensors.torch import load_file, save_file
 
 from generation.cli import main
 from generation.config import TrainConfig
-from generation.train import SPARSE_FILE, load_base, load_sparse, train
+from generation.methods.sparse import SPARSE_FILE, load_sparse
+from generation.modeling import load_base
+from generation.train import train
 
 
 def _cfg(model: Path, data: Path, out: Path, config: str, **over) -> TrainConfig:
-    base = dict(model=str(model), dataset="esnli", data_dir=str(data), seed=1, config=config, out=str(out),
+    base = dict(model=str(model), dataset="esnli", data_dir=str(data), seed=1, configuration=config, out=str(out),
                 n_train=6, n_val=6, max_steps=3, learning_rate=1e-2, batch_size=3, logging_steps=1)
     return TrainConfig(**{**base, **over})
 
@@ -118,7 +120,7 @@ def test_the_papers_fp32_by_default_even_on_a_bf16_gpu(fake_bf16_gpu, monkeypatc
 
 def test_precision_names(fake_bf16_gpu) -> None:
     from generation.generate import generation_precision
-    from generation.train import resolve_precision
+    from generation.modeling import resolve_precision
 
     assert [resolve_precision(p) for p in ("fp32", "tf32", "bf16", "auto")] == ["fp32", "tf32", "bf16", "bf16"]
     # generate follows the run: run.json's precision, or its flags before `precision` was recorded
@@ -130,7 +132,7 @@ def test_precision_names(fake_bf16_gpu) -> None:
 
 def test_precision_without_a_gpu() -> None:
     from generation.generate import generation_precision
-    from generation.train import resolve_precision
+    from generation.modeling import resolve_precision
 
     if torch.cuda.is_available():
         pytest.skip("checks the CPU fallbacks")

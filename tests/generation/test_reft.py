@@ -12,10 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from generation.config import TrainConfig
-from generation.data import few_shot_split
-from generation.generate import generate_texts, metrics_of, score_examples
-from generation.prompts import prompt
-from generation.reft import (
+from generation.generate import generate_texts, load_run, metrics_of, score_examples
+from generation.methods.reft import (
     REFT_FILE,
     LoreftIntervention,
     ReftModel,
@@ -26,7 +24,10 @@ from generation.reft import (
     parse_layers,
     parse_positions,
 )
-from generation.train import DataCollatorForSeq2Seq, encode, load_base, load_run, train
+from generation.modeling import load_base
+from generation.prompts import prompt
+from generation.splits import few_shot_split
+from generation.train import DataCollatorForSeq2Seq, encode, train
 
 
 def _set(m: LoreftIntervention, R, W, b) -> None:
@@ -105,9 +106,9 @@ def test_settings_reject_impossible_values(kwargs, message) -> None:
 
 def test_train_config_validates_reft_options(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="reft positions"):
-        TrainConfig(model="m", dataset="esnli", data_dir=".", seed=0, config="loreft", out=str(tmp_path),
+        TrainConfig(model="m", dataset="esnli", data_dir=".", seed=0, configuration="loreft", out=str(tmp_path),
                     reft_positions="middle")
-    cfg = TrainConfig(model="m", dataset="esnli", data_dir=".", seed=0, config="loreft", out=str(tmp_path))
+    cfg = TrainConfig(model="m", dataset="esnli", data_dir=".", seed=0, configuration="loreft", out=str(tmp_path))
     assert cfg.kind == "reft"
 
 
@@ -128,7 +129,7 @@ def _accuracy(model, tokenizer, examples) -> float:
 
 
 def _cfg(model: Path, data: Path, out: Path, **over) -> TrainConfig:
-    base = dict(model=str(model), dataset="esnli", data_dir=str(data), seed=1, config="loreft", out=str(out),
+    base = dict(model=str(model), dataset="esnli", data_dir=str(data), seed=1, configuration="loreft", out=str(out),
                 n_train=3, n_val=3, max_steps=300, learning_rate=5e-2, batch_size=3, logging_steps=50,
                 reft_rank=8, reft_positions="f7+l7", precision="fp32")  # the ReFT commonsense recipe's positions
     base.update(over)

@@ -257,7 +257,7 @@ def test_hub_name(path: str, name: str | None) -> None:
 
 def test_train_records_the_model_name(tmp_path: Path) -> None:
     from generation.cli import build_parser, train_config_from_args
-    from generation.train import run_model_name
+    from generation.modeling import run_model_name
 
     argv = ["train", "--dataset", "esnli", "--data-dir", str(tmp_path), "--seed", "1", "--config", "att_q",
             "--out", str(tmp_path / "r")]

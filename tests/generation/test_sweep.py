@@ -11,7 +11,7 @@ import pytest
 
 from generation.cli import main
 from generation.components import all_configurations
-from generation.sweep import PROTOCOL_MODELS, model_for, plan_sweep, resolve_configs
+from generation.sweep import PROTOCOL_MODELS, model_for, plan_sweep, resolve_configurations
 
 
 def test_plan_lists_every_job_with_its_own_run_dir(tmp_path: Path) -> None:
@@ -29,11 +29,11 @@ def test_plan_lists_every_job_with_its_own_run_dir(tmp_path: Path) -> None:
 
 
 def test_resolve_all_and_peft() -> None:
-    assert resolve_configs(["all", "full_ft", "peft"]) == [*all_configurations(), "full_ft", "lora", "lora_qkvo_r4",
+    assert resolve_configurations(["all", "full_ft", "peft"]) == [*all_configurations(), "full_ft", "lora", "lora_qkvo_r4",
                                                            "adalora", "adalora_r32", "ia3"]
-    assert len(resolve_configs(["all"])) == 62
+    assert len(resolve_configurations(["all"])) == 62
     with pytest.raises(ValueError, match="unknown component"):
-        resolve_configs(["att_z"])
+        resolve_configurations(["att_z"])
 
 
 @pytest.mark.parametrize(("dataset", "model"), [("esnli", "t5-large"), ("ecqa", "allenai/unifiedqa-t5-large"),

@@ -10,14 +10,16 @@ import torch
 from safetensors.torch import load_file
 
 from generation.config import TrainConfig
-from generation.data import few_shot_split
-from generation.generate import generate_texts
+from generation.generate import generate_texts, load_run
+from generation.modeling import load_base
 from generation.prompts import prompt
-from generation.train import DataCollatorForSeq2Seq, encode, load_base, load_run, read_run, train
+from generation.rundir import read_run
+from generation.splits import few_shot_split
+from generation.train import DataCollatorForSeq2Seq, encode, train
 
 
 def _cfg(model: Path, data: Path, out: Path, config: str, **over) -> TrainConfig:
-    base = dict(model=str(model), dataset="esnli", data_dir=str(data), seed=1, config=config, out=str(out),
+    base = dict(model=str(model), dataset="esnli", data_dir=str(data), seed=1, configuration=config, out=str(out),
                 n_train=6, n_val=6, max_steps=12, learning_rate=1e-2, batch_size=3, logging_steps=1)
     base.update(over)
     return TrainConfig(**base)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,10 +32,23 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from generation.components import ParamCounts, count_parameters
+from generation.components import FULL_FT, ParamCounts, count_parameters, hidden_size
 from generation.data import LABELS, Example
-from generation.layout import DECT_FILE, generations_file, metrics_file
+from generation.methods.base import Method
+from generation.modeling import RunResult, load_base, prepare_run, resolve_precision, sbic_record, set_tf32
 from generation.prompts import normalize_label, prompt
+from generation.rundir import (
+    RUN_FILE,
+    TOKENIZER_DIR,
+    generations_file,
+    metrics_file,
+    provenance,
+    read_run,
+    write_json,
+)
+from generation.splits import run_examples
+
+DECT_FILE = "dect.safetensors"  # the prototype network
 
 Calibration = Literal["empty", "train_mean", "none"]
 CALIBRATIONS = ("empty", "train_mean", "none")
@@ -244,26 +258,14 @@ def priors(model, tokenizer, examples: list[Example], settings: DectSettings, re
 # --- runs -----------------------------------------------------------------------------------------
 
 
-def count_dect(config, settings: DectSettings, n_classes: int) -> int:
+def count_dect(arch, settings: DectSettings, n_classes: int) -> int:
     """Trainable parameters: the projection (d x proto_dim) and one radius per class (+ prototypes if trained)."""
-    dim = config.d_model if getattr(config, "is_encoder_decoder", False) else config.hidden_size
-    return dim * settings.proto_dim + n_classes * (1 + (settings.proto_dim if settings.train_prototypes else 0))
+    prototypes = settings.proto_dim if settings.train_prototypes else 0
+    return hidden_size(arch) * settings.proto_dim + n_classes * (1 + prototypes)
 
 
 def train_dect(cfg, progress: bool = True, verbose: bool = True):
     """Query the frozen model on the few-shot split, fit the prototype network, save the run (seconds)."""
-    from generation.train import (
-        RUN_FILE,
-        RunResult,
-        _write_json,
-        counts_record,
-        prepare_run,
-        provenance,
-        resolve_precision,
-        sbic_record,
-        set_tf32,
-    )
-
     settings = settings_of(cfg)
     precision = resolve_precision(cfg.precision)
     tf32 = set_tf32(precision in ("tf32", "bf16"))
@@ -277,7 +279,7 @@ def train_dect(cfg, progress: bool = True, verbose: bool = True):
                                           cfg.max_input_tokens, progress)
     gold = torch.tensor([gold_index(e) for e in split.train])
     net, losses = fit(hidden, prior, gold, settings, cfg.seed)
-    total = count_parameters(model, "full_ft").total
+    total = count_parameters(model, FULL_FT).total
     counts = ParamCounts("dect", total, net.n_trainable(), ["head.weight", "radius"] + (
         ["proto"] if settings.train_prototypes else []))
     if verbose:
@@ -288,10 +290,10 @@ def train_dect(cfg, progress: bool = True, verbose: bool = True):
     if reference is not None:
         tensors["reference"] = reference.contiguous()
     save_file(tensors, run_dir / DECT_FILE, metadata={"base_model": cfg.model, "config": "dect"})
-    tokenizer.save_pretrained(run_dir / "tokenizer")
-    _write_json(run_dir / RUN_FILE, {
+    tokenizer.save_pretrained(run_dir / TOKENIZER_DIR)
+    write_json(run_dir / RUN_FILE, {
         "complete": True, "base_model": cfg.model, "kind": "dect", "config": "dect", "train_config": cfg.to_dict(),
-        **counts_record(counts),
+        **counts.record(),
         "notes": ["DecT trains a prototype network on the frozen model's outputs; the model is unchanged"],
         "train_loss": sum(losses) / len(losses), "losses": losses, "steps": len(losses),
         "train_seconds": round(time.perf_counter() - fit_start, 3),
@@ -318,15 +320,12 @@ def evaluate_dect(run_dir: str | Path, split: str = "validation", batch_size: in
                   base_model: str | None = None, progress: bool = True, precision: str = "fp32") -> dict:
     """Accuracy of a DecT run (and of its calibrated zero-shot prior) on the run's validation split; writes
     metrics.json with "nle": null and generations.jsonl; never an NLE file (DecT writes no explanation)."""
-    from generation.generate import run_examples
-    from generation.train import load_base, read_run, set_tf32
-
     run_dir = Path(run_dir)
     info = read_run(run_dir)
     tc = info["train_config"]
     settings = settings_of(tc)
     model, _ = load_base(base_model or info["base_model"], resize_embeddings=tc.get("resize_embeddings", True))
-    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / TOKENIZER_DIR)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model.eval()
@@ -364,3 +363,29 @@ def evaluate_dect(run_dir: str | Path, split: str = "validation", batch_size: in
             f.write(json.dumps({"sample_id": ex.id, "output": label_words(ex)[p], "correct": p == g},
                                ensure_ascii=False) + "\n")
     return metrics
+
+
+class Dect(Method):
+    name = "dect"
+    configurations = ("dect",)
+    weights = DECT_FILE
+    label_only = True
+
+    def check(self, cfg) -> None:
+        settings_of(cfg)
+
+    def count(self, meta_model: torch.nn.Module, configuration: str, settings: Mapping | None = None) -> ParamCounts:
+        s = settings_of(dict(settings or {}))
+        return ParamCounts(configuration, count_parameters(meta_model, FULL_FT).total,
+                           count_dect(meta_model.config, s, 3), notes=[
+            f"dect: projection d x {s.proto_dim} + one radius per class (3 counted, as e-SNLI); label only"])
+
+    def train(self, cfg, progress: bool = True, verbose: bool = True) -> RunResult:
+        return train_dect(cfg, progress, verbose)
+
+    def evaluate(self, run_dir: Path, split: str = "validation", batch_size: int = 16, data_dir: str | None = None,
+                 base_model: str | None = None, progress: bool = True, precision: str = "fp32") -> dict:
+        return evaluate_dect(run_dir, split, batch_size, data_dir, base_model, progress, precision)
+
+
+METHOD = Dect()
