@@ -170,11 +170,11 @@ def test_hostile_names_on_every_researcher_page_stay_text(site, browser, tmp_pat
 
     # A new code for the worker whose id is a link: "New access code for [Click to claim bonus](…)", as text.
     page.get_by_label("Issue a new access code for").click()
-    page.get_by_role("option", name=BONUS, exact=True).click()
+    page.get_by_role("option", name=f"crowd:{BONUS}", exact=True).click()
     page.get_by_role("button", name="Issue new code (the old one stops working)").click()
     expect(page.get_by_text("shown only now:", exact=False)).to_be_visible()
     assert_nothing_live(page, own, "Researcher, after a new code")
-    expect(page.get_by_text(f"New access code for {BONUS}, shown only now:")).to_be_visible()
+    expect(page.get_by_text(f"New access code for crowd:{BONUS}, shown only now:")).to_be_visible()
 
     open_page(page, "Analysis", "Scores")
     expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
