@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         s = store.resolve_study(args.study)
         study = s["name"]
         if store.pairwise_setup(s["id"]) is not None:
-            from analysis.pairwise import write_pairwise_report
+            from analysis.report.pairwise import write_pairwise_report
 
             if power is not None:
                 raise ValueError(f"--power estimates the power of a rating study's comparison; {study!r} is a "

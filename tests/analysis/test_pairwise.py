@@ -144,7 +144,7 @@ def test_no_answers_and_unknown_preferences_are_refused() -> None:
 
 def test_report_html_shows_bidi_controls_as_visible_tags() -> None:
     """As in the rating report: a U+202E in a configuration, dataset or annotator name is drawn as ⟦U+202E⟧."""
-    from analysis.pairwise import outputs
+    from analysis.report.pairwise import outputs
 
     prefs = frame().replace({"x": "x\u202e1", "esnli": "es\u202enli"})
     files = outputs(analyse_preferences(prefs, "full\u202eft", "att_q", study="p\u202ew", n_boot=20))
