@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from analysis.defaults import BOOTSTRAP_DEFAULT
 from analysis.pairwise import PairwiseAnalysis, analyse_pairwise_store
 from analysis.pairwise_sides import SIDE_RATINGS_TEXT
 from analysis.report.frame import escape, json_bytes, note, page, table_html, write_files
+from annotate.core.spreadsheet import escape_cell
 
 OUTPUT_FILES = ("report.html", "agreement.json", "pairwise.csv")
 
@@ -39,11 +42,17 @@ def render_html(p: PairwiseAnalysis) -> str:
     return page(f"Pairwise — {p.study}", sections(p))
 
 
+def _csv_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with the dataset names, which come from files, escaped for spreadsheets (as in every CSV the
+    project writes); the figures are numbers this module wrote, so a negative κ stays a number."""
+    return table.assign(dataset=table["dataset"].map(escape_cell))
+
+
 def outputs(p: PairwiseAnalysis) -> dict[str, bytes]:
-    """The pairwise report's files as bytes, by file name."""
+    """The pairwise report's files as bytes, by file name; pairwise.csv safe to open in a spreadsheet."""
     return {"report.html": render_html(p).encode(),
             "agreement.json": json_bytes(p.agreement_json()),
-            "pairwise.csv": p.table().to_csv(index=False).encode()}
+            "pairwise.csv": _csv_safe(p.table()).to_csv(index=False).encode()}
 
 
 def write_pairwise_report(store: Any, study: str, out_dir: str | Path, *, seed: int = 0,
