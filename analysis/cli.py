@@ -33,10 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--n-boot", type=int, default=BOOTSTRAP_DEFAULT,
                    help=f"bootstrap resamples (default {BOOTSTRAP_DEFAULT})")
-    # Opt-in: the static exporter starts a headless Chromium, which costs seconds (see benchmarks/report_scale.py).
     p.add_argument("--min-attention", type=float, default=None, metavar="RATE",
                    help="drop annotators whose attention-check pass rate is below RATE (0-1) from every figure; "
                         "report.html and agreement.json say who and why")
+    # Opt-in: the static exporter starts a headless Chromium, slow next to the rest of the report
+    # (benchmarks/report_scale.py).
     p.add_argument("--png", action="store_true", help="also export the figures as PNG (needs kaleido and Chromium)")
     power = p.add_argument_group("power from a pilot (docs/analysis.md)")
     power.add_argument("--power", action="store_true",
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         s = store.resolve_study(args.study)
         study = s["name"]
         if store.pairwise_setup(s["id"]) is not None:
-            from analysis.pairwise import write_pairwise_report
+            from analysis.report.pairwise import write_pairwise_report
 
             if power is not None:
                 raise ValueError(f"--power estimates the power of a rating study's comparison; {study!r} is a "
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.png:
             exporter.start()  # Chromium starts in the background while we read and compute
         # SQLite releases the GIL while it builds the columns: read the ratings in a thread while the main
-        # thread imports SciPy, scikit-learn and plotly (seconds of the run on a cold start).
+        # thread imports SciPy, scikit-learn and plotly (slow on a cold start).
         read: dict[str, object] = {}
 
         def prefetch() -> None:

@@ -17,12 +17,9 @@ Definitions (docs/analysis.md, "Pairwise study"):
 
 from __future__ import annotations
 
-import html
 import itertools
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -31,16 +28,8 @@ from scipy.stats import binomtest
 
 from analysis.agreement import Interval, Stat, bootstrap_types, kappa_from_tables, krippendorff_alpha
 from analysis.defaults import BOOTSTRAP_DEFAULT
-from analysis.literal import literal_frame
-from analysis.pairwise_sides import (
-    SIDE_RATINGS_TEXT,
-    SideRatingStats,
-    analyse_side_ratings,
-    fmt_or_na,
-    has_side_ratings,
-    side_rating_row,
-)
-from annotate.core.text import show_controls
+from analysis.formatting import fmt
+from analysis.pairwise_sides import SideRatingStats, analyse_side_ratings, has_side_ratings, side_rating_row
 
 TieRule = Literal["half", "exclude"]
 CODES = {"a": 0, "b": 1, "tie": 2}
@@ -74,7 +63,8 @@ class PairwiseStats:
     n_positioned: int
 
     def contract(self) -> dict[str, Any]:
-        """agreement.json's `pairwise` section: exactly the keys of the issue (plus `dataset` per dataset)."""
+        """agreement.json's `pairwise` section: exactly the keys of its contract in docs/analysis.md (plus
+        `dataset` per dataset)."""
         out = {"a": self.a, "b": self.b, "n_items": self.n_items, "wins_a": self.wins_a, "ties": self.ties,
                "wins_b": self.wins_b, "win_rate_a": self.win_rate_a, "win_rate_a_low": self.win_rate_ci.low,
                "win_rate_a_high": self.win_rate_ci.high, "sign_test_p": self.sign_test_p.value,
@@ -221,7 +211,7 @@ class PairwiseAnalysis:
         return out
 
     def table(self) -> pd.DataFrame:
-        """One row per group, formatted for display (the report and the Side by side page)."""
+        """One row per group, formatted for display (report.html, pairwise.csv and the Side by side page)."""
         return pd.DataFrame([pairwise_row(s) for s in (*self.by_dataset, self.overall)])
 
     def side_table(self) -> pd.DataFrame | None:
@@ -232,16 +222,17 @@ class PairwiseAnalysis:
 
 
 def pairwise_row(s: PairwiseStats) -> dict[str, str | int]:
+    """One display row of a group."""
     return {
         "dataset": s.dataset or "all", "pairs": s.n_items, "answers": s.n_answers,
         f"wins {s.a} / ties / wins {s.b}": f"{s.wins_a} / {s.ties} / {s.wins_b}",
-        "win rate A [95 % CI]": f"{fmt_or_na(s.win_rate_a)} [{fmt_or_na(s.win_rate_ci.low)}, {fmt_or_na(s.win_rate_ci.high)}]",
+        "win rate A [95 % CI]": f"{fmt(s.win_rate_a)} [{fmt(s.win_rate_ci.low)}, {fmt(s.win_rate_ci.high)}]",
         "pairs A / tie / B": f"{s.items_a} / {s.items_tie} / {s.items_b}",
-        "sign test p": fmt_or_na(s.sign_test_p.value, 4) if s.sign_test_p.value is not None else f"n/a ({s.sign_test_p.reason})",
-        "Cohen's κ": fmt_or_na(s.cohen_kappa.value) if s.cohen_kappa.value is not None else f"n/a ({s.cohen_kappa.reason})",
-        "Krippendorff's α": fmt_or_na(s.alpha.value),
-        "Explanation 1 chosen [95 % CI]": f"{fmt_or_na(s.first_position_rate)} [{fmt_or_na(s.first_position_low)}, "
-                                          f"{fmt_or_na(s.first_position_high)}]",
+        "sign test p": fmt(s.sign_test_p.value, 4, reason=s.sign_test_p.reason),
+        "Cohen's κ": fmt(s.cohen_kappa.value, reason=s.cohen_kappa.reason),
+        "Krippendorff's α": fmt(s.alpha.value),
+        "Explanation 1 chosen [95 % CI]": f"{fmt(s.first_position_rate)} [{fmt(s.first_position_low)}, "
+                                          f"{fmt(s.first_position_high)}]",
     }
 
 
@@ -275,63 +266,3 @@ def analyse_pairwise_store(store: Any, study: str | None = None, **kw: Any) -> P
         raise ValueError(f"study {s['name']!r} is not a pairwise study")
     return analyse_preferences(store.preferences_frame(s["name"]), setup["a"], setup["b"], study=s["name"],
                                rate_sides=setup["rate_sides"], **kw)
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    return obj
-
-
-def render_html(p: PairwiseAnalysis) -> str:
-    def e(text: str) -> str:  # names from files: bidi controls made visible, then HTML-escaped
-        return html.escape(show_controls(text))
-
-    parts = [f"<h1>Pairwise comparison — study {e(p.study)}</h1>",
-             f"<p>{e(p.a)} (A) against {e(p.b)} (B). Annotators: {e(', '.join(p.annotators))}. Win rate: ties count "
-             f"half; interval: {p.n_boot} bootstrap resamples of pairs, seed {p.seed}. Sign test: exact, two-sided, "
-             "over pairs by their net preference, ties left out. κ: Cohen's on A / B / tie (mean over annotator "
-             "pairs with more than two). Explanation 1 chosen: share of side choices that went to the explanation "
-             "shown first (0.5 = no position bias), exact interval.</p>"]
-    parts += [f"<p class='note'>{e(n)}</p>" for n in p.notes]
-    parts.append(literal_frame(p.table()).to_html(index=False, escape=True, border=0, classes="t"))
-    sides = p.side_table()
-    if sides is not None:
-        parts += ["<h2 id='side-ratings'>Side ratings</h2>",
-                  f"<p>{e(SIDE_RATINGS_TEXT)}</p>",
-                  literal_frame(sides).to_html(index=False, escape=True, border=0, classes="t")]
-    elif p.side_ratings_reason:
-        parts += ["<h2 id='side-ratings'>Side ratings</h2>", f"<p class='note'>{e(p.side_ratings_reason)}.</p>"]
-    style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table.t{border-collapse:collapse}"
-             "table.t td,table.t th{border:1px solid #ccc;padding:3px 8px}.note{background:#fff3cd;padding:.5em}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Pairwise — {e(p.study)}</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-
-
-def outputs(p: PairwiseAnalysis) -> dict[str, bytes]:
-    """The pairwise report's files: report.html, agreement.json, pairwise.csv."""
-    return {"report.html": render_html(p).encode(),
-            "agreement.json": json.dumps(_json_safe(p.agreement_json()), indent=2, ensure_ascii=False,
-                                         allow_nan=False).encode(),
-            "pairwise.csv": pd.DataFrame([pairwise_row(s) for s in (*p.by_dataset, p.overall)])
-            .to_csv(index=False).encode()}
-
-
-def write_pairwise_report(store: Any, study: str, out_dir: str | Path, *, seed: int = 0,
-                          n_boot: int = BOOTSTRAP_DEFAULT) -> int:
-    """`nle-report` on a pairwise study: report.html, agreement.json and pairwise.csv in `out_dir`; exit code."""
-    p = analyse_pairwise_store(store, study, seed=seed, n_boot=n_boot)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = outputs(p)
-    for name, data in files.items():
-        (out / name).write_bytes(data)
-    o = p.overall
-    print(f"study {p.study!r} (pairwise, {p.a} vs {p.b}): {o.n_answers} answers on {o.n_items} pairs by "
-          f"{len(p.annotators)} annotators")
-    print(f"wrote {len(files)} files to {out}: {', '.join(files)}")
-    return 0

@@ -26,6 +26,7 @@ from analysis.agreement import RATING_CODE
 from analysis.compare import Comparison, compare
 from analysis.data import GOLD_CONFIG, Prepared, prepare
 from analysis.defaults import BOOTSTRAP_DEFAULT
+from analysis.formatting import NA, fmt, x100
 from analysis.tables import GroupStats, level_stats
 
 SIDES = ("a", "b")
@@ -167,15 +168,6 @@ def analyse_side_ratings(prefs: pd.DataFrame, a: str, b: str, *, n_boot: int = B
     return overall, by_dataset
 
 
-def fmt_or_na(v: float | None, digits: int = 3) -> str:
-    """A number for the report's tables: `digits` decimals, or "n/a" when undefined."""
-    return "n/a" if v is None else f"{v:.{digits}f}"
-
-
-def _x100(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}"
-
-
 def side_rating_row(s: SideRatingStats) -> dict[str, str | int]:
     """One display row of a group (the report and the Side by side page)."""
     row: dict[str, str | int] = {"dataset": s.dataset or "all"}
@@ -183,20 +175,19 @@ def side_rating_row(s: SideRatingStats) -> dict[str, str | int]:
         g = side.stats
         row[f"pairs rated {side.config}"] = 0 if g is None else g.n_items
         row[f"mean ×100 {side.config} [95 % CI]"] = (
-            "n/a" if g is None else
-            f"{_x100(g.mean_score)} [{_x100(g.mean_score_ci.low)}, {_x100(g.mean_score_ci.high)}]")
+            NA if g is None else f"{x100(g.mean_score)} [{x100(g.mean_score_ci.low)}, {x100(g.mean_score_ci.high)}]")
     for side in s.sides:
         k = None if side.stats is None else side.stats.kappas["cohen_kappa"].value
-        row[f"Cohen's κ {side.config}"] = fmt_or_na(k) if k is not None else f"n/a ({side.kappa_reason})"
+        row[f"Cohen's κ {side.config}"] = fmt(k, reason=side.kappa_reason)
     c = s.comparison
-    row[f"mean {s.a} − {s.b} ×100 [95 % CI]"] = "n/a" if c is None else (
-        f"{_x100(c.mean_diff)} [{_x100(c.mean_diff_ci.low)}, {_x100(c.mean_diff_ci.high)}]")
+    row[f"mean {s.a} − {s.b} ×100 [95 % CI]"] = NA if c is None else (
+        f"{x100(c.mean_diff)} [{x100(c.mean_diff_ci.low)}, {x100(c.mean_diff_ci.high)}]")
     if c is not None and c.p_value is not None:
-        row["paired comparison"] = f"{c.test_name}: p = {fmt_or_na(c.p_value, 4)}"
+        row["paired comparison"] = f"{c.test_name}: p = {fmt(c.p_value, 4)}"
     else:
-        row["paired comparison"] = f"n/a ({s.comparison_reason})"
-    row[f"per pair {s.a} better / ties / {s.b} better"] = "n/a" if c is None else f"{c.wins_a} / {c.ties} / {c.wins_b}"
+        row["paired comparison"] = fmt(None, reason=s.comparison_reason)
+    row[f"per pair {s.a} better / ties / {s.b} better"] = NA if c is None else f"{c.wins_a} / {c.ties} / {c.wins_b}"
     k = s.consistency
     row["preferred side rated lower"] = f"{k.inconsistent} of {k.n_answers}" + (
-        f" ({fmt_or_na(k.share)})" if k.share is not None else "")
+        f" ({fmt(k.share)})" if k.share is not None else "")
     return row

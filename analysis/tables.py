@@ -28,6 +28,7 @@ from analysis.agreement import (
     presence_kappa,
 )
 from analysis.data import Prepared
+from analysis.formatting import fmt, x100
 from annotate.core.scale import RATING_LABELS, RATINGS
 
 Level = Literal["cell", "dataset", "config", "overall"]
@@ -229,7 +230,7 @@ def level_stats(p: Prepared, level: Level, *, n_boot: int = BOOTSTRAP_DEFAULT, s
 def _cell_text(mean: float | None, kappa: float | None) -> str:
     if mean is None:
         return ""
-    return f"{100 * mean:.1f} ({'n/a' if kappa is None else f'{kappa:.2f}'})"
+    return f"{x100(mean)} ({fmt(kappa, 2)})"
 
 
 def score_table(cells: list[GroupStats], by_dataset: list[GroupStats], by_config: list[GroupStats],

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from analysis.data import Prepared, prepare
+from analysis.formatting import fmt
 from annotate.app.render import drawn_text, md_escape
 from annotate.core import crowd
 from annotate.core.importing import ImportResult
@@ -51,9 +52,9 @@ def progress_rows(store: Store, study: str) -> list[dict[str, Any]]:
         rate = a["attention_pass_rate"]
         rows.append({"annotator": a["name"], "assigned": assigned, "done": a["done"],
                      "share done": (a["done"] / assigned) if assigned else 0.0,
-                     "median s/item": "n/a" if median is None or median != median else f"{float(median):.1f}",
+                     "median s/item": fmt(median, 1),
                      "last activity": a["last_activity"] or "",
-                     "attention": "" if not a["attention_checks"] else f"{rate:.0%} of {a['attention_checks']}",
+                     "attention": "" if not a["attention_checks"] else f"{fmt(rate, 0, style='%')} of {a['attention_checks']}",
                      "joined via link": bool(a["joined"]), "can sign in": bool(a["can_sign_in"])})
     return rows
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analysis.formatting import fmt
 from analysis.literal import literal_frame
 from analysis.pairwise import analyse_pairwise_store
 from analysis.pairwise_sides import SIDE_RATINGS_TEXT
@@ -31,11 +32,11 @@ def show_pairwise(store: Store, study: str) -> bool:
     o = p.overall
     m = st.columns(4)
     m[0].metric("Pairs answered", o.n_items)
-    m[1].metric("Win rate of A", "n/a" if o.win_rate_a is None else f"{o.win_rate_a:.3f}",
+    m[1].metric("Win rate of A", fmt(o.win_rate_a),
                 help="(wins of A + ties / 2) / answers; 95 % bootstrap interval over pairs below")
-    m[2].metric("Sign test p", "n/a" if o.sign_test_p.value is None else f"{o.sign_test_p.value:.3g}",
+    m[2].metric("Sign test p", fmt(o.sign_test_p.value, 3, style="g"),
                 help="exact two-sided binomial test over pairs by net preference, ties left out")
-    m[3].metric("Cohen's κ", "n/a" if o.cohen_kappa.value is None else f"{o.cohen_kappa.value:.3f}",
+    m[3].metric("Cohen's κ", fmt(o.cohen_kappa.value),
                 help="agreement on A / B / tie (mean over annotator pairs with more than two annotators)")
     st.text(drawn_text(f"{a} wins: {o.wins_a}   ties: {o.ties}   {b} wins: {o.wins_b}   "
                        f"(answers; pairs A / tie / B: {o.items_a} / {o.items_tie} / {o.items_b})"))

@@ -295,8 +295,8 @@ def test_the_pairwise_side_by_side_view_draws_hostile_names_literally(monkeypatc
 
 def test_analysis_page_shows_the_power_of_the_chosen_pair(pilot: Store) -> None:
     from analysis.power import PowerSettings, pilot_power
-    from analysis.power_report import power_table
     from analysis.report import analyse_store
+    from analysis.report.power import power_table
 
     at = page("results")
     assert not at.exception and not any("power" in str(d.value.columns.tolist()) for d in at.dataframe)

@@ -144,7 +144,7 @@ def test_no_answers_and_unknown_preferences_are_refused() -> None:
 
 def test_report_html_shows_bidi_controls_as_visible_tags() -> None:
     """As in the rating report: a U+202E in a configuration, dataset or annotator name is drawn as ⟦U+202E⟧."""
-    from analysis.pairwise import outputs
+    from analysis.report.pairwise import outputs
 
     prefs = frame().replace({"x": "x\u202e1", "esnli": "es\u202enli"})
     files = outputs(analyse_preferences(prefs, "full\u202eft", "att_q", study="p\u202ew", n_boot=20))
@@ -152,3 +152,27 @@ def test_report_html_shows_bidi_controls_as_visible_tags() -> None:
     assert "\u202e" not in page
     assert "full⟦U+202E⟧ft (A) against att_q (B). Annotators: x⟦U+202E⟧1, y." in page
     assert "<td>es⟦U+202E⟧nli</td>" in page and "<title>Pairwise — p⟦U+202E⟧w</title>" in page
+
+
+def test_pairwise_csv_has_no_name_a_spreadsheet_would_evaluate() -> None:
+    """As in every CSV the project writes (annotate/core/spreadsheet.py): a dataset named like a formula is written
+    as text with a leading quote; the figures stay numbers, a negative κ included."""
+    import csv
+    import io
+
+    from analysis.report.pairwise import outputs
+    from annotate.core.spreadsheet import FORMULA_STARTS, unescape_cell
+
+    evil = '=HYPERLINK("http://x")'
+    flipped = ["b" if v == "a" else "a" if v == "b" else v for v in X]  # y answers against x: κ < 0
+    p = analyse_preferences(frame(X, flipped).replace({"esnli": evil}), "A", "B", study="s", n_boot=20)
+    rows = list(csv.reader(io.StringIO(outputs(p)["pairwise.csv"].decode())))
+    table = p.table()
+    assert rows[0] == list(table.columns) and len(rows) == 1 + len(table)
+    assert [r[0] for r in rows[1:]] == ["'" + evil, "comve", "all"]
+    assert [unescape_cell(r[0]) for r in rows[1:]] == table["dataset"].tolist()
+    assert rows[1:] == [[r[0], *(str(v) for v in row[1:])] for r, row in zip(rows[1:], table.itertuples(index=False),
+                                                                               strict=True)]
+    assert all(float(r[rows[0].index("Cohen's κ")]) < 0 for r in rows[1:])
+    risky = [c for r in rows for c in r if c.startswith(FORMULA_STARTS)]
+    assert risky and all(float(c) < 0 for c in risky)  # only the negative figures, which a spreadsheet reads as numbers

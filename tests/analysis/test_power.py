@@ -38,8 +38,8 @@ from analysis.power import (
     pilot_power,
     simulate_power,
 )
-from analysis.power_report import power_table
 from analysis.report import analyse_store
+from analysis.report.power import power_html, power_table
 from annotate.core.store import Store
 from tests.analysis.analysis_helpers import fill_store, write_ratings_csv
 from tests.helpers import nle
@@ -575,3 +575,15 @@ def test_samples_with_fewer_ratings_give_all_theirs_and_the_table_says_so() -> N
     assert table["ratings per sample"].tolist() == [
         "2 (1.9 on average)", "2 (1.8 on average)", "2 (1.9 on average)",
         "as rated (1.9 on average)", "as rated (1.8 on average)", "as rated (1.9 on average)"]
+
+
+def test_power_section_shows_bidi_controls_as_visible_tags() -> None:
+    """As everywhere in report.html: a U+202E in a configuration or dataset name is drawn as ⟦U+202E⟧ in the power
+    section's heading, table and notes, never as the raw character that would reorder the text after it."""
+    frame = study_frame(True).replace({"full_ft": "full\u202eft", "ecqa": "ec\u202eqa"})
+    report = pilot_power(prepare(*split_export(frame)), "full\u202eft", "att_q+layer_norm",
+                         PowerSettings(n_sim=20, sizes=(10,), raters=(None, 3)))
+    section = power_html(report)
+    assert "\u202e" not in section
+    assert "Power from this pilot: full⟦U+202E⟧ft vs att_q+layer_norm</h2>" in section
+    assert "<td>ec⟦U+202E⟧qa</td>" in section and "<p class='note'>ec⟦U+202E⟧qa: 3 ratings per sample" in section

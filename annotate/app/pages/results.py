@@ -8,7 +8,6 @@ from analysis.compare import DEFAULT_COMPARE, compare
 from analysis.defaults import POWER_SIMS_DEFAULT
 from analysis.literal import literal_frame
 from analysis.power import MAX_RATERS, MAX_SIMS, PowerSettings, pilot_power
-from analysis.power_report import power_figure, power_table
 from analysis.report import (
     FLEISS_DEFINITION,
     PAIRS_DEFINITION,
@@ -20,6 +19,7 @@ from analysis.report import (
     pairwise_kappa_table,
     tag_agreement_table,
 )
+from analysis.report.power import power_figure, power_table
 from analysis.tables import adjudication_counts
 from annotate.app.admin import choose_study
 from annotate.app.render import config_choices, drawn_text, md_escape

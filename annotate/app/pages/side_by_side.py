@@ -6,6 +6,7 @@ import streamlit as st
 
 from analysis.compare import DEFAULT_COMPARE, compare, side_by_side_rows
 from analysis.data import prepare
+from analysis.formatting import fmt, x100
 from annotate.app.admin import choose_study
 from annotate.app.pairwise_view import show_pairwise
 from annotate.app.render import answer_line, config_choices, drawn_text, format_input, md_escape
@@ -42,9 +43,9 @@ disagree_only = st.checkbox("Only samples where annotators disagree", key="sbs_d
 c = compare(p, a, b)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Samples rated under both", c.n_pairs)
-m2.metric("Mean score ×100, A (all its samples)", "n/a" if c.mean_a is None else f"{100 * c.mean_a:.1f}")
-m3.metric("Mean score ×100, B (all its samples)", "n/a" if c.mean_b is None else f"{100 * c.mean_b:.1f}")
-m4.metric(f"{c.test_name} p", "n/a" if c.p_value is None else f"{c.p_value:.3g}",
+m2.metric("Mean score ×100, A (all its samples)", x100(c.mean_a))
+m3.metric("Mean score ×100, B (all its samples)", x100(c.mean_b))
+m4.metric(f"{c.test_name} p", fmt(c.p_value, 3, style="g"),
           help=f"primary test for this design; statistic {c.statistic}" if c.statistic is not None else None)
 st.text(f"A better: {c.wins_a}   ties: {c.ties}   B better: {c.wins_b}")
 if c.reason:
@@ -70,7 +71,7 @@ for r in rows.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE].itertuples(index=Fa
                 (col_a, a, r.predicted_label_a, r.explanation_a, r.answers_a, r.score_a),
                 (col_b, b, r.predicted_label_b, r.explanation_b, r.answers_b, r.score_b)):
             with col:
-                st.text(drawn_text(f"{name} — predicted: {label} — score ×100: {100 * score:.1f}"))
+                st.text(drawn_text(f"{name} — predicted: {label} — score ×100: {x100(score)}"))
                 st.code(drawn_text(expl), language=None, wrap_lines=True)
                 for ans in answers:
                     st.text(drawn_text(answer_line(ans)))
