@@ -75,8 +75,8 @@ def _m0002_sign_in_hardening(db: sqlite_utils.Database) -> None:
 
 
 def _m0003_k_of_n_assignment(db: sqlite_utils.Database) -> None:
-    """Issue 12 §1, §3, §4: per-study assignment settings (overlap k, cap, reservation lapse), crowd joining,
-    attention checks. Studies that exist already keep today's behaviour (overlap NULL = every annotator)."""
+    """Per-study assignment settings (overlap k, cap, reservation lapse), crowd joining, attention checks.
+    Studies that exist already keep today's behaviour (overlap NULL = every annotator)."""
     db.execute("""CREATE TABLE study_settings (
         study_id INTEGER PRIMARY KEY REFERENCES studies(id), overlap INTEGER, max_per_annotator INTEGER,
         lapse_seconds INTEGER NOT NULL DEFAULT 1800, attention_tolerance TEXT NOT NULL DEFAULT 'exact',
@@ -149,7 +149,7 @@ _COUNT_DOWN = (f"UPDATE items SET sole_rater = CASE WHEN rating_count = 2 THEN {
 
 
 def _m0005_k_of_n_at_scale(db: sqlite_utils.Database) -> None:
-    """Issue 12 §1 at lab scale. A pairwise answer counts towards k like a rating (the triggers of 0003 counted
+    """k-of-N at lab scale. A pairwise answer counts towards k like a rating (the triggers of 0003 counted
     ratings only, so a k = 2 pairwise study gave every pair to every annotator). Each item stores who its one rater
     is while it has exactly one (`sole_rater`) and whether it may be offered at all (`queueable`, from its
     metadata), so that for k = 2 "an item someone else rated once" is an index seek, however many items the
