@@ -5,6 +5,7 @@ Add a new function and append it to MIGRATIONS; never edit one that has been app
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -217,6 +218,13 @@ def _m0007_crowd_workers(db: sqlite_utils.Database) -> None:
             taken.add("crowd:" + name)
 
 
+def _m0008_resume_key(db: sqlite_utils.Database) -> None:
+    """The key that signs resume tokens, made once here and read by every server process on this database, so that
+    a reload reaching another process behind a proxy still resumes (annotate/app/session.py)."""
+    db.execute("CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO secrets (name, value) VALUES ('resume_tokens', ?)", (secrets.token_hex(32),))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_sign_in_hardening", _m0002_sign_in_hardening),
@@ -225,6 +233,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0005_k_of_n_at_scale", _m0005_k_of_n_at_scale),
     ("0006_crowd_reservations", _m0006_crowd_reservations),
     ("0007_crowd_workers", _m0007_crowd_workers),
+    ("0008_resume_key", _m0008_resume_key),
 ]
 
 

@@ -5,7 +5,7 @@ per noun, each in its own module on top of it, the way sqlite-utils gives `Table
 
     studies.py      Studies       create, find and name studies; guidelines
     items.py        Items         NLE import; the researcher's view of items
-    annotators.py   Annotators    annotators, access codes, sign-in, sessions
+    annotators.py   Annotators    annotators, access codes, sign-in, sessions, the resume-token key
     queue.py        Queue         each annotator's queue, reservations, the blind view of an item
     ratings.py      Ratings       answers in, ratings out, ratings imported from elsewhere
     settings.py     Settings      a study's assignment settings, progress, attention checks
@@ -133,6 +133,7 @@ class Store:
     reset_code = _Forward("_annotators", Annotators.reset_code)
     end_sessions = _Forward("_annotators", Annotators.end_sessions)
     session_generation = _Forward("_annotators", Annotators.session_generation)
+    resume_key = _Forward("_annotators", Annotators.resume_key)
     annotator_by_id = _Forward("_annotators", Annotators.annotator_by_id)
     annotators = _Forward("_annotators", Annotators.annotators)
     authenticate = _Forward("_annotators", Annotators.authenticate)

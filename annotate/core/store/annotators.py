@@ -1,4 +1,4 @@
-"""Annotators and sign-in: access codes, sessions and the admin password."""
+"""Annotators and sign-in: access codes, sessions, the admin password, and the key that signs resume tokens."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class Annotators:
 
     def __init__(self, db: Database, studies: Studies, queue: Queue) -> None:
         self.db, self.studies, self.queue = db, studies, queue
+        self._resume_key: bytes | None = None
 
     def named(self, name: str) -> dict[str, Any] | None:
         """The annotator whose name matches under auth.name_key (preferring one who can sign in), or None."""
@@ -86,6 +87,14 @@ class Annotators:
         """The annotator's current session generation (None for an unknown id)."""
         row = self.db.execute("SELECT session_generation FROM annotators WHERE id = ?", (annotator_id,)).fetchone()
         return row[0] if row else None
+
+    def resume_key(self) -> bytes:
+        """The key that signs resume tokens: made once with the database (migration 0008), the same in every
+        process that opens it, so a reload that reaches another server process still resumes."""
+        if self._resume_key is None:
+            (value,) = self.db.execute("SELECT value FROM secrets WHERE name = 'resume_tokens'").fetchone()
+            self._resume_key = bytes.fromhex(value)
+        return self._resume_key
 
     def annotator_by_id(self, annotator_id: int) -> dict[str, Any] | None:
         """id, name, study_id, code hash, session generation, whether they joined by link and whether their study's
