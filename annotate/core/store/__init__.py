@@ -56,6 +56,10 @@ class _Forward(Generic[P, R]):
         self.noun, self.name = noun, method.__name__
         self.__doc__, self.__wrapped__ = method.__doc__, method
 
+    def __set_name__(self, owner: type, name: str) -> None:
+        if name != self.name:
+            raise TypeError(f"Store.{name} must forward to a method of the same name, not {self.name}")
+
     @overload
     def __get__(self, store: None, owner: type) -> _Forward[P, R]: ...
 
