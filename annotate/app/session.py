@@ -3,8 +3,10 @@
 The annotator identity lives in `st.session_state["annotator"]` and is only ever set by `sign_in_annotator`
 after the access code was checked. Next to it sits an HMAC of that identity under a secret that exists only in
 this server process, and `current_annotator()` believes the identity only when the HMAC matches: a session whose
-state was edited to name another annotator (or to claim admin) is treated as signed out. Every store call an
-annotator page makes passes the verified id, and the store refuses items outside that annotator's queue.
+state was edited to name another annotator (or to claim admin) is treated as signed out. Resume tokens, which
+leave the process in a cookie, are signed with the database's key instead (`Store.resume_key`), so that every
+server process on one database accepts them. Every store call an annotator page makes passes the verified id,
+and the store refuses items outside that annotator's queue.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ RESUME_COOKIE, RESUME_PARAM, RESUME_SECONDS = "nle_resume", "resume", 12 * 3600
 # id.expires.mac, ASCII digits only (`\d` would accept other scripts' digits, which int() reads too).
 TOKEN_SHAPE = re.compile(r"[0-9]{1,20}\.[0-9]{1,20}\.[0-9a-f]{40}")
 MAX_TOKEN_CHARS = 200
-# Per process: restarting the server signs everybody out, which is the safe direction.
+# Per process, for what stays in this process's session state; resume tokens use the database's key.
 _SECRET = secrets.token_bytes(32)
 _ANNOTATOR, _ANNOTATOR_TOKEN, _ADMIN, _ADMIN_TOKEN = "annotator", "_annotator_token", "is_admin", "_admin_token"
 # The token this session asks the browser to keep; a pending "forget it"; whether the cookie was tried already
@@ -42,8 +44,8 @@ _REMEMBER, _FORGET, _COOKIE_TRIED = "_resume_token", "_forget_resume", "_resume_
 _KEEP = ("_store", _COOKIE_TRIED)
 
 
-def _sign(*parts: object) -> str:
-    return hmac.new(_SECRET, "\x1f".join(map(str, parts)).encode(), hashlib.sha256).hexdigest()
+def _sign(*parts: object, key: bytes = _SECRET) -> str:
+    return hmac.new(key, "\x1f".join(map(str, parts)).encode(), hashlib.sha256).hexdigest()
 
 
 def _annotator_token(annotator: dict[str, Any]) -> str:
@@ -72,8 +74,10 @@ def get_store() -> Store:
     return store
 
 
-def _resume_token(annotator_id: int, code_hash: str, generation: int, expires: int) -> str:
-    return f"{annotator_id}.{expires}.{_sign('resume', annotator_id, code_hash, generation, expires)[:40]}"
+def resume_token(store: Store, annotator_id: int, code_hash: str, generation: int, expires: int) -> str:
+    """The resume token `id.expires.mac`, signed with the database's key: any server process on it verifies it."""
+    mac = _sign("resume", annotator_id, code_hash, generation, expires, key=store.resume_key())
+    return f"{annotator_id}.{expires}.{mac[:40]}"
 
 
 def cookie_script(token: str) -> str:
@@ -104,10 +108,11 @@ def _remember(annotator: dict[str, Any]) -> None:
     """Issue a fresh resume token for the browser's cookie (and take any old one out of the URL)."""
     st.query_params.pop(RESUME_PARAM, None)
     st.session_state.pop(_FORGET, None)
-    row = get_store().annotator_by_id(annotator["id"])
+    store = get_store()
+    row = store.annotator_by_id(annotator["id"])
     if row and row["code_hash"]:
-        st.session_state[_REMEMBER] = _resume_token(row["id"], row["code_hash"], row["session_generation"],
-                                                    int(time.time()) + RESUME_SECONDS)
+        st.session_state[_REMEMBER] = resume_token(store, row["id"], row["code_hash"], row["session_generation"],
+                                                   int(time.time()) + RESUME_SECONDS)
 
 
 def _forget(annotator_id: int | None = None) -> None:
@@ -132,14 +137,15 @@ def _restore_from(token: str) -> dict[str, Any] | None:
             return None
         annotator_id, expires, _ = token.split(".")
         annotator_id, expires = int(annotator_id), int(expires)
-        row = get_store().annotator_by_id(annotator_id)
+        store = get_store()
+        row = store.annotator_by_id(annotator_id)
     except (ValueError, OverflowError):  # OverflowError: an id beyond SQLite's 64-bit integers
         return None
     if not row or not row["code_hash"] or expires < time.time():
         return None
     if row["joined"] and not row["join_open"]:  # a crowd worker comes back only while the study takes them
         return None
-    expected = _resume_token(annotator_id, row["code_hash"], row["session_generation"], expires)
+    expected = resume_token(store, annotator_id, row["code_hash"], row["session_generation"], expires)
     if not hmac.compare_digest(token, expected):
         return None
     annotator = {"id": row["id"], "name": row["name"], "study_id": row["study_id"],

@@ -12,6 +12,7 @@ from typing import Any
 
 from annotate.core.errors import InputFileError
 from annotate.core.formats import NLE, RatingRow
+from annotate.core.pairwise import PairSelection
 from annotate.core.scale import Rules
 
 GOLD_CONFIG = "gold"
@@ -58,6 +59,21 @@ class ImportResult:
         if name == "items_created" and self.items_not_queued:
             return f" ({self.items_not_queued} not queued: no input, predicted_label and explanation in the file)"
         return ""
+
+
+@dataclass
+class PairImportResult:
+    """What `import --pairwise` did: the usual counts plus the samples left out and why."""
+
+    result: ImportResult
+    selection: PairSelection = field(default_factory=PairSelection)
+
+    def summary(self) -> str:
+        parts = [self.result.summary(), f"pairs: {len(self.selection.pairs)}"]
+        excluded = self.selection.excluded_summary()
+        if excluded:
+            parts.append("excluded: " + ", ".join(f"{n} {why}" for why, n in sorted(excluded.items())))
+        return "; ".join(parts)
 
 
 def add_counts(total: ImportResult, part: ImportResult) -> None:

@@ -5,6 +5,7 @@ Add a new function and append it to MIGRATIONS; never edit one that has been app
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -75,8 +76,8 @@ def _m0002_sign_in_hardening(db: sqlite_utils.Database) -> None:
 
 
 def _m0003_k_of_n_assignment(db: sqlite_utils.Database) -> None:
-    """Issue 12 §1, §3, §4: per-study assignment settings (overlap k, cap, reservation lapse), crowd joining,
-    attention checks. Studies that exist already keep today's behaviour (overlap NULL = every annotator)."""
+    """Per-study assignment settings (overlap k, cap, reservation lapse), crowd joining, attention checks.
+    Studies that exist already keep today's behaviour (overlap NULL = every annotator)."""
     db.execute("""CREATE TABLE study_settings (
         study_id INTEGER PRIMARY KEY REFERENCES studies(id), overlap INTEGER, max_per_annotator INTEGER,
         lapse_seconds INTEGER NOT NULL DEFAULT 1800, attention_tolerance TEXT NOT NULL DEFAULT 'exact',
@@ -149,7 +150,7 @@ _COUNT_DOWN = (f"UPDATE items SET sole_rater = CASE WHEN rating_count = 2 THEN {
 
 
 def _m0005_k_of_n_at_scale(db: sqlite_utils.Database) -> None:
-    """Issue 12 §1 at lab scale. A pairwise answer counts towards k like a rating (the triggers of 0003 counted
+    """k-of-N at lab scale. A pairwise answer counts towards k like a rating (the triggers of 0003 counted
     ratings only, so a k = 2 pairwise study gave every pair to every annotator). Each item stores who its one rater
     is while it has exactly one (`sole_rater`) and whether it may be offered at all (`queueable`, from its
     metadata), so that for k = 2 "an item someone else rated once" is an index seek, however many items the
@@ -217,6 +218,13 @@ def _m0007_crowd_workers(db: sqlite_utils.Database) -> None:
             taken.add("crowd:" + name)
 
 
+def _m0008_resume_key(db: sqlite_utils.Database) -> None:
+    """The key that signs resume tokens, made once here and read by every server process on this database, so that
+    a reload reaching another process behind a proxy still resumes (annotate/app/session.py)."""
+    db.execute("CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO secrets (name, value) VALUES ('resume_tokens', ?)", (secrets.token_hex(32),))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_sign_in_hardening", _m0002_sign_in_hardening),
@@ -225,6 +233,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0005_k_of_n_at_scale", _m0005_k_of_n_at_scale),
     ("0006_crowd_reservations", _m0006_crowd_reservations),
     ("0007_crowd_workers", _m0007_crowd_workers),
+    ("0008_resume_key", _m0008_resume_key),
 ]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from annotate.app.session import RESUME_PARAM
 from annotate.core.store import Store
 from tests.annotate import test_app as base
 from tests.annotate.test_app import CODES, answer, app, on_sign_in_page, reload, remembered, signed_in, walk
+from tests.annotate.test_assignment import database_before
 from tests.helpers import nle
 
 app_env, study, admin = base.app_env, base.study, base.admin  # the same fixtures as the app's own tests
@@ -34,6 +37,45 @@ def test_sign_out_revokes_the_resume_token_on_the_server(study, store: Store) ->
     sign_out(at)
     assert on_sign_in_page(reload(cookie=token))
     assert on_sign_in_page(reload(token))
+
+
+# Another server process: signs anna in through the real page (AppTest) and prints the resume token it issued.
+SIGN_IN_ELSEWHERE = """
+from tests.annotate.test_app import remembered, signed_in
+print(remembered(signed_in("anna")))
+"""
+
+
+def test_a_reload_that_reaches_another_server_process_on_the_same_database_continues(study, store: Store) -> None:
+    """Several `serve` processes on one database behind a proxy (docs/deploying.md): the token one process issued
+    resumes the session in another, as a cookie and as a `?resume=` link; signing out still ends it."""
+    other = subprocess.run([sys.executable, "-c", SIGN_IN_ELSEWHERE], cwd=base.ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert other.returncode == 0, other.stderr[-2000:]
+    token = other.stdout.split()[-1]
+    for again in (reload(cookie=token), reload(token)):
+        assert not again.exception, again.exception
+        assert not on_sign_in_page(again)
+        assert "Signed in as anna" in [t.value for t in again.sidebar.text]
+    store.end_sessions(store.authenticate("anna", CODES["anna"])["id"])
+    assert on_sign_in_page(reload(cookie=token))
+
+
+def test_the_resume_key_is_made_once_per_database_and_read_by_every_process(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with Store(path) as first, Store(path) as second:
+        key = first.resume_key()
+        assert len(key) == 32 and second.resume_key() == key
+    with Store(path) as reopened, Store(tmp_path / "b.db") as elsewhere:
+        assert reopened.resume_key() == key and elsewhere.resume_key() != key
+    read = f"from annotate.core.store import Store; print(Store({str(path)!r}).resume_key().hex())"
+    assert subprocess.run([sys.executable, "-c", read], cwd=base.ROOT, capture_output=True, text=True, check=True,
+                          timeout=120).stdout.strip() == key.hex()
+    # A database from before the key existed gets one when it is first opened, and keeps it.
+    older = tmp_path / "old.db"
+    database_before(older, "0008_resume_key")[0].conn.commit()
+    with Store(older) as one, Store(older) as two:
+        assert len(one.resume_key()) == 32 and two.resume_key() == one.resume_key() != key
 
 
 def test_sign_out_in_one_tab_ends_the_other_tabs_session(study, store: Store) -> None:

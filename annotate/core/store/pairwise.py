@@ -1,4 +1,4 @@
-"""The Store's pairwise part (mixed into `Store`): pair items, sides per annotator, preferences in and out.
+"""Pairwise studies: pair items, sides per annotator, preferences in and out.
 
 Pair items are ordinary `items` rows, so assignments and the annotator's queue treat them like any other item;
 `pair_items` holds both explanations and `pair_sides` which one each annotator sees first.
@@ -10,9 +10,8 @@ import json
 import math
 import random
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -20,12 +19,11 @@ from annotate.core import auth, importing, limits
 from annotate.core.errors import AccessDenied, InputFileError
 from annotate.core.exporting import ratings_bytes
 from annotate.core.formats import read_nle_file
-from annotate.core.importing import ImportResult
+from annotate.core.importing import ImportResult, PairImportResult
 from annotate.core.pairwise import (
     CHOICES,
     EXPORT_PREFERENCE_COLUMNS,
     PAIR_QUESTION,
-    PairSelection,
     pair_config,
     read_preferences_csv,
     select_pairs,
@@ -34,69 +32,39 @@ from annotate.core.pairwise import (
 )
 from annotate.core.scale import DEFAULT_TAGS, RATINGS
 from annotate.core.schema import now_iso
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from contextlib import AbstractContextManager
-
-    import sqlite_utils
+from annotate.core.store.annotators import Annotators
+from annotate.core.store.database import Database
+from annotate.core.store.queue import Queue
+from annotate.core.store.studies import Studies
 
 # Sides are drawn with the operating system's randomness: nobody, not even with the code, can predict them.
 _SIDES = random.SystemRandom()
 
 
-@dataclass
-class PairImportResult:
-    """What `import --pairwise` did: the usual counts plus the samples left out and why."""
+class Pairwise:
+    """The pairwise tables: `pairwise_studies`, `pair_items`, `pair_sides`, `preferences` and their history."""
 
-    result: ImportResult
-    selection: PairSelection = field(default_factory=PairSelection)
-
-    def summary(self) -> str:
-        parts = [self.result.summary(), f"pairs: {len(self.selection.pairs)}"]
-        excluded = self.selection.excluded_summary()
-        if excluded:
-            parts.append("excluded: " + ", ".join(f"{n} {why}" for why, n in sorted(excluded.items())))
-        return "; ".join(parts)
-
-
-class PairwiseStoreMixin:
-    """Pairwise studies; relies on the Store's connection, transaction and assignment helpers."""
-
-    db: sqlite_utils.Database
-    conn: sqlite3.Connection
-    _transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
-    _lock: Any
-
-    if TYPE_CHECKING:
-        def resolve_study(self, name: str | None) -> dict[str, Any]: ...
-        def get_study(self, name: str) -> dict[str, Any] | None: ...
-        def target_study(self, name: str | None, *, create: bool = False) -> str: ...
-        def studies(self) -> list[dict[str, Any]]: ...
-        def _insert_study(self, name: str, question: str = ..., *a: Any, **k: Any) -> int: ...
-        def _sync_assignments(self, conn: sqlite3.Connection, study_id: int, annotator_id: int | None = None
-                              ) -> None: ...
-        def _ensure_annotator(self, annotators: dict, row: Any, study_id: int, ts: str, result: ImportResult,
-                              path: str | Path) -> int: ...
+    def __init__(self, db: Database, studies: Studies, queue: Queue, annotators: Annotators) -> None:
+        self.db, self.studies, self.queue, self.annotators = db, studies, queue, annotators
 
     # -- studies ---------------------------------------------------------------------------------------------------
 
     def pairwise_setup(self, study_id: int) -> dict[str, Any] | None:
         """{"a", "b", "rate_sides"} of a pairwise study, None for a rating study."""
-        row = self.conn.execute("SELECT config_a, config_b, rate_sides FROM pairwise_studies WHERE study_id = ?",
-                                (study_id,)).fetchone()
+        row = self.db.execute("SELECT config_a, config_b, rate_sides FROM pairwise_studies WHERE study_id = ?",
+                              (study_id,)).fetchone()
         return None if row is None else {"a": row[0], "b": row[1], "rate_sides": bool(row[2])}
 
     def _pairwise_target(self, conn: sqlite3.Connection, study: str, a: str | None, b: str | None,
                          rate_sides: bool | None) -> tuple[int, str, str]:
         """(study id, a, b) of the pairwise study named `study`, created when new; ValueError on a mismatch."""
-        s = self.get_study(study)
+        s = self.studies.get_study(study)
         if s is None:
             if a is None or b is None:
                 raise ValueError(f"study {study!r} does not exist; name the two configurations with --pairwise A B")
             if a == b:
                 raise ValueError("--pairwise needs two different configurations")
-            sid = self._insert_study(study, PAIR_QUESTION)
+            sid = self.studies.insert(study, PAIR_QUESTION)
             conn.execute("INSERT INTO pairwise_studies (study_id, config_a, config_b, rate_sides) VALUES (?, ?, ?, ?)",
                          (sid, a, b, int(bool(rate_sides))))
             return sid, a, b
@@ -112,10 +80,10 @@ class PairwiseStoreMixin:
 
     def set_rate_sides(self, study: str, rate_sides: bool) -> None:
         """Turn the optional 4-point rating of each side on or off for a pairwise study."""
-        s = self.resolve_study(study)
+        s = self.studies.resolve_study(study)
         if self.pairwise_setup(s["id"]) is None:
             raise ValueError(f"study {study!r} is not a pairwise study")
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute("UPDATE pairwise_studies SET rate_sides = ? WHERE study_id = ?", (int(rate_sides), s["id"]))
 
     # -- items -------------------------------------------------------------------------------------------------
@@ -125,11 +93,11 @@ class PairwiseStoreMixin:
         """Build a pairwise study of `a` against `b` from an NLE file: one pair item per sample both predicted
         correctly; all or nothing, and re-importing the same file changes nothing."""
         records = read_nle_file(path, data)
-        target = self.target_study(study, create=True)
-        importing.check_study_fields(path, records, target, {s["name"] for s in self.studies()})
+        target = self.studies.target_study(study, create=True)
+        importing.check_study_fields(path, records, target, {s["name"] for s in self.studies.studies()})
         selection = select_pairs(path, records, a, b)
         out = PairImportResult(ImportResult(study=target), selection)
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             sid, a, b = self._pairwise_target(conn, target, a, b, rate_sides)
             existing = {(d, s_): (i, json.loads(inp), ea, eb) for i, d, s_, inp, ea, eb in conn.execute(
                 "SELECT i.id, i.dataset, i.sample_id, i.input, p.explanation_a, p.explanation_b FROM items i"
@@ -150,7 +118,7 @@ class PairwiseStoreMixin:
                 conn.execute("INSERT INTO pair_items (item_id, explanation_a, explanation_b) VALUES (?, ?, ?)",
                              (item_id, pair.a.explanation, pair.b.explanation))
                 out.result.added += 1
-            self._sync_assignments(conn, sid)
+            self.queue.sync_assignments(conn, sid)
         return out
 
     # -- the annotator's view (blind) --------------------------------------------------------------------------
@@ -169,23 +137,23 @@ class PairwiseStoreMixin:
     def annotator_pair(self, annotator_id: int, position: int) -> dict[str, Any] | None:
         """What an annotator may see of the pair at `position` in their queue: the explanations in their own
         order as "1" and "2", and their earlier answer in those terms; no configuration, no side mapping."""
-        row = self.conn.execute(
+        row = self.db.execute(
             """SELECT i.id, i.dataset, i.input, i.predicted_label, p.explanation_a, p.explanation_b
                FROM assignments a JOIN items i ON i.id = a.item_id JOIN pair_items p ON p.item_id = i.id
                WHERE a.annotator_id = ? AND a.position = ?""", (annotator_id, position)).fetchone()
         if row is None:
             return None
-        side = self.conn.execute("SELECT a_first FROM pair_sides WHERE annotator_id = ? AND item_id = ?",
-                                 (annotator_id, row[0])).fetchone()
+        side = self.db.execute("SELECT a_first FROM pair_sides WHERE annotator_id = ? AND item_id = ?",
+                               (annotator_id, row[0])).fetchone()
         if side is not None:
             a_first = bool(side[0])
         else:
-            with self._transaction() as conn:
+            with self.db.transaction() as conn:
                 a_first = self._a_first(conn, annotator_id, row[0])
         first, second = (row[4], row[5]) if a_first else (row[5], row[4])
         item = {"item_id": row[0], "position": position, "dataset": row[1], "input": json.loads(row[2]),
                 "predicted_label": row[3], "explanations": (first, second), "answer": None}
-        ans = self.conn.execute(
+        ans = self.db.execute(
             "SELECT preference, tags_a, tags_b, rating_a, rating_b, comment, revision FROM preferences"
             " WHERE annotator_id = ? AND item_id = ?", (annotator_id, row[0])).fetchone()
         if ans is not None:
@@ -210,7 +178,7 @@ class PairwiseStoreMixin:
             if r is not None and r not in RATINGS:
                 raise ValueError(f"unknown rating {r!r}; expected one of {', '.join(RATINGS)}")
         comment = limits.check_comment(comment)
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             ctx = conn.execute(
                 """SELECT s.tags, s.guidelines_version, w.rate_sides, d.a_first FROM assignments x
                    JOIN annotators n ON n.id = x.annotator_id JOIN studies s ON s.id = n.study_id
@@ -262,16 +230,16 @@ class PairwiseStoreMixin:
         """One row per current answer of a pairwise study: item_id, dataset, sample_id, annotator, preference
         ("a", "b", "tie"), a_first (1/0, NaN when unknown), tags_a, tags_b, rating_a, rating_b, comment, seconds,
         submitted_at."""
-        s = self.resolve_study(study)
+        s = self.studies.resolve_study(study)
         return pd.read_sql_query(
             """SELECT p.item_id, i.dataset, i.sample_id, n.name AS annotator, p.preference, p.a_first, p.tags_a,
                       p.tags_b, p.rating_a, p.rating_b, p.comment, p.seconds, p.submitted_at
                FROM preferences p JOIN items i ON i.id = p.item_id JOIN annotators n ON n.id = p.annotator_id
-               WHERE i.study_id = ? ORDER BY p.item_id, n.name""", self.conn, params=(s["id"],))
+               WHERE i.study_id = ? ORDER BY p.item_id, n.name""", self.db.conn, params=(s["id"],))
 
     def preferences_export_frame(self, study: str | None = None) -> pd.DataFrame:
         """The export's rows: the preferred configuration by name (or "tie"), and which one was shown first."""
-        s = self.resolve_study(study)
+        s = self.studies.resolve_study(study)
         setup = self.pairwise_setup(s["id"])
         if setup is None:
             raise ValueError(f"study {s['name']!r} is not a pairwise study")
@@ -291,8 +259,8 @@ class PairwiseStoreMixin:
                            data: bytes | None = None, raw: bool = False) -> ImportResult:
         """Import pairwise answers collected elsewhere, all or nothing; missing pair items and annotators are
         created (`pairwise` names the configurations when the study is new)."""
-        target = self.target_study(study, create=True)
-        s = self.get_study(target)
+        target = self.studies.target_study(study, create=True)
+        s = self.studies.get_study(target)
         setup = self.pairwise_setup(s["id"]) if s else None
         if s is not None and setup is None:
             raise ValueError(f"study {target!r} is a rating study; import pairwise answers into a pairwise study")
@@ -301,7 +269,7 @@ class PairwiseStoreMixin:
         a, b = (setup["a"], setup["b"]) if setup else pairwise  # type: ignore[misc]
         rows = read_preferences_csv(path, a, b, s["tags"] if s else list(DEFAULT_TAGS), data, raw=raw)
         result = ImportResult(study=target)
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             sid, a, b = self._pairwise_target(conn, target, *(pairwise or (None, None)), None)
             gv = conn.execute("SELECT guidelines_version FROM studies WHERE id = ?", (sid,)).fetchone()[0]
             items = {(d, s_): i for i, d, s_ in conn.execute(
@@ -324,7 +292,7 @@ class PairwiseStoreMixin:
                     conn.execute("INSERT INTO pair_items (item_id, explanation_a, explanation_b) VALUES (?, '', '')",
                                  (items[key],))
                     result.items_created += 1
-                aid = self._ensure_annotator(annotators, row, sid, ts, result, path)
+                aid = self.annotators.ensure(annotators, row, sid, ts, result, path)
                 old = current.get((aid, items[key]))
                 new = (row.preference, ";".join(row.tags_a), ";".join(row.tags_b), row.rating_a, row.rating_b,
                        row.comment or "")
@@ -338,5 +306,5 @@ class PairwiseStoreMixin:
                     result.ratings_added += 1
                 else:
                     result.ratings_updated += 1
-            self._sync_assignments(conn, sid)
+            self.queue.sync_assignments(conn, sid)
         return result
