@@ -74,6 +74,7 @@ from websockets.asyncio.client import connect  # noqa: E402  (a dependency of St
 
 from annotate import cli as nle_annotate  # noqa: E402
 from annotate.app.queue import ANSWER_KEY_PREFIX, ITEM_FORM  # noqa: E402
+from annotate.core.crowd import WORKER_PREFIX  # noqa: E402
 from annotate.core.scale import RATING_LABELS, Rules  # noqa: E402
 from annotate.core.store import Store  # noqa: E402
 
@@ -175,8 +176,14 @@ class Page:
         return any(DONE_TEXT.search(body) for body in self.alerts("SUCCESS"))
 
     def completion_code(self) -> str | None:
-        codes = [e.code_text for kind, e in self.ordered() if kind == "code"]
-        return codes[0] if codes else None
+        """The code under the "Your completion code" heading (a new worker's resume code is a code block too)."""
+        under_heading = False
+        for kind, e in self.ordered():
+            if kind == "heading":
+                under_heading = "completion code" in e.body
+            elif under_heading and kind == "code":
+                return e.code_text
+        return None
 
     def item_form(self) -> ItemForm | None:
         """The item form found by its keys and labels; None when the page has no answer radio. A page with the
@@ -646,13 +653,14 @@ class Sampler:
 
 
 def stored_answers(db: Path) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
-    """Every worker's stored answers (rating and tags, current revision), read straight from the database."""
+    """Every worker's stored answers (rating and tags, current revision) by worker id, read straight from the
+    database (where a worker's name is the id in the crowd namespace)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         out: dict[str, list[tuple[str, tuple[str, ...]]]] = collections.defaultdict(list)
         for name, rating, tags in conn.execute("SELECT a.name, r.rating, r.tags FROM ratings r JOIN annotators a"
                                                " ON a.id = r.annotator_id WHERE a.joined = 1"):
-            out[name].append((rating, tuple(sorted(t for t in (tags or "").split(";") if t))))
+            out[name.removeprefix(WORKER_PREFIX)].append((rating, tuple(sorted(t for t in (tags or "").split(";") if t))))
         return out
     finally:
         conn.close()
