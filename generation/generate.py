@@ -111,6 +111,7 @@ class Scored:
     output: str
     parsed: Parsed
     correct: bool
+    bertscore_f1: float | None = None  # the F1 nBERTs counts for this item (0..1), when nBERTs is computed
 
 
 def select_balanced(scored: list[Scored], dataset: str, first: int) -> list[Scored]:
@@ -131,13 +132,16 @@ def select_balanced(scored: list[Scored], dataset: str, first: int) -> list[Scor
 
 
 def nle_record(s: Scored, configuration: str, model_name: str, seed: int) -> dict:
-    """One line of the app's NLE JSONL (its `config` field names the configuration)."""
-    return {
+    """One line of the app's NLE JSONL (its `config` field names the configuration; `metrics` only when scored)."""
+    record = {
         "dataset": s.example.dataset, "sample_id": s.example.id, "config": configuration, "input": s.example.inputs,
         "predicted_label": s.parsed.label, "explanation": s.parsed.explanation, "model": model_name,
         "split_seed": seed, "gold_label": s.example.label, "gold_explanations": s.example.explanations,
         "prompt": s.prompt,
     }
+    if s.bertscore_f1 is not None:
+        record["metrics"] = {"bertscore_f1": s.bertscore_f1}
+    return record
 
 
 def score_examples(examples: list[Example], outputs: list[str]) -> list[Scored]:
@@ -231,6 +235,8 @@ def evaluate_run(run_dir: str | Path, out: str | Path, split: str = "validation"
         raw = scorer([s.parsed.explanation if s.parsed.well_formed else unk for s in scored],
                      [s.example.explanations for s in scored])
         metrics["nbertscore"] = nbertscore(raw, [s.correct for s in scored])
+        for s, f1 in zip(scored, raw, strict=True):  # the NLE file's per-item `metrics.bertscore_f1`
+            s.bertscore_f1 = float(f1)
         metrics["bertscore_normalized"] = metrics["nbertscore"] / 100
         metrics["scoring"] = scoring_settings(scorer, broken_explanation)
     chosen = select_balanced(scored, dataset, first)

@@ -24,6 +24,7 @@ from annotate.core.scale import RATINGS, normalize_rating, score
 from annotate.core.spreadsheet import unescape_cell
 
 MAX_LINE_CHARS = 1_000_000
+MAX_METRIC_NAME_CHARS = 100  # a label in the report's tables, not a text
 
 REQUIRED_KEYS = ("dataset", "sample_id", "config", "input", "predicted_label", "explanation")
 OPTIONAL_KEYS = ("model", "split_seed", "gold_label", "gold_explanations", "prompt", "study", "expected_rating")
@@ -53,6 +54,8 @@ class NLE:
     line: int = 0
     # An attention check: the answers that pass it (canonical ratings); None for an ordinary item.
     expected_rating: tuple[str, ...] | None = None
+    # Automatic metric scores of the item by name (the file's `metrics` object); never shown to annotators.
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -270,7 +273,35 @@ def parse_nle_line(path: Path, line: int, text: str) -> NLE | None:
         gold_explanations=obj.get("gold_explanations"), prompt=obj.get("prompt"), study=obj.get("study"),
         metadata={k: v for k, v in obj.items() if k not in known}, line=line,
         expected_rating=_expected_rating(path, line, obj.get("expected_rating")),
+        metrics=_metrics(path, line, obj.get("metrics")),
     )
+
+
+def _metrics(path: Path, line: int, value: Any) -> dict[str, float]:
+    """The optional `metrics` object: printable names without surrounding spaces, finite numbers as values.
+    (NaN and Infinity never get here: the JSON reader refuses them with the field's path.)"""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputFileError(path, line, "metrics", f"must be an object of named numbers, got {_describe(value)}")
+    out: dict[str, float] = {}
+    for name, number in value.items():
+        if not name.strip():
+            raise InputFileError(path, line, "metrics", "a metric's name must be a non-empty string")
+        if len(name) > MAX_METRIC_NAME_CHARS:
+            raise InputFileError(path, line, "metrics", f"metric name {_one_line(name[:40])}... is longer than "
+                                 f"{MAX_METRIC_NAME_CHARS} characters")
+        if not name.isprintable() or name != name.strip():
+            raise InputFileError(path, line, "metrics", f"metric name {name!r} must be printable, without control "
+                                 "characters or surrounding spaces")
+        where = f"metrics.{name}"
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise InputFileError(path, line, where, f"must be a number, got {_describe(number)}")
+        try:
+            out[name] = float(number)
+        except OverflowError:  # an integer beyond a double's range
+            raise InputFileError(path, line, where, "is too large to be a finite number") from None
+    return out
 
 
 def _expected_rating(path: Path, line: int, value: Any) -> tuple[str, ...] | None:

@@ -125,6 +125,10 @@ def test_generate_writes_jsonl_the_app_imports(memorized_run: Path, tmp_path: Pa
     saved = json.loads((memorized_run / "metrics.json").read_text())
     assert saved["accuracy"] == metrics["accuracy"] and saved["no_because"] == metrics["no_because"]
 
+    # without a scorer there is no nBERTs and no per-item score
+    assert "nbertscore" not in metrics and all(r.metrics == {} for r in records)
+    assert not any("metrics" in json.loads(line) for line in out.read_text(encoding="utf-8").splitlines())
+
     result = store.import_nles(out, "sparsefit")
     assert (result.added, result.unchanged) == (4, 0)
     items = store.items_frame("sparsefit")
@@ -141,6 +145,78 @@ def test_generate_cli_then_nle_annotate_import(memorized_run: Path, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"imported {out}: study 'default', added: 2\n"
     assert len(read_nle_file(out)) == 2
+
+
+def test_generate_writes_each_items_bertscore_f1_beside_nberts(memorized_run: Path, tmp_path: Path) -> None:
+    """Whenever nBERTs is computed, each NLE line carries the F1 that nBERTs counts for its item, under the same
+    scorer: the line's own score, though the selection reorders the items (a scorer that tells items apart)."""
+    def scorer(candidates: list[str], references: list[list[str]]) -> list[float]:
+        return [len(refs[0]) / 1000 for refs in references]
+
+    out = tmp_path / "nles.jsonl"
+    metrics = evaluate_run(memorized_run, out, first=4, scorer=scorer, progress=False)
+    records = read_nle_file(out)
+    assert len(records) == 4
+    for r in records:
+        assert r.metrics == {"bertscore_f1": pytest.approx(len(r.gold_explanations[0]) / 1000)}
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert all(set(line["metrics"]) == {"bertscore_f1"} for line in lines)
+    # nBERTs is the same scores, x 100, over every validation item (all six correct here)
+    generated = [json.loads(line) for line in (memorized_run / "generations.jsonl").read_text().splitlines()]
+    assert len(generated) == 6 and all(g["correct"] for g in generated)
+    assert metrics["nbertscore"] == pytest.approx(100 * sum(
+        scorer([], [[e.explanations[0]]])[0] for e in _validation_examples(memorized_run)) / 6)
+
+
+def _validation_examples(run: Path) -> list[Example]:
+    from generation.rundir import read_run
+    from generation.splits import run_examples
+
+    return run_examples(run, read_run(run)["train_config"], "validation")
+
+
+def test_per_item_bertscore_is_the_best_over_the_gold_explanations(memorized_run: Path, tiny_t5: Path,
+                                                                  tmp_path: Path) -> None:
+    """e-SNLI has three gold explanations per validation item: as FEB's nBERTs (scripts/metrics.py: the max over
+    `explanation_1..3`), the per-item F1 is the best over them, not the first one's."""
+    import csv
+
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from generation.generate import bertscore_scorer
+
+    enc_dir = tmp_path / "bert"
+    tok = AutoTokenizer.from_pretrained(tiny_t5)
+    tok.save_pretrained(enc_dir)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(enc_dir)
+    scorer = bertscore_scorer(str(enc_dir), layer=1)
+    # The validation file again, with the memorised explanation second, between two that differ from it.
+    data = tmp_path / "esnli"
+    data.mkdir()
+    fixture = Path(__file__).parent / "fixtures" / "esnli" / "esnli_train_1.csv"
+    (data / "esnli_train_1.csv").write_text(fixture.read_text())
+    with fixture.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    with (data / "esnli_dev.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, ["pairID", "gold_label", "Sentence1", "Sentence2", "Explanation_1", "Explanation_2",
+                               "Explanation_3"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({"pairID": r["pairID"], "gold_label": r["gold_label"], "Sentence1": r["Sentence1"],
+                        "Sentence2": r["Sentence2"], "Explanation_1": "kids swim in a cold pool",
+                        "Explanation_2": r["Explanation_1"], "Explanation_3": "the sky is blue"})
+    out = tmp_path / "nles.jsonl"
+    evaluate_run(memorized_run, out, first=4, scorer=scorer, progress=False, data_dir=str(data))
+    records = read_nle_file(out)
+    assert len(records) == 4
+    for r in records:
+        assert len(r.gold_explanations) == 3 and r.explanation == r.gold_explanations[1]
+        first_only = scorer([r.explanation], [r.gold_explanations[:1]])[0]
+        assert r.metrics["bertscore_f1"] == pytest.approx(1.0, abs=1e-5) and first_only < 0.99
+        assert r.metrics["bertscore_f1"] == scorer([r.explanation], [r.gold_explanations])[0]
 
 
 def test_generate_on_missing_run_is_a_clear_error(tmp_path: Path, capsys) -> None:
