@@ -10,9 +10,11 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from streamlit.proto.Alert_pb2 import Alert
@@ -98,11 +100,18 @@ def test_an_unknown_widget_stops_the_client_with_its_name(crowd_load: ModuleType
         crowd_load.Tab(None, "", "")._remember_values(page)
 
 
+def in_own_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine on a new event loop in its own thread: a browser test run before may have left Playwright's
+    loop running in this one, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_a_page_with_neither_an_item_nor_the_end_of_the_queue_stops_the_worker(crowd_load: ModuleType) -> None:
     refused = crowd_load.Page({(0, 0): ("alert", Alert(body="This study is full.", format=Alert.ERROR))})
     worker = crowd_load.Worker("w1", 0, 0.0, (0.0, 0.0), random.Random(0))
     with pytest.raises(crowd_load.ProtocolError, match="the app refused: This study is full."):
-        asyncio.run(crowd_load.answer_queue(worker, None, refused, max_submits=5))
+        in_own_loop(crowd_load.answer_queue(worker, None, refused, max_submits=5))
 
 
 @pytest.mark.parametrize("listed", [True, False])
