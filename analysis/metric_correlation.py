@@ -350,10 +350,11 @@ def system_correlation_rows(table: pd.DataFrame, human: pd.Series) -> list[dict]
     human score of a configuration's items against their mean metric value (the same items: those with both,
     gold references and attention checks left out). Returns `{"metric", "dataset", "configurations", "n",
     "spearman", "kendall", "undefined"}` in the order of `metric_correlation_rows`; `configurations` lists
-    them (sorted) and `n` counts them."""
+    them (sorted) and `n` counts them. The means are ranked at 12 significant digits: averages that are equal as
+    fractions (5/18 from 0, 0, 5/6 and from 0, 1/6, 2/3) differ in their last bits as floats, and must tie."""
     out = []
     for metric, dataset, rows in _groups(_ratable(table, human)):
-        means = rows.groupby("config", sort=True)[["human", "value"]].mean()
+        means = rows.groupby("config", sort=True)[["human", "value"]].mean().map(lambda v: float(f"{v:.12g}"))
         r = system_correlation(means["human"].to_numpy(), means["value"].to_numpy())
         out.append({"metric": metric, "dataset": dataset, "configurations": [str(c) for c in means.index],
                     "n": r.n, "spearman": r.spearman, "kendall": r.kendall, "undefined": r.undefined})
