@@ -204,3 +204,25 @@ def test_cli_metric_resamples(study: tuple[Store, dict], db_path: Path, tmp_path
     assert capsys.readouterr().err == "error: --metric-resamples must be 0 or more, got -1\n"
     assert not bad.exists()
 
+
+def test_the_demo_study_shows_its_illustrative_scores_once_rated(demo_store: Store, tmp_path: Path) -> None:
+    from annotate.core.demo import DEMO_STUDY, FEB_EXAMPLE_STUDY
+
+    scores = demo_store.metrics_frame(DEMO_STUDY)
+    assert len(scores) == 40 and set(scores["metric"]) == {"token_f1"} and not scores["is_gold_reference"].any()
+    assert demo_store.metrics_frame(FEB_EXAMPLE_STUDY).empty  # FEB published ratings, not metric scores
+    items = demo_store.items_frame(DEMO_STUDY)
+    rng = random.Random(1)
+    path = tmp_path / "demo_ratings.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dataset", "sample_id", "config", "annotator", "rating"])
+        for r in items.itertuples():
+            for who in ("alice", "bob"):
+                w.writerow([r.dataset, r.sample_id, r.config, who, rng.choice(ANSWERS)])
+    demo_store.import_ratings(path, DEMO_STUDY)
+    result = build_report(demo_store, DEMO_STUDY, out_dir=tmp_path / "out", png=False, metric_resamples=100)
+    rows = result.analysis.metrics.rows
+    assert [(r["dataset"], r["n"]) for r in rows] == [
+        ("comve", 10), ("ecqa", 10), ("esnli", 10), ("sbic", 10), ("overall", 40)]
+    assert all(r["undefined"] == "fewer than 3 configurations (2)" for r in result.analysis.metrics.system)
