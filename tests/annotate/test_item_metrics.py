@@ -176,3 +176,18 @@ def test_migration_0009_moves_valid_metadata_metrics_into_the_table(db_path: Pat
         assert items.loc["nan", "metadata"] == {"metrics": {"bleu": "0.3"}} and items.loc["nan", "metrics"] == {}
         assert items.loc["none", "metadata"] == {"checkpoint": "c"}
         assert len(store.metrics_frame("s")) == 2
+
+
+def test_the_parquet_release_carries_no_metric_scores(store: Store, write_jsonl, tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    from annotate.core.publish import export_parquet
+
+    store.import_nles(write_jsonl([nle(sample_id="1", metrics={"secret_metric": 0.123456})]), "s")
+    store.add_annotator("ann", "s", code="ann-code-1")
+    aid = store.annotators("s")[0]["id"]
+    store.submit(aid, next_item(store, aid)["item_id"], "yes")
+    export_parquet(store, tmp_path / "release", "s")
+    files = [p for p in (tmp_path / "release").rglob("*") if p.is_file()]
+    assert len(files) >= 3
+    for path in files:
+        assert b"secret_metric" not in path.read_bytes(), path
