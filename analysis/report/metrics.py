@@ -4,6 +4,7 @@ tables, a scatter figure, an HTML section. Nothing here computes."""
 from __future__ import annotations
 
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -60,15 +61,21 @@ def metric_figure(report: MetricReport) -> go.Figure:
               for m in metrics]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or None, shared_yaxes=True)
     datasets = sorted(report.points["dataset"].unique())
+    palette = plotly.colors.qualitative.Plotly  # one colour per dataset in every panel
+    in_legend: set[str] = set()
     for k, metric in enumerate(metrics):
         of_metric = report.points[report.points["metric"] == metric]
         for d in datasets:
             pts = of_metric[of_metric["dataset"] == d]
+            if pts.empty:
+                continue
             fig.add_scatter(x=pts["value"].to_numpy(), y=100 * pts["human"].to_numpy(), mode="markers", name=d,
-                            legendgroup=d, showlegend=k == 0, marker=dict(opacity=0.6, size=6),
+                            legendgroup=d, showlegend=d not in in_legend,
+                            marker=dict(opacity=0.6, size=6, color=palette[datasets.index(d) % len(palette)]),
                             text=pts["config"].astype(str).tolist(),
                             hovertemplate="%{text}: metric %{x:.4g}, human %{y:.1f}<extra>%{fullData.name}</extra>",
                             row=k // cols + 1, col=k % cols + 1)
+            in_legend.add(d)
         fig.update_xaxes(title_text=literal_text(metric), row=k // cols + 1, col=k % cols + 1)
     fig.update_yaxes(title_text="mean human score ×100", col=1)
     fig.update_layout(title="Automatic metrics against the ratings (one point per item)",

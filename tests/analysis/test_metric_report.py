@@ -126,6 +126,10 @@ def test_report_html_has_the_section_tables_and_scatter(study: tuple[Store, dict
     assert [a.text for a in fig.layout.annotations] == ["bertscore_f1", "bleu"]
     assert sum(len(t.x) for t in fig.data) == 2 * 48
     assert sorted({t.name for t in fig.data}) == sorted(DATASETS)
+    # A dataset has one colour in every panel, and one legend entry.
+    assert {(t.name, t.marker.color) for t in fig.data} == {(d, fig.data[i].marker.color) for i, d in
+                                                            enumerate(sorted(DATASETS))}
+    assert len({t.marker.color for t in fig.data}) == 2 and sum(bool(t.showlegend) for t in fig.data) == 2
 
 
 def test_two_configurations_give_no_system_figure_and_say_why(store: Store, write_jsonl, tmp_path: Path) -> None:
