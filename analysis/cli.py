@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-attention", type=float, default=None, metavar="RATE",
                    help="drop annotators whose attention-check pass rate is below RATE (0-1) from every figure; "
                         "report.html and agreement.json say who and why")
+    p.add_argument("--metric-resamples", type=int, default=None, metavar="N",
+                   help="bootstrap resamples of the metric-human correlations (default: --n-boot's; 0: no "
+                        "intervals; the cost grows as N x items x log items)")
     # Opt-in: the static exporter starts a headless Chromium, slow next to the rest of the report
     # (benchmarks/report_scale.py).
     p.add_argument("--png", action="store_true", help="also export the figures as PNG (needs kaleido and Chromium)")
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         power = power_settings(args)
+        if args.metric_resamples is not None and args.metric_resamples < 0:
+            raise ValueError(f"--metric-resamples must be 0 or more, got {args.metric_resamples}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         result = build_report(store, study, compare_configs=tuple(args.compare) if args.compare else None, out_dir=args.out, seed=args.seed,
                               n_boot=args.n_boot, png=args.png, frames=read["frames"],  # type: ignore[arg-type]
                               exporter=exporter, min_attention=args.min_attention,
-                              power=power)
+                              power=power, metric_resamples=args.metric_resamples)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -134,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.gold_overall is not None:  # the human ceiling is reported apart, never pooled into the overall
         line += f" (and {a.gold_overall.n} ratings of {a.gold_overall.n_items} gold reference items)"
     print(line)
+    if a.metrics is not None:
+        print(f"metric scores against the ratings: {', '.join(a.metrics.n_points) or 'none on a rated item'} "
+              f"({a.metrics.n_resamples} bootstrap resamples)")
     for d in (a.attention or {}).get("dropped", []):
         print(f"dropped annotator {d['annotator']}: {d['reason']}")
     print(f"wrote {len(result.files)} files to {args.out}: {', '.join(p.name for p in result.files)}")

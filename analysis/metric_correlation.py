@@ -5,7 +5,8 @@ a percentile bootstrap interval that resamples items (pairs kept together). Syst
 over configuration means. Definitions, choices and references (e-ViL, FEB): docs/analysis.md, "Automatic metrics
 next to the ratings".
 
-Pure functions over arrays and two over a tidy table (no store). A resample is written as how many times it holds
+Pure functions over arrays and two over a tidy table (no store); `metric_report` puts them together for a
+study's report from its rated items (analysis.data.Prepared) and the store's metric table. A resample is written as how many times it holds
 each item (a row of counts), so every resample shares one sort of the data: ranks are running sums of counts over
 the sorted order, and τ-b's S (concordant minus discordant pairs) is summed level by level as in a merge sort, each
 level one vectorised pass over all resamples. Both equal SciPy's `spearmanr` / `kendalltau` (variant b) on the
@@ -16,9 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from analysis.data import Prepared
 
 MIN_ITEMS = 3  # fewer points make a rank correlation of at most a few possible values
 MIN_CONFIGURATIONS = 3
@@ -290,8 +294,12 @@ def _ratable(table: pd.DataFrame, human: pd.Series) -> pd.DataFrame:
         row = table[twice].iloc[0]
         raise ValueError(f"metric table lists metric {row['metric']!r} of item {_plain(row['item_id'])!r} twice")
     for name in ("metric", "dataset", "config"):
-        blank = table[name].map(lambda v: not isinstance(v, str) or not v.strip())
-        if blank.any():
+        # Checked per distinct name (a handful), not per row: a study has hundreds of thousands of rows.
+        column = table[name].astype(object)
+        names = pd.unique(column)
+        bad = [v for v in names if not isinstance(v, str) or not v.strip()]
+        blank = column.isin(bad) | column.isna() if bad else None
+        if blank is not None and blank.any():
             raise ValueError(f"metric table: item {_plain(table[blank].iloc[0]['item_id'])!r} has no {name} name")
     value, bad = _numbers(table["value"])
     if bad.any():
@@ -331,8 +339,12 @@ def metric_correlation_rows(table: pd.DataFrame, human: pd.Series, *, n_resample
     statistics None and `undefined` the reason when there are fewer than MIN_ITEMS items or a side is
     constant). Every row's resamples come from `seed`, so a row does not depend on which other rows exist."""
     _check_options(n_resamples, confidence_level, None)
+    return _correlation_rows(_ratable(table, human), n_resamples, confidence_level, seed)
+
+
+def _correlation_rows(counted: pd.DataFrame, n_resamples: int, confidence_level: float, seed: int) -> list[dict]:
     out = []
-    for metric, dataset, rows in _groups(_ratable(table, human)):
+    for metric, dataset, rows in _groups(counted):
         n = len(rows)
         if n < MIN_ITEMS:
             r = Correlation(n, None, None, undefined=f"fewer than {MIN_ITEMS} items ({n})")
@@ -350,11 +362,74 @@ def system_correlation_rows(table: pd.DataFrame, human: pd.Series) -> list[dict]
     human score of a configuration's items against their mean metric value (the same items: those with both,
     gold references and attention checks left out). Returns `{"metric", "dataset", "configurations", "n",
     "spearman", "kendall", "undefined"}` in the order of `metric_correlation_rows`; `configurations` lists
-    them (sorted) and `n` counts them."""
+    them (sorted) and `n` counts them. The means are ranked at 12 significant digits: averages that are equal as
+    fractions (5/18 from 0, 0, 5/6 and from 0, 1/6, 2/3) differ in their last bits as floats, and must tie."""
+    return _system_rows(_ratable(table, human))
+
+
+def _system_rows(counted: pd.DataFrame) -> list[dict]:
     out = []
-    for metric, dataset, rows in _groups(_ratable(table, human)):
-        means = rows.groupby("config", sort=True)[["human", "value"]].mean()
+    for metric, dataset, rows in _groups(counted):
+        means = rows.groupby("config", sort=True)[["human", "value"]].mean().map(lambda v: float(f"{v:.12g}"))
         r = system_correlation(means["human"].to_numpy(), means["value"].to_numpy())
         out.append({"metric": metric, "dataset": dataset, "configurations": [str(c) for c in means.index],
                     "n": r.n, "spearman": r.spearman, "kendall": r.kendall, "undefined": r.undefined})
     return out
+
+
+# -- a study's metric scores against its ratings (the report's section) ------------------------------------------
+
+MAX_SCATTER_POINTS = 5000  # per metric in the figure; more would bloat report.html and hide nothing new
+
+
+def item_human_scores(p: Prepared) -> pd.Series:
+    """Each rated item's mean human score by item_id: yes 1, weak yes 2/3, weak no 1/3, no 0, averaged over its
+    ratings, as the sum of its scores in thirds over three times its number of ratings (one correctly rounded
+    division, so equal means are equal floats and tie as they should)."""
+    present = p.present
+    thirds = np.where(present, 3 - p.codes.astype(np.int64), 0).sum(axis=1)
+    n = present.sum(axis=1)
+    rated = n > 0
+    return pd.Series(thirds[rated] / (3 * n[rated]), index=p.items["item_id"].to_numpy()[rated], name="human")
+
+
+@dataclass
+class MetricReport:
+    """How far each automatic metric of a study tracks its ratings: item-level rows (`metric_correlation_rows`),
+    system-level rows (`system_correlation_rows`), the bootstrap used, and the points the scatter figure draws
+    (item_id, dataset, config, metric, value, human; at most MAX_SCATTER_POINTS per metric, `n_points` of
+    each metric's in all)."""
+
+    rows: list[dict]
+    system: list[dict]
+    n_resamples: int
+    confidence_level: float
+    seed: int
+    points: pd.DataFrame
+    n_points: dict[str, int]
+
+    def contract(self) -> dict[str, Any]:
+        """agreement.json's sections: `metric_correlation` (item level) and `metric_correlation_system`."""
+        return {"metric_correlation": self.rows, "metric_correlation_system": self.system}
+
+
+def metric_report(p: Prepared, table: pd.DataFrame, *, n_resamples: int = 1000, confidence_level: float = 0.95,
+                  seed: int = 0) -> MetricReport | None:
+    """Every metric of `table` (one row per item and metric, TABLE_COLUMNS) against the mean human scores of the
+    rated items of `p`, per dataset and overall; None when the table is empty (the study has no metric scores)."""
+    if table.empty:
+        return None
+    _check_options(n_resamples, confidence_level, None)
+    counted = _ratable(table, item_human_scores(p))
+    rows = _correlation_rows(counted, n_resamples, confidence_level, seed)
+    system = _system_rows(counted)
+    n_points = {str(m): int(n) for m, n in counted.groupby("metric", sort=True).size().items()}
+    rng = np.random.default_rng(seed)
+    shown = []
+    for metric, n in n_points.items():
+        of_metric = counted[counted["metric"] == metric]
+        if n > MAX_SCATTER_POINTS:
+            of_metric = of_metric.iloc[np.sort(rng.choice(n, MAX_SCATTER_POINTS, replace=False))]
+        shown.append(of_metric)
+    points = pd.concat(shown, ignore_index=True) if shown else counted
+    return MetricReport(rows, system, n_resamples, confidence_level, seed, points, n_points)

@@ -1,6 +1,7 @@
 """Benchmark: `nle-report` end to end on 500,000 items × 2 annotators (1,000,000 ratings).
 
 Usage: python benchmarks/report_scale.py [--items 500000] [--db PATH] [--keep] [--png]
+       [--metric] [--metric-resamples N]
 
 Builds the store with plain executemany SQL (setup only, not timed), then times `nle-report` in a subprocess
 and reads its peak resident memory from getrusage(RUSAGE_CHILDREN). Targets: < 8 s and < 1.5 GB on 2 cores.
@@ -29,8 +30,9 @@ CONFIGS = ("full_ft", "att_q+layer_norm", "layer_norm", "bias", "att_q")
 TARGET_S, TARGET_GB = 8.0, 1.5
 
 
-def populate(path: Path, n_items: int, seed: int = 0) -> None:
-    """A study of n_items items (datasets × configs share sample ids) rated by alice and bob."""
+def populate(path: Path, n_items: int, seed: int = 0, metric: bool = False) -> None:
+    """A study of n_items items (datasets × configs share sample ids) rated by alice and bob; with `metric`, every
+    item has a `bertscore_f1` score that tracks alice's answer."""
     rng = np.random.default_rng(seed)
     store = Store(path)
     store.create_study("bench")
@@ -66,6 +68,10 @@ def populate(path: Path, n_items: int, seed: int = 0) -> None:
         conn.executemany(
             "INSERT INTO ratings (item_id, annotator_id, rating, score, tags, comment, seconds, submitted_at,"
             " guidelines_version, revision, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows(who, codes, picks))
+    if metric:
+        noise = rng.normal(0, 0.05, n)
+        conn.executemany("INSERT INTO item_metrics (item_id, name, value) VALUES (?, 'bertscore_f1', ?)",
+                         ((i + 1, float(0.8 + 0.05 * (3 - a[i]) + noise[i])) for i in range(n)))
     conn.execute("COMMIT")
     store.close()
 
@@ -76,17 +82,21 @@ def main() -> int:
     parser.add_argument("--db", type=Path, default=None, help="reuse/create this database (default: a temp file)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (database and report)")
     parser.add_argument("--png", action="store_true", help="pass --png to nle-report (PNG figures via kaleido)")
+    parser.add_argument("--metric", action="store_true", help="give every item one automatic metric score")
+    parser.add_argument("--metric-resamples", type=int, default=None, help="pass --metric-resamples N to nle-report")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nle-report-bench-"))
     db = args.db or tmp / "bench.db"
     if not db.exists():
         t0 = time.perf_counter()
-        populate(db, args.items)
+        populate(db, args.items, metric=args.metric)
         print(f"setup: {args.items:,} items, {2 * args.items:,} ratings in {time.perf_counter() - t0:.1f} s ({db})")
     out = tmp / "report"
     cmd = [sys.executable, "-m", "analysis.cli", "--db", str(db), "--out", str(out), "--seed", "0"]
     if args.png:
         cmd.append("--png")
+    if args.metric_resamples is not None:
+        cmd += ["--metric-resamples", str(args.metric_resamples)]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)

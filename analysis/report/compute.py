@@ -12,6 +12,7 @@ from analysis.compare import DEFAULT_COMPARE, Comparison, compare
 from analysis.data import GOLD_CONFIG, Prepared, prepare, split_export
 from analysis.defaults import BOOTSTRAP_DEFAULT
 from analysis.formatting import fmt
+from analysis.metric_correlation import MetricReport
 from analysis.power import PowerReport
 from analysis.tables import (
     CONTRACT_KEYS,
@@ -55,6 +56,8 @@ class Analysis:
     attention: dict[str, Any] | None = None
     # Power of the comparison from these ratings (analysis.power), when asked for.
     power: PowerReport | None = None
+    # Automatic metrics against the ratings (analysis.metric_correlation), when the study has metric scores.
+    metrics: MetricReport | None = None
 
     @property
     def annotators(self) -> list[str]:
@@ -93,6 +96,7 @@ class Analysis:
                 "by_dataset": [strip(s, ("dataset",)) for s in self.gold_by_dataset]},
             **({"attention": self.attention} if self.attention is not None else {}),
             **({"power": self.power.contract()} if self.power is not None else {}),
+            **(self.metrics.contract() if self.metrics is not None else {}),
         }
 
     def scores_frame(self) -> pd.DataFrame:

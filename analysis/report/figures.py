@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from analysis.data import GOLD_CONFIG
 from analysis.literal import literal_figure
 from analysis.report.compute import Analysis
+from analysis.report.metrics import metric_figure
 from analysis.report.power import power_figure
 from analysis.tables import shortcomings_by
 from annotate.core.scale import RATING_LABELS, RATINGS
@@ -84,4 +85,6 @@ def figures(a: Analysis) -> dict[str, go.Figure]:
     out = {name: literal_figure(fig) for name, fig in figs.items()}  # names from files shown literally
     if a.power is not None:
         out["power"] = power_figure(a.power)  # already literal
+    if a.metrics is not None and a.metrics.rows:
+        out["metric_correlation"] = metric_figure(a.metrics)  # already literal
     return out

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.defaults import BOOTSTRAP_DEFAULT
+from analysis.metric_correlation import metric_report
 from analysis.png import PngExporter
 from analysis.power import PowerSettings, pilot_power
 from analysis.report.compute import Analysis, analyse_store
@@ -25,6 +26,7 @@ from analysis.report.display import (
 )
 from analysis.report.figures import figures
 from analysis.report.frame import escape, json_bytes, note, page, table_html, write_files
+from analysis.report.metrics import metric_html
 from analysis.report.power import power_html
 from analysis.tables import GOLD_ROW, adjudication_counts
 from annotate.core.spreadsheet import escape_frame
@@ -35,7 +37,7 @@ OUTPUT_FILES = ("report.html", "agreement.json", "scores.csv", "shortcomings.csv
 
 def sections(a: Analysis, figs: dict[str, go.Figure]) -> list[str]:
     """report.html's body for a rating study, in order: heading and notes, scores, agreement, side by side, power
-    (when estimated), disagreements. Plotly's JavaScript is inlined once, with the first figure."""
+    (when estimated), automatic metrics (when the study has metric scores), disagreements. Plotly's JavaScript is inlined once, with the first figure."""
     e = escape
     parts = [f"<h1>Human evaluation report — study {e(a.study)}</h1>",
              f"<p>Annotators: {e(', '.join(a.annotators)) or 'none'}. Items with a rating: {a.n_items}; rated by "
@@ -77,6 +79,8 @@ def sections(a: Analysis, figs: dict[str, go.Figure]) -> list[str]:
     parts.append(fig_html.get("comparison", ""))
     if a.power is not None:
         parts.append(power_html(a.power, fig_html.get("power", "")))
+    if a.metrics is not None:
+        parts.append(metric_html(a.metrics, fig_html.get("metric_correlation", "")))
     parts += ["<h2>Disagreements and adjudication</h2>",
               f"<p>{len(a.disagreements)} items where annotators gave different answers; "
               f"{int(a.disagreements['kind'].notna().sum())} of them adjudicated. Adjudications by kind:</p>",
@@ -124,10 +128,11 @@ def build_report(store: Store, study: str | None = None, *, compare_configs: tup
                  out_dir: str | Path, seed: int = 0, n_boot: int = BOOTSTRAP_DEFAULT, png: bool = True,
                  frames: tuple[pd.DataFrame, pd.DataFrame] | None = None,
                  exporter: PngExporter | None = None, min_attention: float | None = None,
-                 power: PowerSettings | None = None) -> ReportResult:
+                 power: PowerSettings | None = None, metric_resamples: int | None = None) -> ReportResult:
     """Write report.html, agreement.json, scores.csv, shortcomings.csv, disagreements.csv (and PNGs when `png`
     and a static exporter works) into `out_dir`. `frames`: see `analyse_store`; `exporter`: an already started
-    PngExporter (closed here); `power`: also estimate the comparison's power from these ratings."""
+    PngExporter (closed here); `power`: also estimate the comparison's power from these ratings;
+    `metric_resamples`: bootstrap resamples of the metric–human correlations (default `n_boot`)."""
     if exporter is None:
         exporter = PngExporter()
         if png:
@@ -137,6 +142,8 @@ def build_report(store: Store, study: str | None = None, *, compare_configs: tup
                           min_attention=min_attention)
         if power is not None:
             a.power = pilot_power(a.prepared, a.comparison.a, a.comparison.b, power)
+        a.metrics = metric_report(a.prepared, store.metrics_frame(a.study), seed=seed,
+                                  n_resamples=n_boot if metric_resamples is None else metric_resamples)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)  # before the PNG writer starts on it
         figs = figures(a)

@@ -27,7 +27,8 @@ MAX_LINE_CHARS = 1_000_000
 MAX_METRIC_NAME_CHARS = 100  # a label in the report's tables, not a text
 
 REQUIRED_KEYS = ("dataset", "sample_id", "config", "input", "predicted_label", "explanation")
-OPTIONAL_KEYS = ("model", "split_seed", "gold_label", "gold_explanations", "prompt", "study", "expected_rating")
+OPTIONAL_KEYS = ("model", "split_seed", "gold_label", "gold_explanations", "prompt", "study", "expected_rating",
+                 "metrics")
 
 RATING_COLUMNS = ("dataset", "sample_id", "config", "annotator", "rating")
 OPTIONAL_RATING_COLUMNS = ("score", "tags", "comment", "seconds", "submitted_at", "input", "predicted_label",
@@ -340,6 +341,9 @@ def read_nle_file(path: str | Path, data: bytes | None = None) -> list[NLE]:
                     f"{record.key!r} already appears on line "
                     f"{earlier.line} with different content",
                 )
+            if earlier.metrics != record.metrics:
+                raise InputFileError(path, number, "metrics", f"{record.key!r} already appears on line "
+                                     f"{earlier.line} with other metric scores")
             continue
         seen[record.key] = record
         records.append(record)

@@ -40,12 +40,14 @@ class ImportResult:
     items_not_queued: int = 0
     # With --allow-mixed: one line per configuration that now holds NLEs of several models or split seeds.
     mixed_sources: list[str] = field(default_factory=list)
+    # Metric scores (item x metric name) stored, on new items or ones already there.
+    metrics_added: int = 0
 
     def summary(self) -> str:
         """One line such as `study 'demo', added: 40, gold added: 20`."""
         parts = [f"study {self.study!r}"]
         for name in ("added", "unchanged", "gold_added", "gold_skipped", "ratings_added", "ratings_updated",
-                     "ratings_unchanged", "items_created", "annotators_created", "rule_violations"):
+                     "ratings_unchanged", "items_created", "annotators_created", "rule_violations", "metrics_added"):
             value = getattr(self, name)
             if value:
                 parts.append(f"{name.replace('_', ' ')}: {value}{self._detail(name)}")

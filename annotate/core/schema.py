@@ -5,6 +5,8 @@ Add a new function and append it to MIGRATIONS; never edit one that has been app
 
 from __future__ import annotations
 
+import json
+import math
 import secrets
 import sqlite3
 import threading
@@ -225,6 +227,43 @@ def _m0008_resume_key(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO secrets (name, value) VALUES ('resume_tokens', ?)", (secrets.token_hex(32),))
 
 
+def _metric_scores(value: object) -> dict[str, float] | None:
+    """An item's `metadata.metrics` as 0009 moves it: an object of names (printable, at most 100 characters, without
+    surrounding spaces) to finite numbers; None for anything else, which stays in the metadata untouched."""
+    if not isinstance(value, dict):
+        return None
+    out: dict[str, float] = {}
+    for name, number in value.items():
+        if (not name.strip() or len(name) > 100 or not name.isprintable() or name != name.strip()
+                or isinstance(number, bool) or not isinstance(number, (int, float))):
+            return None
+        try:
+            out[name] = float(number)
+        except OverflowError:
+            return None
+        if not math.isfinite(out[name]):
+            return None
+    return out
+
+
+def _m0009_item_metrics(db: sqlite_utils.Database) -> None:
+    """Automatic metric scores of items (an NLE line's `metrics` object) in their own table, never read by the
+    annotator's view of an item. Items imported since the reader took `metrics` apart carried the object in their
+    metadata: it moves here when valid, so that it lives in one place."""
+    db.execute("""CREATE TABLE item_metrics (
+        item_id INTEGER NOT NULL REFERENCES items(id), name TEXT NOT NULL, value REAL NOT NULL,
+        PRIMARY KEY (item_id, name))""")
+    rows = db.execute("SELECT id, metadata FROM items WHERE instr(metadata, '\"metrics\"') > 0"
+                      " AND json_valid(metadata) AND json_type(metadata, '$.metrics') = 'object'").fetchall()
+    for item_id, metadata in rows:
+        scores = _metric_scores(json.loads(metadata)["metrics"])
+        if scores is None:
+            continue
+        db.conn.executemany("INSERT INTO item_metrics (item_id, name, value) VALUES (?, ?, ?)",
+                            [(item_id, name, value) for name, value in scores.items()])
+        db.execute("UPDATE items SET metadata = json_remove(metadata, '$.metrics') WHERE id = ?", (item_id,))
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_sign_in_hardening", _m0002_sign_in_hardening),
@@ -234,6 +273,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0006_crowd_reservations", _m0006_crowd_reservations),
     ("0007_crowd_workers", _m0007_crowd_workers),
     ("0008_resume_key", _m0008_resume_key),
+    ("0009_item_metrics", _m0009_item_metrics),
 ]
 
 

@@ -229,6 +229,25 @@ def test_system_rows_over_configuration_means() -> None:
     assert rows[3]["undefined"] == "fewer than 3 configurations (1)"
 
 
+def test_configuration_means_equal_as_fractions_tie() -> None:
+    """Item means 0, 0, 5/6 and 0, 1/6, 2/3 (two ratings each) both average 5/18, but 0.2777777777777778 and
+    0.27777777777777773 in floating point: the two configurations are tied, and the ranks must say so as the exact
+    means do."""
+    sixths = {1: 0, 2: 0, 3: 5, 4: 0, 5: 1, 6: 4, 7: 6, 8: 6, 9: 6}
+    human = pd.Series({i: k / 6 for i, k in sixths.items()})
+    config = {1: "a", 2: "a", 3: "a", 4: "b", 5: "b", 6: "b", 7: "c", 8: "c", 9: "c"}
+    metric = {"a": 0.1, "b": 0.2, "c": 0.3}
+    table = pd.DataFrame([(i, "esnli", c, False, False, "bleu", metric[c]) for i, c in config.items()],
+                         columns=["item_id", "dataset", "config", "is_gold_reference", "is_attention_check",
+                                  "metric", "value"])
+    means = human.groupby(pd.Series(config)).mean()
+    assert means["a"] != means["b"]  # what floating point makes of them
+    (row, _) = system_correlation_rows(table, human)
+    rho, tau = _scipy(np.array([5 / 18, 5 / 18, 1.0]), np.array([0.1, 0.2, 0.3]))
+    assert row["spearman"] == pytest.approx(rho) and row["kendall"] == pytest.approx(tau)
+    assert row["spearman"] == pytest.approx(math.sqrt(3) / 2)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (lambda t, h: (t.drop(columns="is_attention_check"), h), "metric table is missing column(s): is_attention_check"),
     (lambda t, h: (pd.concat([t, t.iloc[[0]]]), h), "metric table lists metric 'bertscore_f1' of item 1 twice"),

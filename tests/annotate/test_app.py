@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "streamlit_app.py"
 PAGES = ROOT / "annotate" / "app" / "pages"
 MODEL = "secret-model-name-7b"
+METRIC = "secret_metric_name"  # an automatic metric score every item carries; never shown
 CODES = {"anna": "code-anna-1", "ben": "code-ben-2"}
 
 
@@ -53,7 +54,8 @@ def study(app_env: Path, store: Store, write_jsonl) -> dict[str, int]:
         for cfg in ("full_ft", "att_q+layer_norm"):
             variant = "one" if cfg == "full_ft" else "two"
             lines.append(nle(ds, f"{ds}-{i}", cfg, model=MODEL, explanation=f"because reason {i}, variant {variant}",
-                             gold_explanations=[f"A person wrote reason {i}."]))
+                             gold_explanations=[f"A person wrote reason {i}."],
+                             metrics={METRIC: 0.81234 + i / 1000 + (cfg == "full_ft") / 10}))
     return make_study(store, write_jsonl, lines, with_gold=True)
 
 
@@ -169,6 +171,10 @@ def test_another_annotator_sees_no_configuration_nor_others_answers(study: dict[
 
     b = signed_in("ben")
     forbidden = ["full_ft", "att_q", "gold", MODEL, "anna-private-remark", "anna"]
+    # Each score in full and to 4 decimals (0.91334, 0.9133): no other number on the page is like them.
+    metric_values = store.metrics_frame("s")["value"].tolist()
+    assert len(metric_values) == 12
+    forbidden += [METRIC, *(repr(v) for v in metric_values), *(f"{v:.4f}" for v in metric_values)]
     pages_seen = 0
     for _ in range(store.queue_length(study["ben"])):  # every item in ben's queue, all of anna's among them
         text = page_text(b)

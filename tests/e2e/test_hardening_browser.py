@@ -1,5 +1,6 @@
 """Issue 10 in a real browser: nothing in the websocket or the DOM tells an annotator which configuration (or
-which gold reference) they rate, and fast keys are never dropped (key then Enter at once; Enter after a click)."""
+which gold reference) they rate, or its automatic metric scores, and fast keys are never dropped (key then Enter at
+once; Enter after a click)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import struct
 import time
 from urllib.parse import urlsplit
 
@@ -99,7 +101,9 @@ def test_no_item_id_sample_configuration_model_or_gold_marker_reaches_the_browse
     shown = [q for q in queue if q["position"] in seen_positions]
     with Store(demo.db) as store:
         every = store.items_frame("demo").to_dict("records")  # every item alice may be given
+        metrics = store.metrics_frame("demo")  # the demo's illustrative automatic metric scores
     assert any(q["config"] == "gold" for q in every)
+    assert len(metrics) == 40
     dom = page.content()
     blob = "\n".join(f.encode("latin-1").decode("utf-8", errors="replace") for f in frames) + "\n" + dom
     keyed = widget_keys(frames, dom)
@@ -110,6 +114,17 @@ def test_no_item_id_sample_configuration_model_or_gold_marker_reaches_the_browse
         assert not re.search(rf"\b{re.escape(q['config'])}\b", blob), q["config"]
         assert not isinstance(q["model"], str) or q["model"] not in blob, q["model"]
     assert "gold" not in blob.lower()
+    # No automatic metric: neither its name nor a score, as text (full or to 4 decimals) or as the 8 bytes of a
+    # double in a frame. Scores such as 0.0 or 0.2 are too common to search for; most of the 40 have 4 decimals
+    # (the AppTest walk in tests/annotate/test_app.py checks every item's score).
+    sent = "".join(frames)
+    for name in set(metrics["metric"]):
+        assert name not in blob, name
+    distinct = [v for v in set(metrics["value"]) if len(repr(v)) >= 6]
+    assert len(distinct) >= 20
+    for v in distinct:
+        assert repr(v) not in blob and f"{v:.4f}" not in blob, v
+        assert struct.pack("<d", v).decode("latin-1") not in sent, v
 
 
 def rated(app: App, name: str) -> dict[int, tuple[str, str]]:

@@ -1,12 +1,13 @@
 """Researcher page: the study's results — the score table, answers and shortcomings per configuration,
-agreement, the side-by-side summary (and, on request, its power from these ratings) and adjudications — with the
-report files to download."""
+agreement, the side-by-side summary (and, on request, its power from these ratings), how automatic metrics track
+the ratings (when the study has metric scores) and adjudications — with the report files to download."""
 
 import streamlit as st
 
 from analysis.compare import DEFAULT_COMPARE, compare
 from analysis.defaults import POWER_SIMS_DEFAULT
 from analysis.literal import literal_frame
+from analysis.metric_correlation import MIN_CONFIGURATIONS, metric_report
 from analysis.power import MAX_RATERS, MAX_SIMS, PowerSettings, pilot_power
 from analysis.report import (
     FLEISS_DEFINITION,
@@ -18,6 +19,17 @@ from analysis.report import (
     outputs,
     pairwise_kappa_table,
     tag_agreement_table,
+)
+from analysis.report.metrics import (
+    LARGE_STUDY_RESAMPLES,
+    LARGE_STUDY_SCORES,
+    METRIC_DEFINITION,
+    NO_RATED_METRICS,
+    correlation_table,
+    metric_figure,
+    system_defined,
+    system_table,
+    system_text,
 )
 from analysis.report.power import power_figure, power_table
 from analysis.tables import adjudication_counts
@@ -106,6 +118,31 @@ if st.toggle("Estimate how many samples this comparison needs, by simulation fro
         if c.reason:
             st.info(md_escape(f"{c.dataset}: {c.reason}"))
     st.plotly_chart(figs["power"], key="fig_power")
+
+metric_scores = store.metrics_frame(a.study)
+if not metric_scores.empty:
+    st.subheader("Automatic metrics")
+    # The page reruns on every click: a large study starts with fewer resamples (shown, and the input raises them).
+    large = len(metric_scores) > LARGE_STUDY_SCORES
+    resamples = st.number_input("Bootstrap resamples for the metric intervals (0: none)", min_value=0,
+                                max_value=100_000, value=LARGE_STUDY_RESAMPLES if large else a.n_boot, step=100,
+                                key="metric_resamples")
+    if large:
+        st.caption(f"{len(metric_scores):,} metric scores: {LARGE_STUDY_RESAMPLES} resamples to start with (the cost "
+                   "grows with resamples × items); nle-report uses --metric-resamples, default 1000.")
+    a.metrics = metric_report(a.prepared, metric_scores, n_resamples=int(resamples), seed=seed)
+    st.caption(md_escape(METRIC_DEFINITION))
+    if a.metrics.rows:
+        st.dataframe(literal_frame(correlation_table(a.metrics)), hide_index=True, key="metric_table")
+        st.caption(md_escape(system_text()))
+        if system_defined(a.metrics):
+            st.dataframe(literal_frame(system_table(a.metrics)), hide_index=True, key="metric_system_table")
+        else:
+            st.info(f"Fewer than {MIN_CONFIGURATIONS} configurations: no system-level correlation.")
+        figs["metric_correlation"] = metric_figure(a.metrics)
+        st.plotly_chart(figs["metric_correlation"], key="fig_metrics")
+    else:
+        st.info(NO_RATED_METRICS)
 
 st.subheader("Disagreements and adjudication")
 st.write(f"{len(a.disagreements)} items where annotators gave different answers.")

@@ -4,7 +4,7 @@
 per noun, each in its own module on top of it, the way sqlite-utils gives `Table` its own class:
 
     studies.py      Studies       create, find and name studies; guidelines
-    items.py        Items         NLE import; the researcher's view of items
+    items.py        Items         NLE import; the researcher's view of items and their metric scores
     annotators.py   Annotators    annotators, access codes, sign-in, sessions, the resume-token key
     queue.py        Queue         each annotator's queue, reservations, the blind view of an item
     ratings.py      Ratings       answers in, ratings out, ratings imported from elsewhere
@@ -132,6 +132,7 @@ class Store:
 
     import_nles = _Forward("_items", Items.import_nles)
     items_frame = _Forward("_items", Items.items_frame)
+    metrics_frame = _Forward("_items", Items.metrics_frame)
 
     add_annotator = _Forward("_annotators", Annotators.add_annotator)
     reset_code = _Forward("_annotators", Annotators.reset_code)

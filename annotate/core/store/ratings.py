@@ -187,6 +187,8 @@ class Ratings:
         with self.db.transaction() as conn:
             study_id = s["id"] if s else self.studies.insert(target, rules=rules, guidelines=guidelines)
             self.db["items"].insert_all(importing.item_rows(new, study_id, now_iso()))
+            result.metrics_added = self.items.write_metrics(conn, study_id, target,
+                                                            [(path, records) for path, records, _ in files])
             self._write_imported(conn, study_id, [(path, rows) for path, _, rows in files], result)
             self.queue.sync_assignments(conn, study_id)
         return result
