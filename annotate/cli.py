@@ -206,7 +206,7 @@ SERVE_DEFAULTS = (
 
 # What the app's pages import, loaded before the server starts so that `gc.freeze()` can take them out of
 # Python's full collections (see cmd_serve).
-APP_MODULES = ("annotate.app.router", "annotate.app.queue", "annotate.app.pair_queue", "annotate.app.admin",
+APP_MODULES = ("annotate.app.router", "annotate.app.kinds", "annotate.app.admin",
                "analysis.report", "analysis.compare", "analysis.tables", "analysis.data", "plotly.graph_objects")
 
 
