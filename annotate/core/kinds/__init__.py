@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from annotate.core.exporting import ratings_bytes
 from annotate.core.kinds import pairwise, rating
 from annotate.core.kinds.base import StudyKind
@@ -69,7 +71,7 @@ class StudyKinds:
         if why:
             raise ValueError(f"study {study!r} is a {kind.name} study; {why}")
 
-    def _export_rows(self, study: str | None) -> tuple[Any, list[str]]:
+    def _export_rows(self, study: str | None) -> tuple[pd.DataFrame, list[str]]:
         s = self.store.resolve_study(study)
         return self.study_kind(s["id"]).export_frame(self.store, s["name"])
 
