@@ -10,8 +10,9 @@ import ast
 import importlib.metadata as metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 # The test folders the floors job runs (see the pytest line at the end of .ci/floors.sh).
