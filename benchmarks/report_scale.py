@@ -1,6 +1,7 @@
 """Benchmark: `nle-report` end to end on 500,000 items × 2 annotators (1,000,000 ratings).
 
 Usage: python benchmarks/report_scale.py [--items 500000] [--db PATH] [--keep] [--png]
+       python benchmarks/report_scale.py --smoke     # smallest size (1,000 items): checks the script
 
 Builds the store with plain executemany SQL (setup only, not timed), then times `nle-report` in a subprocess
 and reads its peak resident memory from getrusage(RUSAGE_CHILDREN). Targets: < 8 s and < 1.5 GB on 2 cores.
@@ -76,7 +77,10 @@ def main() -> int:
     parser.add_argument("--db", type=Path, default=None, help="reuse/create this database (default: a temp file)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (database and report)")
     parser.add_argument("--png", action="store_true", help="pass --png to nle-report (PNG figures via kaleido)")
+    parser.add_argument("--smoke", action="store_true", help="smallest size: 1,000 items")
     args = parser.parse_args()
+    if args.smoke:
+        args.items = 1000
     tmp = Path(tempfile.mkdtemp(prefix="nle-report-bench-"))
     db = args.db or tmp / "bench.db"
     if not db.exists():
