@@ -7,7 +7,8 @@ Each (device, configuration, round) runs in a fresh subprocess. CPU peak memory 
 resident set (VmHWM) during the training steps: the peak is reset (/proc/self/clear_refs) once the model
 and batch are built, so the transient of random initialisation does not count, while the resident
 weights, gradients, optimizer state and activations do. CUDA: torch.cuda.max_memory_allocated.
-Step time is the best of all timed steps over interleaved rounds (robust to other jobs on shared cores).
+Step time is the best of all timed steps over interleaved rounds (robust to other jobs on shared cores); on CPU
+the table also gives the best step's CPU time (all threads: the work done, which other jobs do not add to).
 
     python benchmarks/sparse_vs_full.py                 # CPU (and CUDA when available)
     python benchmarks/sparse_vs_full.py --rounds 3 --steps 2 --threads 2
@@ -132,11 +133,11 @@ def worker(config: str, device: str, steps: int, threads: int, arch: str = "t5-b
         torch.cuda.reset_peak_memory_stats()
     reset = _reset_peak_rss()
     rss_model = _peak_rss_bytes()
-    times = []
+    times, cpu_times = [], []
     for step in range(steps + 1):  # step 0 warms up (allocates optimizer state)
         if device == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with autocast:
             loss = model(**data).loss
         loss.backward()
@@ -146,8 +147,10 @@ def worker(config: str, device: str, steps: int, threads: int, arch: str = "t5-b
             torch.cuda.synchronize()
         if step:
             times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else _peak_rss_bytes()
     return {"config": config, "device": device, "trainable": trainable, "total": total, "times": times,
+            "cpu_times": cpu_times,
             "peak_bytes": peak, "model_rss_bytes": rss_model, "peak_reset": reset, "loss": float(loss.detach()),
             "sizes": sizes(model)}
 
@@ -164,8 +167,9 @@ def generation_worker(device: str, threads: int, lo: int, hi: int, new_tokens: i
     lengths = sorted((int(x) for x in torch.randint(lo, hi + 1, (n,), generator=g)), reverse=True)
     prompts = [torch.randint(2, vocab, (k,), generator=g) for k in lengths]
 
-    def run(bs: int) -> float:
-        t0 = time.perf_counter()
+    def run(bs: int) -> tuple[float, float]:
+        """Wall and CPU seconds to generate for all prompts, `bs` at a time."""
+        t0, c0 = time.perf_counter(), time.process_time()
         with torch.no_grad():
             for i in range(0, n, bs):
                 chunk = prompts[i:i + bs]
@@ -179,13 +183,13 @@ def generation_worker(device: str, threads: int, lo: int, hi: int, new_tokens: i
                                num_beams=1, use_cache=True, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
         if device == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     run(n)  # warm-up
-    batched, single = run(n), run(1)
+    (batched, batched_cpu), (single, single_cpu) = run(n), run(1)
     return {"device": device, "n": n, "prompt_tokens": f"{lo}-{hi}", "new_tokens": new_tokens, "batched_s": batched, "single_s": single,
             "batched_tok_per_s": n * new_tokens / batched, "single_tok_per_s": n * new_tokens / single,
-            "speedup": single / batched, "sizes": sizes(model)}
+            "speedup": single / batched, "cpu_speedup": single_cpu / batched_cpu, "sizes": sizes(model)}
 
 
 def spawn(args: list[str], env: dict[str, str] | None = None) -> dict:
@@ -244,7 +248,8 @@ def main() -> None:
                        "--gen", str(lo), str(hi), str(new), *(["--smoke"] if a.smoke else [])])
             print(f"[{device}] generation, {describe(g['sizes'])}: {g['n']} prompts of {g['prompt_tokens']} tokens "
                   f"x {g['new_tokens']} new tokens: batch 16 {g['batched_tok_per_s']:.1f} tok/s, one by one "
-                  f"{g['single_tok_per_s']:.1f} tok/s, speedup {g['speedup']:.1f}x")
+                  f"{g['single_tok_per_s']:.1f} tok/s, speedup {g['speedup']:.1f}x"
+                  + (f" (CPU time {g['cpu_speedup']:.1f}x)" if device == "cpu" else ""))
 
 
 def train_table(device: str, a: argparse.Namespace) -> None:
@@ -262,19 +267,26 @@ def train_table(device: str, a: argparse.Namespace) -> None:
     for _ in range(a.rounds if not rows else 0):  # timing rounds, default allocator, interleaved
         for c in CONFIGS:
             r = spawn(["--worker", c, "--device", device, "--steps", str(a.steps), *flags])
-            old = rows.setdefault(c, r | {"times": []})
+            old = rows.setdefault(c, r | {"times": [], "cpu_times": []})
             old["times"] += r["times"]
+            old["cpu_times"] += r["cpu_times"]
             old["peak_bytes"] = max(old["peak_bytes"], r["peak_bytes"])
     full = rows["full_ft"]
     memory = ("live = memory round, cached = default allocator" if mem else "torch.cuda.max_memory_allocated")
+    # CPU time per step (all threads) is the work done; wall time also holds what other jobs on shared cores took
+    cpu = device == "cpu"
     print(f"\n[{device}] {a.arch}{' bf16 autocast' if a.bf16 else ''} training step, {describe(full['sizes'])}: "
-          f"best of {a.rounds} x {a.steps} steps; peak memory during the steps ({memory})")
-    print(f"{'config':<18} {'trainable':>12} {'%':>6} {'step s':>8} {'x full':>7} {'live MiB':>9} {'x full':>7}"
-          + (f" {'cached MiB':>11} {'x full':>7}" if mem else ""))
+          f"best of {a.rounds} x {a.steps} steps{' (wall and CPU time)' if cpu else ''}; peak memory during the "
+          f"steps ({memory})")
+    print(f"{'config':<18} {'trainable':>12} {'%':>6} {'step s':>8} {'x full':>7}"
+          + (f" {'CPU s':>8} {'x full':>7}" if cpu else "")
+          + f" {'live MiB':>9} {'x full':>7}" + (f" {'cached MiB':>11} {'x full':>7}" if mem else ""))
     for c, r in rows.items():
         step, live, live_full = min(r["times"]), (mem or rows)[c]["peak_bytes"], (mem or rows)["full_ft"]["peak_bytes"]
         print(f"{c:<18} {r['trainable']:>12,} {100 * r['trainable'] / r['total']:>6.2f} {step:>8.3f} "
-              f"{step / min(full['times']):>7.2f} {live / 2**20:>9.0f} {live / live_full:>7.2f}"
+              f"{step / min(full['times']):>7.2f}"
+              + (f" {min(r['cpu_times']):>8.3f} {min(r['cpu_times']) / min(full['cpu_times']):>7.2f}" if cpu else "")
+              + f" {live / 2**20:>9.0f} {live / live_full:>7.2f}"
               + (f" {r['peak_bytes'] / 2**20:>11.0f} {r['peak_bytes'] / full['peak_bytes']:>7.2f}" if mem else ""))
     if device == "cpu":
         print(f"(process with model and batch, before the first step: {full['model_rss_bytes'] / 2**20:.0f} MiB;"
