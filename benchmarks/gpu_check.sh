@@ -2,7 +2,7 @@
 # One short check for a GPU machine (under 8 minutes on one GPU); run from anywhere in the checkout:
 #   1. the GPU: nvidia-smi, torch's view of it, bf16 support
 #   2. training step, Att.Q+LN vs full FT vs LoRA: memory and step-time ratios, t5-base and t5-large shapes,
-#      random init, bf16 autocast + TF32 as `nle-gen train` uses them (benchmarks/sparse_vs_full.py)
+#      random init, in fp32 as `nle-gen train` runs by default (the paper's numerics; benchmarks/sparse_vs_full.py)
 #   3. batched generation throughput with the KV cache, batch 16 vs one by one (t5-large shape, FEB-length prompts)
 #   4. one run as the paper times it: `nle-gen train` (300 steps) + `generate` of a t5-large-shaped random-init
 #      model on a 48 / 350 split, against the paper's 23.2 min on a P100 (benchmarks/paper_run.py)
@@ -23,13 +23,13 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 if [[ "${1:-}" == "--cpu" ]]; then
   # --smoke keeps the preset's vocabulary and shrinks only width and depth (t5-base and t5-large shrink alike)
-  DEVICE=cpu ARCHS="t5-large" GEN_ARCH=t5-large GEN="" GPUS_PER_RUN=0 BF16="" STEPS=1 SMOKE=--smoke
+  DEVICE=cpu ARCHS="t5-large" GEN_ARCH=t5-large GEN="" GPUS_PER_RUN=0 STEPS=1 SMOKE=--smoke
   ENGINES="local ray" RUNS=1 JOBS=2 SCALE=3 BUDGET=${GPU_CHECK_BUDGET_S:-1200}
 elif [[ -n "${1:-}" ]]; then
   echo "usage: benchmarks/gpu_check.sh [--cpu]" >&2
   exit 2
 else
-  DEVICE=cuda ARCHS="t5-base t5-large" GEN_ARCH=t5-large GEN="--gen 24 64 48" GPUS_PER_RUN=0.25 BF16=--bf16 STEPS=3
+  DEVICE=cuda ARCHS="t5-base t5-large" GEN_ARCH=t5-large GEN="--gen 24 64 48" GPUS_PER_RUN=0.25 STEPS=3
   SMOKE=""
   ENGINES=ray RUNS=4 JOBS=1 SCALE=1 BUDGET=${GPU_CHECK_BUDGET_S:-470}
 fi
@@ -114,7 +114,7 @@ for arch in $ARCHS; do
   if [[ $arch == t5-large ]]; then limit=180; else limit=120; fi
   part "2. training step, $arch shape: Att.Q+LN vs full FT vs LoRA (memory and time)" "$limit" \
     "$PY" benchmarks/sparse_vs_full.py --devices "$DEVICE" --arch "$arch" --rounds 1 --steps "$STEPS" --skip-gen \
-    $BF16 $SMOKE
+    $SMOKE
 done
 
 part "3. batched generation throughput, $GEN_ARCH shape" 120 \

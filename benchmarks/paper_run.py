@@ -141,7 +141,7 @@ def main() -> None:
         info = json.loads((run / "run.json").read_text())
         print(f"nle-gen train {a.config}: {train_s:.1f} s wall ({info['steps']} steps of batch {a.batch_size} on "
               f"{info['device']}, median step {info['step_seconds']:.3f} s, trainer {info['train_seconds']:.1f} s, "
-              f"bf16 {info['bf16_used']}, {info['percent']:.2f} % trainable)", flush=True)
+              f"precision {info['precision']}, {info['percent']:.2f} % trainable)", flush=True)
         gen_s, out = nle_gen("generate", "--run", str(run), "--out", str(run / "nles.jsonl"), "--quiet")
         metrics = json.loads((run / "metrics.json").read_text())
         print(f"nle-gen generate: {gen_s:.1f} s wall for {metrics['n']} validation examples (batch 16)")

@@ -110,18 +110,18 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def worker(config: str, device: str, steps: int, threads: int, arch: str = "t5-base", bf16: bool = False,
+def worker(config: str, device: str, steps: int, threads: int, arch: str = "t5-base", precision: str = "fp32",
            smoke: bool = False) -> dict:
     import contextlib
 
     import torch
 
-    from generation.modeling import enable_tf32
+    from generation.modeling import set_tf32
 
     torch.set_num_threads(threads)
-    enable_tf32()  # as `nle-gen train` does on CUDA
-    # bf16 autocast as the Trainer applies it with --bf16 (weights, gradients and optimizer state stay fp32)
-    autocast = torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    set_tf32(precision in ("tf32", "bf16"))  # as `nle-gen train --precision` sets it on CUDA
+    # bf16 autocast as the Trainer applies it (weights, gradients and optimizer state stay fp32)
+    autocast = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     model = build(config, device, arch, smoke)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -219,14 +219,15 @@ def main() -> None:
                         "default 64 128 32 and the FEB-like 24 64 48; --smoke: 8 16 4)")
     p.add_argument("--skip-train", action="store_true", help="only the generation benchmark")
     p.add_argument("--skip-gen", action="store_true", help="only the training-step benchmark")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast in the training step (as --bf16 auto on a GPU)")
+    p.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
+                   help="numerics of the training step, as `nle-gen train --precision` (default fp32, the paper's)")
     p.add_argument("--arch", default="t5-base", help="preset shape: t5-small, t5-base, t5-large, t5-3b")
     p.add_argument("--smoke", action="store_true",
                    help="smallest size (the preset's vocabulary, 2 layers of width 64; 1 round of 1 step): "
                         "checks that the script runs")
     a = p.parse_args()
     if a.worker:
-        print(json.dumps(worker(a.worker, a.device, a.steps, a.threads, a.arch, a.bf16, a.smoke)))
+        print(json.dumps(worker(a.worker, a.device, a.steps, a.threads, a.arch, a.precision, a.smoke)))
         return
     if a.generation_worker:
         lo, hi, new = a.gen[0]
@@ -254,7 +255,7 @@ def main() -> None:
 
 def train_table(device: str, a: argparse.Namespace) -> None:
     """Memory round (CPU), then interleaved timing rounds of every configuration; prints the table."""
-    flags = ["--threads", str(a.threads), "--arch", a.arch, *(["--bf16"] if a.bf16 else []),
+    flags = ["--threads", str(a.threads), "--arch", a.arch, "--precision", a.precision,
              *(["--smoke"] if a.smoke else [])]
     # CPU memory round: glibc serves allocations >= 64 KiB by mmap and returns them on free, so the peak
     # resident set follows live tensors instead of the allocator's cache (slower, so not timed). CUDA counts
@@ -275,7 +276,7 @@ def train_table(device: str, a: argparse.Namespace) -> None:
     memory = ("live = memory round, cached = default allocator" if mem else "torch.cuda.max_memory_allocated")
     # CPU time per step (all threads) is the work done; wall time also holds what other jobs on shared cores took
     cpu = device == "cpu"
-    print(f"\n[{device}] {a.arch}{' bf16 autocast' if a.bf16 else ''} training step, {describe(full['sizes'])}: "
+    print(f"\n[{device}] {a.arch}{'' if a.precision == 'fp32' else ' ' + a.precision} training step, {describe(full['sizes'])}: "
           f"best of {a.rounds} x {a.steps} steps{' (wall and CPU time)' if cpu else ''}; peak memory during the "
           f"steps ({memory})")
     print(f"{'config':<18} {'trainable':>12} {'%':>6} {'step s':>8} {'x full':>7}"
