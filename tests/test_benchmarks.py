@@ -111,9 +111,9 @@ def test_sparse_vs_full_batches_fit_the_vocabulary_of_the_model_built(sparse_vs_
 
 def test_sparse_vs_full_smoke_workers_use_the_presets_vocabulary(sparse_vs_full) -> None:
     """The preset's own vocabulary (FEB's 32,100 rows), which ids drawn below a constant 32,128 overran."""
-    from generation.presets import preset_config
+    from generation.presets import preset_architecture
 
-    rows = preset_config("t5-base").vocab_size
+    rows = preset_architecture("t5-base").vocab_size
     train = sparse_vs_full.worker("att_q+layer_norm", "cpu", steps=1, threads=1, arch="t5-base", smoke=True)
     assert train["sizes"]["vocab"] == rows and train["sizes"]["layers"] == 2
     assert len(train["times"]) == len(train["cpu_times"]) == 1
@@ -123,12 +123,12 @@ def test_sparse_vs_full_smoke_workers_use_the_presets_vocabulary(sparse_vs_full)
 
 def test_paper_run_builds_the_presets_shape_with_a_tokenizer_of_its_rows(tmp_path: Path) -> None:
     """FEB's resize to the tokenizer (`nle-gen train`) must keep the preset's embedding rows."""
-    from generation.presets import preset_config
+    from generation.presets import preset_architecture
     from generation.train import load_base
 
     paper_run = load(BENCHMARKS / "paper_run.py", "paper_run_under_test")
     sizes = paper_run.make_model(tmp_path / "model", "t5-large", smoke=True, device="cpu")
-    assert sizes["vocab"] == preset_config("t5-large").vocab_size
+    assert sizes["vocab"] == preset_architecture("t5-large").vocab_size
     model, tokenizer = load_base(str(tmp_path / "model"))
     assert len(tokenizer) == model.get_input_embeddings().weight.shape[0] == sizes["vocab"]
     paper_run.write_esnli(tmp_path / "esnli", 6, 6)
