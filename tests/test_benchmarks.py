@@ -124,7 +124,7 @@ def test_sparse_vs_full_smoke_workers_use_the_presets_vocabulary(sparse_vs_full)
 def test_paper_run_builds_the_presets_shape_with_a_tokenizer_of_its_rows(tmp_path: Path) -> None:
     """FEB's resize to the tokenizer (`nle-gen train`) must keep the preset's embedding rows."""
     from generation.presets import preset_architecture
-    from generation.train import load_base
+    from generation.modeling import load_base
 
     paper_run = load(BENCHMARKS / "paper_run.py", "paper_run_under_test")
     sizes = paper_run.make_model(tmp_path / "model", "t5-large", smoke=True, device="cpu")
