@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-# Issue 12: a new study gets two ratings per item, as the paper's two annotators gave (with two annotators the same
+# A new study gets two ratings per item, as the paper's two annotators gave (with two annotators the same
 # ratings as k = all, in another order). A study stored with NULL, or without a settings row, stays k = all.
 DEFAULT_OVERLAP = 2
 DEFAULT_LAPSE_SECONDS = 1800

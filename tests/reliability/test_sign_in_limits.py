@@ -126,7 +126,7 @@ def test_a_huge_name_is_refused_without_hashing_and_attempts_are_pruned(db: Path
         assert max(len(k) for k in keys) <= auth.MAX_NAME_CHARS + len("annotator:") + 1
 
 
-# -- crowd join links (issue 12) ---------------------------------------------------------------------------------
+# -- crowd join links ---------------------------------------------------------------------------------------------
 
 ATTACKER, WORKER = "203.0.113.77", "192.0.2.44"
 
