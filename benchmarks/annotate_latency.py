@@ -32,15 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from annotate.core import limits  # noqa: E402
 from annotate.core.store import Store  # noqa: E402
+from benchmarks.common import INPUTS  # noqa: E402
 
 DATASETS = ["esnli", "ecqa", "sbic", "comve"]
-INPUTS = {
-    "esnli": {"premise": "A man in a red shirt is playing a guitar on a stage.", "hypothesis": "A man performs."},
-    "ecqa": {"question": "Where would you put a plate after washing it?",
-             "choices": ["cupboard", "table", "restaurant", "dishwasher", "flea market"]},
-    "sbic": {"post": "Can anyone recommend a good recipe for banana bread?"},
-    "comve": {"sent0": "He put the elephant in the fridge.", "sent1": "He put the milk in the fridge."},
-}
 
 
 def percentiles(samples_s: list[float]) -> tuple[float, float]:

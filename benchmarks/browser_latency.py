@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from annotate.core.demo import load_demo  # noqa: E402
 from annotate.core.store import Store  # noqa: E402
+from benchmarks.common import seconds_range  # noqa: E402
 
 CHROMIUM = os.environ.get("NLE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions"]
@@ -332,17 +333,6 @@ async def measure(args: argparse.Namespace, app_url: str, minimal_url: str, timi
     print(f"Enter presses that changed nothing within {DROP_S:.0f} s (pressed again, not timed): {DROPPED}")
 
 
-def think_range(text: str) -> tuple[float, float]:
-    """`--think MIN,MAX`: two seconds values, 0 <= MIN <= MAX."""
-    try:
-        low, high = (float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN,MAX in seconds, e.g. 1,3; got {text!r}") from None
-    if not 0 <= low <= high:
-        raise argparse.ArgumentTypeError(f"expected 0 <= MIN <= MAX, got {text!r}")
-    return low, high
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=30,
@@ -350,7 +340,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=lambda v: [int(x) for x in v.split(",")], default=[1, 4, 8, 10],
                         help="comma-separated load levels: annotators at once; ratios are to the first")
     parser.add_argument("--per-session", type=int, default=12)
-    parser.add_argument("--think", type=think_range, default=(0.0, 0.0),
+    parser.add_argument("--think", type=seconds_range, default=(0.0, 0.0),
                         metavar="MIN,MAX", help="seconds each annotator of --sessions pauses on an item before Enter "
                                                 "(uniform; default 0,0: no pause)")
     parser.add_argument("--server-cpus", default="0",

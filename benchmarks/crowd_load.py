@@ -77,6 +77,7 @@ from annotate.app.queue import ANSWER_KEY_PREFIX, ITEM_FORM  # noqa: E402
 from annotate.core.crowd import WORKER_PREFIX  # noqa: E402
 from annotate.core.scale import RATING_LABELS, Rules  # noqa: E402
 from annotate.core.store import Store  # noqa: E402
+from benchmarks.common import INPUTS, seconds_range  # noqa: E402
 
 CLI = Path(sys.executable).with_name("nle-annotate")
 STUDY = "crowd"
@@ -97,13 +98,6 @@ SERVE_OPTIONS = ["--server.headless", "true", "--server.address", "127.0.0.1"]
 # ever send a trigger, when pressed).
 VALUE_FIELDS = {"radio": "string_value", "selectbox": "string_value", "checkbox": "bool_value",
                 "text_area": "string_value", "text_input": "string_value"}
-INPUTS = {
-    "esnli": {"premise": "A man in a red shirt is playing a guitar on a stage.", "hypothesis": "A man performs."},
-    "ecqa": {"question": "Where would you put a plate after washing it?",
-             "choices": ["cupboard", "table", "restaurant", "dishwasher", "flea market"]},
-    "sbic": {"post": "Can anyone recommend a good recipe for banana bread?"},
-    "comve": {"sent0": "He put the elephant in the fridge.", "sent1": "He put the milk in the fridge."},
-}
 
 
 class ProtocolError(RuntimeError):
@@ -829,16 +823,6 @@ def commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def parse_range(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN,MAX seconds such as 5,20, got {text!r}") from None
-    if not 0 <= lo <= hi:
-        raise argparse.ArgumentTypeError(f"expected 0 <= MIN <= MAX, got {text!r}")
-    return lo, hi
-
-
 def parse_counts(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",")]
@@ -856,10 +840,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--servers", type=parse_counts, default=[1],
                    help="numbers of server processes on the one database, each level run with each")
     p.add_argument("--items", type=int, default=10, help="items per worker (the study's --max-per-annotator)")
-    p.add_argument("--read", type=parse_range, default=(5.0, 20.0), help="seconds reading each item: MIN,MAX")
+    p.add_argument("--read", type=seconds_range, default=(5.0, 20.0), help="seconds reading each item: MIN,MAX")
     p.add_argument("--ramp", type=float, default=60.0, help="the workers join at random times over this many s")
     p.add_argument("--baseline-items", type=int, default=30, help="items of the single worker (level 1)")
-    p.add_argument("--baseline-read", type=parse_range, default=(1.0, 3.0), help="its reading time: MIN,MAX")
+    p.add_argument("--baseline-read", type=seconds_range, default=(1.0, 3.0), help="its reading time: MIN,MAX")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-assets", dest="assets", action="store_false",
                    help="open the websocket without loading the page's HTML and assets first")

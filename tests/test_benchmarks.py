@@ -49,7 +49,9 @@ def test_every_benchmark_runs_at_its_smoke_size_in_make_bench_smoke() -> None:
     # gpu_check.sh --cpu sets SMOKE=--smoke, and every script it runs gets it
     assert re.search(r'--cpu.*\n(.*\n)*?.*SMOKE=--smoke', BENCHMARKS.joinpath("gpu_check.sh").read_text())
     assert all("$SMOKE" in line for line in gpu_check_commands()), gpu_check_commands()
-    for script in sorted(BENCHMARKS.glob("*.py")):
+    scripts = [p for p in sorted(BENCHMARKS.glob("*.py")) if 'if __name__ == "__main__":' in p.read_text()]
+    assert len(scripts) >= 10, [p.name for p in scripts]
+    for script in scripts:
         assert '"--smoke"' in script.read_text(), f"{script.name} has no --smoke option"
         assert listed.get(script.name) == ["--smoke"] or script.name in through_gpu_check, (
             f"{script.name} runs at --smoke size neither on a BENCH_SMOKE line of the Makefile nor in gpu_check.sh")
@@ -123,8 +125,8 @@ def test_sparse_vs_full_smoke_workers_use_the_presets_vocabulary(sparse_vs_full)
 
 def test_paper_run_builds_the_presets_shape_with_a_tokenizer_of_its_rows(tmp_path: Path) -> None:
     """FEB's resize to the tokenizer (`nle-gen train`) must keep the preset's embedding rows."""
-    from generation.presets import preset_architecture
     from generation.modeling import load_base
+    from generation.presets import preset_architecture
 
     paper_run = load(BENCHMARKS / "paper_run.py", "paper_run_under_test")
     sizes = paper_run.make_model(tmp_path / "model", "t5-large", smoke=True, device="cpu")
