@@ -14,8 +14,11 @@ TORCH_INDEX ?=
 app: $(VENV)/.installed-app
 	$(VENV)/bin/nle-annotate serve --db $(DB) --demo --server.address $(ADDRESS)
 
+# The suite on one pytest-xdist worker per core (TEST_WORKERS=0: one process); tests that share a resource (the
+# browser, Ray, processes racing on one database) keep to one worker each (xdist_group; docs/development.md).
+TEST_WORKERS ?= auto
 test: $(VENV)/.installed-test
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

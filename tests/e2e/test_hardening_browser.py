@@ -166,6 +166,7 @@ def test_enter_right_after_ticking_a_tag_submits(demo: App, new_page) -> None:
     assert [ratings.get(q["item_id"]) for q in queue[:4]] == [("weak_no", "hallucination")] * 4
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(HAMMER_SECONDS + 300)
 def test_eight_sessions_hammering_submit_show_no_error_and_lose_nothing(demo: App, new_page, tmp_path) -> None:
     """8 annotators in 8 browser sessions press a key and Enter on every page without waiting, round after
