@@ -24,8 +24,10 @@ PY
 echo "floors: ${FLOORS[*]}"
 $PIP install -q torch==2.13.0 ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
 $PIP install -q "${FLOORS[@]}"
-# The test tools at their current versions (they are not the product's dependencies), then the project itself.
-$PIP install -q pytest hypothesis pytest-timeout krippendorff scikit-learn
+# The test tools and oracles at their current versions (they are not the product's dependencies), then the project
+# itself. tests/test_packaging.py checks that every test module the fast tests import at the top is covered here.
+TEST_TOOLS=(pytest hypothesis pytest-timeout krippendorff scikit-learn statsmodels)
+$PIP install -q "${TEST_TOOLS[@]}"
 $PIP install -q --no-deps -e .
 $PIP check || echo "note: pip check reports the conflicts above (floors of transitive requirements)"
 $VENV/bin/python -m pip freeze | grep -iE "^($(printf '%s|' "${FLOORS[@]%%==*}")torch)==" || true

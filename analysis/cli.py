@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if not db.is_file():
         print(f"error: {db}: no such database file", file=sys.stderr)
         return 2
+    from analysis.kinds import REPORTS
+    from analysis.kinds.base import ReportRequest
     from analysis.png import PngExporter
     from annotate.core.store import Store
 
@@ -95,59 +96,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     store = Store(db)
-    exporter = PngExporter()
+    request = ReportRequest(args.out, seed=args.seed, n_boot=args.n_boot,
+                            compare=tuple(args.compare) if args.compare else None,  # type: ignore[arg-type]
+                            min_attention=args.min_attention, png=args.png, power=power, exporter=PngExporter(),
+                            metric_resamples=args.metric_resamples)
     try:
         s = store.resolve_study(args.study)
-        study = s["name"]
-        if store.pairwise_setup(s["id"]) is not None:
-            from analysis.report.pairwise import write_pairwise_report
-
-            if power is not None:
-                raise ValueError(f"--power estimates the power of a rating study's comparison; {study!r} is a "
-                                 "pairwise study")
-            return write_pairwise_report(store, study, args.out, seed=args.seed, n_boot=args.n_boot)
-        if args.png:
-            exporter.start()  # Chromium starts in the background while we read and compute
-        # SQLite releases the GIL while it builds the columns: read the ratings in a thread while the main
-        # thread imports SciPy, scikit-learn and plotly (slow on a cold start).
-        read: dict[str, object] = {}
-
-        def prefetch() -> None:
-            try:
-                read["frames"] = store.analysis_frames(study)
-            except BaseException as exc:  # re-raised in the main thread below
-                read["error"] = exc
-        thread = threading.Thread(target=prefetch, daemon=True)
-        thread.start()
-        from analysis.report import build_report
-
-        thread.join()
-        if "error" in read:
-            raise read["error"]  # type: ignore[misc]
-        result = build_report(store, study, compare_configs=tuple(args.compare) if args.compare else None, out_dir=args.out, seed=args.seed,
-                              n_boot=args.n_boot, png=args.png, frames=read["frames"],  # type: ignore[arg-type]
-                              exporter=exporter, min_attention=args.min_attention,
-                              power=power, metric_resamples=args.metric_resamples)
+        return REPORTS[store.study_kind(s["id"]).name].write(store, s["name"], request)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        exporter.close()
+        request.exporter.close()
         store.close()
-    a = result.analysis
-    line = f"study {a.study!r}: {a.overall.n} ratings of {a.overall.n_items} items by {len(a.annotators)} annotators"
-    if a.gold_overall is not None:  # the human ceiling is reported apart, never pooled into the overall
-        line += f" (and {a.gold_overall.n} ratings of {a.gold_overall.n_items} gold reference items)"
-    print(line)
-    if a.metrics is not None:
-        print(f"metric scores against the ratings: {', '.join(a.metrics.n_points) or 'none on a rated item'} "
-              f"({a.metrics.n_resamples} bootstrap resamples)")
-    for d in (a.attention or {}).get("dropped", []):
-        print(f"dropped annotator {d['annotator']}: {d['reason']}")
-    print(f"wrote {len(result.files)} files to {args.out}: {', '.join(p.name for p in result.files)}")
-    if result.png_note:
-        print(f"note: {result.png_note}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -319,7 +319,7 @@ def _rating_rows(p: Prepared, item_ids: np.ndarray) -> np.ndarray:
 def _curve_seed(seed: int, dataset: str, raters: int | None) -> int:
     """A seed per curve from the user's: each curve's numbers do not depend on which other curves are drawn."""
     key = [seed, zlib.crc32(dataset.encode()), 0 if raters is None else raters]
-    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0]) >> 1
 
 
 def pilot_power(p: Prepared, a: str, b: str, settings: PowerSettings | None = None) -> PowerReport:

@@ -14,6 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlencode
 
+from annotate.core import kinds
 from annotate.core.argv import take_option_values
 from annotate.core.assignment import parse_overlap
 from annotate.core.crowd import DEFAULT_JOINS_PER_ADDRESS, is_worker_name
@@ -29,15 +30,11 @@ def _store(args: argparse.Namespace) -> Store:
 
 def cmd_import(args: argparse.Namespace) -> int:
     overlap = parse_overlap(args.overlap) if args.overlap is not None else None  # checked before any write
-    if args.pairwise:
-        return cmd_import_pairwise(args, overlap)
     with _store(args) as store:
-        result = store.import_nles(args.file, args.study, with_gold=args.with_gold, allow_mixed=args.allow_mixed)
+        study, lines = kinds.for_import(args).import_file(store, args)
         if args.overlap is not None:
-            store.configure_study(result.study, overlap=overlap)
-    print(f"imported {args.file}: {result.summary()}")
-    for line in result.mixed_sources:
-        print(f"warning: {line} (merged under one name: --allow-mixed)")
+            store.configure_study(study, overlap=overlap)
+    print("\n".join(lines))
     return 0
 
 
@@ -106,20 +103,6 @@ def cmd_study_close(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import_pairwise(args: argparse.Namespace, overlap: int | None) -> int:
-    if args.with_gold:
-        raise ValueError("--with-gold does not apply to a pairwise study")
-    with _store(args) as store:
-        out = store.import_pairwise(args.file, *args.pairwise, args.study,
-                                    rate_sides=True if args.rate_sides else None)
-        if args.overlap is not None:
-            store.configure_study(out.result.study, overlap=overlap)
-    print(f"imported {args.file}: {out.summary()}")
-    for dataset, sample_id, reason in out.selection.excluded:
-        print(f"  excluded {dataset}/{sample_id}: {reason}")
-    return 0
-
-
 def cmd_import_feb_mturk(args: argparse.Namespace) -> int:
     from annotate.core import feb_mturk
 
@@ -172,31 +155,19 @@ def cmd_export(args: argparse.Namespace) -> int:
             card = export_parquet(store, args.out, args.study)
             print(f"wrote {card.n_rows} {card.unit} and a dataset card to {args.out}")
             return 0
-        pairwise = store.pairwise_setup(store.resolve_study(args.study)["id"]) is not None
+        kind = store.study_kind(store.resolve_study(args.study)["id"])
         n = store.export(args.out, args.format, args.study, raw=args.raw)
-    print(f"wrote {n} {'pairwise answers' if pairwise else 'ratings'} to {args.out}")
+    print(f"wrote {n} {kind.answers_noun} to {args.out}")
     return 0
 
 
 def cmd_import_ratings(args: argparse.Namespace) -> int:
-    from annotate.core.pairwise import is_preferences_header
-
     path = Path(args.file)
     with _store(args) as store:
-        # A `preference` column marks pairwise answers; read the header only (a missing file errors below).
+        # The file's first bytes tell one kind's answers from another's (a missing file errors below).
         head = path.open("rb").read(65536) if path.is_file() else b""
-        if args.pairwise or is_preferences_header(head):
-            result = store.import_preferences(args.file, args.study, raw=args.raw,
-                                              pairwise=tuple(args.pairwise) if args.pairwise else None)
-            print(f"imported {args.file}: {result.summary()}")
-            return 0
-        result = store.import_ratings(args.file, args.study, raw=args.raw)
-    print(f"imported {args.file}: {result.summary()}")
-    if result.rule_violations:
-        print(f"note: {result.rule_violations} imported ratings break the study's answer/tag rules "
-              "(kept as given), e.g.:")
-        for example in result.violation_examples:
-            print(f"  {example}")
+        lines = kinds.for_answers(args, head).import_answers(store, args)
+    print("\n".join(lines))
     return 0
 
 
@@ -221,10 +192,10 @@ SERVE_DEFAULTS = (
     # A rerun request waits for the running one instead of cancelling it: a client that floods key presses
     # cannot start a rerun per message, and a key's run is never cut short by the Enter that follows it.
     "--runner.fastReruns", "false",
-    # Streamlit's default runs gc.collect(2) after every script run. On this app's heap (pandas, SciPy, Plotly:
-    # ~170,000 objects) that took 200+ ms holding the GIL, right after the run's result reached the browser, so
-    # the Enter that followed a key press waited for it, and with several annotators every session did
-    # (docs/benchmarks.md). Python's own generational collection still runs.
+    # Streamlit's default runs gc.collect(2) after every script run. On this app's large heap (pandas, SciPy,
+    # Plotly) that holds the GIL for long, right after the run's result reached the browser, so the Enter that
+    # followed a key press waited for it, and with several annotators every session did (docs/benchmarks.md).
+    # Python's own generational collection still runs.
     "--runner.postScriptGC", "false",
     # The installed app's sources do not change while it serves; the watcher polled them on every run.
     "--server.fileWatcherType", "none",
@@ -235,14 +206,14 @@ SERVE_DEFAULTS = (
 
 # What the app's pages import, loaded before the server starts so that `gc.freeze()` can take them out of
 # Python's full collections (see cmd_serve).
-APP_MODULES = ("annotate.app.router", "annotate.app.queue", "annotate.app.pair_queue", "annotate.app.admin",
+APP_MODULES = ("annotate.app.router", "annotate.app.kinds", "annotate.app.admin",
                "analysis.report", "analysis.compare", "analysis.tables", "analysis.data", "plotly.graph_objects")
 
 
 def _import_and_freeze() -> None:
     """Import the app's modules now and move every object so far to the permanent generation: a full collection
-    then skips these ~180,000 long-lived objects (95 ms each time on the 2-core machine, holding the GIL while
-    annotators wait; well under 1 ms once frozen)."""
+    then skips these long-lived objects instead of walking them all while holding the GIL as annotators wait
+    (docs/benchmarks.md)."""
     for name in APP_MODULES:
         importlib.import_module(name)
     gc.collect()
@@ -291,11 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ratings per item: a number k (k-of-N assignment; a new study gets 2) or 'all' (every "
                         "annotator rates every item, the paper's set-up); an existing study keeps its setting "
                         "unless given")
-    p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
-                   help="build a blind pairwise study of configuration A against B: one pair per sample both "
-                        "predicted correctly (the two words after --pairwise, even one that begins with '-')")
-    p.add_argument("--rate-sides", action="store_true",
-                   help="pairwise study: also ask for the 4-point rating of each explanation")
+    for kind in kinds.KINDS.values():
+        kind.add_import_options(p)
     p.set_defaults(func=cmd_import)
 
     study = sub.add_parser("study", help="assignment, attention and crowd settings of a study").add_subparsers(
@@ -355,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--raw", action="store_true",
                    help="the file was written with export --raw: keep a leading quote before =, +, -, @ as text")
-    p.add_argument("--pairwise", nargs=2, metavar=("A", "B"), default=None,
-                   help="pairwise answers for a new study comparing A with B (the two words after --pairwise)")
+    for kind in kinds.KINDS.values():
+        kind.add_answers_options(p)
     p.set_defaults(func=cmd_import_ratings)
 
     p = sub.add_parser("import-feb-mturk", help="import FEB's MTurk crowd evaluation (DIR/results/<dataset>/*.csv) "
@@ -383,12 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    pairwise = None
-    if argv[:1] in (["import"], ["import-ratings"]):  # names after --pairwise may begin with "-"
-        argv, pairwise = take_option_values(argv, "--pairwise", 2)
+    names: dict[str, list[str]] = {}
+    if argv[:1] in (["import"], ["import-ratings"]):  # configuration names after --pairwise may begin with "-"
+        for option, n in kinds.name_options().items():
+            argv, values = take_option_values(argv, option, n)
+            if values is not None:
+                names[option] = values
     args, extra = parser.parse_known_args(argv)
-    if pairwise is not None:
-        args.pairwise = pairwise
+    for option, values in names.items():
+        setattr(args, option.removeprefix("--").replace("-", "_"), values)
     if args.command == "serve":
         return cmd_serve(args, extra)
     if extra:

@@ -1,6 +1,7 @@
 """Latency of the annotator's loop on a large study: store operations and full page reruns.
 
     python benchmarks/annotate_latency.py [--items 100000] [--ops 2000] [--reruns 200]
+    python benchmarks/annotate_latency.py --smoke     # smallest size (500 items, 50 ops, 20 reruns, 5 submits): checks the script
 
 Builds a temporary database with `--items` items and two annotators (each with every item in their queue),
 then prints p50/p95 in milliseconds of
@@ -29,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from annotate.app import queue  # noqa: E402
+from annotate.core import limits  # noqa: E402
 from annotate.core.store import Store  # noqa: E402
 
 DATASETS = ["esnli", "ecqa", "sbic", "comve"]
@@ -97,7 +98,8 @@ def bench_store(db: Path, aid: int, n_ops: int) -> dict[str, tuple[float, float]
         return {"fetch next item (store)": percentiles(fetch), "save a rating (store)": percentiles(save)}
 
 
-def bench_page(db: Path, n_reruns: int) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
+def bench_page(db: Path, n_reruns: int, n_submits: int | None = None,
+               ) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
     """Wall-clock and CPU (p50, p95) of AppTest reruns; CPU time does not grow when other jobs share the cores."""
     os.environ["NLE_DB"] = str(db)
     os.environ.pop("NLE_DEMO", None)
@@ -114,7 +116,7 @@ def bench_page(db: Path, n_reruns: int) -> tuple[dict[str, tuple[float, float]],
     reruns = timed(at.run, n_reruns, rerun_cpu)
 
     submits, submit_cpu = [], []
-    for i in range(max(20, n_reruns // 4)):
+    for i in range(n_submits or max(20, n_reruns // 4)):
         t, c = time.perf_counter(), time.process_time()
         at.radio[0].set_value("yes" if i % 2 else "weak_no")  # in the item's form: no run until Submit
         if i % 2 == 0:
@@ -123,7 +125,7 @@ def bench_page(db: Path, n_reruns: int) -> tuple[dict[str, tuple[float, float]],
         submits.append(time.perf_counter() - t)
         submit_cpu.append(time.process_time() - c)
         assert not at.error, [e.value for e in at.error]
-        time.sleep(queue.SUBMIT_WINDOW_S / queue.SUBMIT_BURST)  # untimed: a person's pace, under the flood limit
+        time.sleep(limits.SUBMIT_WINDOW_S / limits.SUBMIT_BURST)  # untimed: a person's pace, under the flood limit
     # The issue's yardstick, measured now on this machine: tells how loaded the CPUs are during the run.
     minimal = AppTest.from_string(
         "import streamlit as st\nst.radio('q', ['a', 'b', 'c', 'd'], key='r')\n"
@@ -143,12 +145,15 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--ops", type=int, default=2000)
     parser.add_argument("--reruns", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="smallest size: 500 items, 50 ops, 20 reruns, 5 submits")
     args = parser.parse_args()
+    if args.smoke:
+        args.items, args.ops, args.reruns = 500, 50, 20
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         ids = build(db, args.items)
         results = bench_store(db, ids["a"], args.ops)
-        wall, cpu = bench_page(db, args.reruns)
+        wall, cpu = bench_page(db, args.reruns, 5 if args.smoke else None)
         results.update(wall)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\n{args.items:,} items, 2 annotators; {os.cpu_count()} CPUs visible, load average {load:.1f}")

@@ -1,6 +1,7 @@
 """Cost of k-of-N assignment on a large study: one annotator step (show the next item, submit) and the queue count.
 
     python benchmarks/assignment_claim.py [--items 10000] [--annotators 5] [--steps 200] [--k 2]
+    python benchmarks/assignment_claim.py --smoke     # smallest size (200 items, 20 steps): checks the script
 
 Builds a temporary database with `--items` items in a k-of-N study and `--annotators` annotators, then lets them
 take turns: `next_unanswered` (which reserves the next item inside BEGIN IMMEDIATE), `annotator_item`, `submit`.
@@ -30,7 +31,10 @@ def main() -> None:
     p.add_argument("--annotators", type=int, default=5)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--k", type=int, default=2)
+    p.add_argument("--smoke", action="store_true", help="smallest size: 200 items, 20 steps")
     args = p.parse_args()
+    if args.smoke:
+        args.items, args.steps = 200, 20
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "items.jsonl"
         path.write_text("".join(json.dumps(nle("esnli", f"s{i}")) + "\n" for i in range(args.items)))

@@ -2,6 +2,7 @@
 
     python benchmarks/browser_latency.py [--items 30] [--sessions 1,4,8,10] [--per-session 12] [--think 0,0]
                                          [--server-cpus 0] [--browser-priority idle]
+    python benchmarks/browser_latency.py --smoke     # smallest size (3 items; 1 and 2 at once, 3 items each)
 
 Starts `nle-annotate serve` (demo study plus `--sessions` extra annotators, on a temporary database, with
 NLE_TIMING_LOG so the app logs its server-side time from the Submit callback to the end of drawing the next
@@ -358,7 +359,11 @@ def main() -> None:
                         help="Chromium's CPU priority: idle (SCHED_IDLE, the default), nice:N, or normal")
     parser.add_argument("--repo", type=Path, default=ROOT,
                         help="checkout whose app is served (e.g. an older commit, for before/after figures)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="smallest size: 3 items alone, then 1 and 2 annotators at once with 3 items each")
     args = parser.parse_args()
+    if args.smoke:
+        args.items, args.sessions, args.per_session = 3, [1, 2], 3
     args.cpus = split_cpus(args.server_cpus)  # a bad --server-cpus stops here, before anything starts
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)

@@ -2,6 +2,7 @@
 their percentile intervals) on synthetic items.
 
 Usage: python benchmarks/metric_correlation_speed.py [--items 10000 100000] [--resamples 1000] [--repeats 5]
+       python benchmarks/metric_correlation_speed.py --smoke   # smallest size (1,000 items, 50 resamples, 1 run)
 
 Human means on a 7-level grid (two annotators' averages) against a continuous metric that tracks them, the
 shape of a real study; prints per size the median wall and CPU time of one call (with the interval) and of the
@@ -39,7 +40,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="smallest size: checks the script, measures nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.items, args.resamples, args.repeats = [1000], 50, 1
     rng = np.random.default_rng(0)
     print(f"load average before: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for n in args.items:

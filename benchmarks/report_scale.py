@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/report_scale.py [--items 500000] [--db PATH] [--keep] [--png]
        [--metric] [--metric-resamples N]
+       python benchmarks/report_scale.py --smoke     # smallest size (1,000 items): checks the script
 
 Builds the store with plain executemany SQL (setup only, not timed), then times `nle-report` in a subprocess
 and reads its peak resident memory from getrusage(RUSAGE_CHILDREN). Targets: < 8 s and < 1.5 GB on 2 cores.
@@ -84,7 +85,10 @@ def main() -> int:
     parser.add_argument("--png", action="store_true", help="pass --png to nle-report (PNG figures via kaleido)")
     parser.add_argument("--metric", action="store_true", help="give every item one automatic metric score")
     parser.add_argument("--metric-resamples", type=int, default=None, help="pass --metric-resamples N to nle-report")
+    parser.add_argument("--smoke", action="store_true", help="smallest size: 1,000 items")
     args = parser.parse_args()
+    if args.smoke:
+        args.items = 1000
     tmp = Path(tempfile.mkdtemp(prefix="nle-report-bench-"))
     db = args.db or tmp / "bench.db"
     if not db.exists():

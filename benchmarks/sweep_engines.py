@@ -4,6 +4,7 @@ Prints each engine's wall time, Ray's start-up time separately, and the speed-up
 
     python benchmarks/sweep_engines.py                       # 8 runs, local then Ray with 2 CPUs
     python benchmarks/sweep_engines.py --engines ray --runs 4 --gpus-per-run 0.25 --num-cpus 0   # GPU check
+    python benchmarks/sweep_engines.py --smoke               # smallest size: 1 run of 1 step per engine
 
 The model is a random-init 2-layer T5 (d_model 32) with a word-level tokenizer built from the test fixtures,
 so the figures measure the engines (process start, imports, scheduling), not the model.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "generation" / "fixtures"
-TINY = ["--train-arg=--max-steps", "--train-arg=2", "--train-arg=--n-train", "--train-arg=3",
+TINY = ["--train-arg=--n-train", "--train-arg=3",
         "--train-arg=--n-val", "--train-arg=3", "--train-arg=--batch-size", "--train-arg=3", "--first", "2"]
 
 
@@ -53,17 +54,20 @@ def make_tiny_t5(out: Path) -> Path:
 
 
 def grid(runs: int) -> list[str]:
+    if runs == 1:
+        return ["--datasets", "esnli", "--seeds", "0", "--configs", "att_q"]
     if runs == 8:
         return ["--datasets", "esnli", "ecqa", "--seeds", "0", "1", "--configs", "att_q", "layer_norm"]
     if runs == 4:
         return ["--datasets", "esnli", "--seeds", "0", "1", "--configs", "att_q", "layer_norm"]
-    raise SystemExit("--runs must be 4 or 8")
+    raise SystemExit("--runs must be 1, 4 or 8")
 
 
 def sweep(engine: str, model: Path, out: Path, a: argparse.Namespace) -> tuple[float, str]:
     """Wall time of one `nle-gen sweep` (a fresh process, as a user runs it) and its output."""
+    steps = ["--train-arg=--max-steps", f"--train-arg={1 if a.smoke else 2}"]
     cmd = [sys.executable, "-m", "generation.cli", "sweep", "--model", str(model), "--data-root", str(FIXTURES),
-           "--out-root", str(out), *TINY, *grid(a.runs), "--engine", engine, "--no-progress"]
+           "--out-root", str(out), *TINY, *steps, *grid(a.runs), "--engine", engine, "--no-progress"]
     if engine == "ray":
         cmd += ["--cpus-per-run", str(a.cpus_per_run)]
         cmd += ["--num-cpus", str(a.num_cpus)] if a.num_cpus else []
@@ -83,11 +87,14 @@ def sweep(engine: str, model: Path, out: Path, a: argparse.Namespace) -> tuple[f
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engines", nargs="+", default=["local", "ray"], choices=["local", "ray"])
-    p.add_argument("--runs", type=int, default=8, help="8 (2 datasets x 2 seeds x 2 configurations) or 4")
+    p.add_argument("--runs", type=int, default=None,
+                   help="8 (2 datasets x 2 seeds x 2 configurations, the default), 4 or 1 (the --smoke default)")
     p.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray (0: all)")
     p.add_argument("--cpus-per-run", type=float, default=1.0)
     p.add_argument("--gpus-per-run", type=float, help="default: 1 when there are GPUs, else 0")
+    p.add_argument("--smoke", action="store_true", help="smallest size: 1 run of 1 training step per engine")
     a = p.parse_args()
+    a.runs = a.runs or (1 if a.smoke else 8)
     sys.path.insert(0, str(ROOT))
     print(f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {a.runs} tiny runs per engine", flush=True)

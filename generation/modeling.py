@@ -49,11 +49,6 @@ def set_tf32(on: bool) -> bool:
     return on
 
 
-def enable_tf32() -> bool:
-    """TF32 matmuls and convolutions on CUDA (Ampere and later use them; fp32 accumulation either way)."""
-    return set_tf32(True)
-
-
 # --- the base model -------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Crowd join links, resume codes and completion codes in the app (issue 12 §3).
+"""Crowd join links, resume codes and completion codes in the app.
 
 A visit to `/?study=NAME&join=TOKEN&pid=WORKER_ID` (or PROLIFIC_PID / workerId instead of pid) signs the worker in
 as the annotator `crowd:WORKER_ID`, created on the first visit, which also shows the worker's resume code once and

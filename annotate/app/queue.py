@@ -1,7 +1,10 @@
-"""The annotator's walk through their queue: position, progress, timing and the answer widgets' state.
+"""The annotator's walk through their queue (`Queue`, the same for every study kind): position, progress, back,
+skip, the submit rate and timing; and the rating study's answer widgets (`RatingQueue`).
 
-The state lives in session state under one `_q_<annotator id>` key; every store call passes the verified
-annotator id, so nothing here can reach another annotator's answers.
+A kind's queue adds what differs: how an item is fetched for the annotator, how its widgets are filled and read,
+and how the answer is saved (pair_queue.PairQueue for a pairwise study). The state lives in session state under
+one `_q_<annotator id>` key; every store call passes the verified annotator id, so nothing here can reach another
+annotator's answers.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ STUDY_TTL_S = 60.0
 # which configuration they are rating. The answer radio's key names the item's place in this annotator's own queue
 # (random per annotator): a new radio per item, so an answer (key press, click, a second Enter) that reaches the
 # server after the next item was drawn belongs to the previous radio and is never taken for the next item's.
-# The tags and the comment keep one widget each for the whole queue, reset for each item (`Queue._prefill`):
-# rebuilding 12 checkboxes and a text area on every item cost the browser a sixth of its time per item
+# The tags and the comment keep one widget each for the whole queue, reset for each item (`RatingQueue._prefill`):
+# the browser rebuilding the checkboxes and the text area on every item was a large share of its time per item
 # (docs/benchmarks.md).
 ANSWER_KEY_PREFIX = "_a_answer_"  # keys 1–4 tick this radio in the browser (render.keep_shortcuts_after_clicks)
 ITEM_FORM = "_a_item"
@@ -49,7 +52,8 @@ def tag_key(tag: str) -> str:
 
 @dataclass
 class Queue:
-    """One annotator's walk through their queue, kept in this browser session's state."""
+    """One annotator's walk through their queue, kept in this browser session's state. A study kind's queue
+    implements `_fetch`, `_prefill`, `_read_answer`, `_save` and `_forget`."""
 
     store: Store
     annotator: dict[str, Any]
@@ -104,28 +108,41 @@ class Queue:
         pos = self.position
         if pos is None:
             return None
-        item = self.store.annotator_item(self.aid, pos)
-        if item is None:  # the queue shrank under us (should not happen): start over from the first open item
+        item = self._fetch(pos)
+        if item is None:  # the queue changed under us (should not happen): start over from the first open item, once
             self._refresh_counts()
-            self._go(self.store.next_unanswered(self.aid))
-            return self.item() if self.position is not None else None
+            pos = self.store.next_unanswered(self.aid)
+            self._go(pos)
+            item = self._fetch(pos) if pos is not None else None
+            if item is None:
+                self._go(None)
+                return None
         s = self._state()
         if s["shown"] is None or s["shown"][0] != item["item_id"]:
             s["shown"] = (item["item_id"], time.monotonic(), pos)
         self._prefill(item)
         return item
 
+    # -- what a study kind's queue implements
+    def _fetch(self, position: int) -> dict[str, Any] | None:
+        """The blind view of the item at `position` in this annotator's queue, with their earlier `answer`."""
+        raise NotImplementedError
+
     def _prefill(self, item: dict[str, Any]) -> None:
         """Put the saved answer (or a blank one) into the widgets' state the first time the item is drawn."""
-        pos, s = item["position"], self._state()
-        if answer_key(pos) in st.session_state and s.get("filled") == pos:
-            return  # drawn again (an error, a rerun): the annotator's own choices stay
-        answer = item["answer"] or {"rating": None, "tags": [], "comment": ""}
-        st.session_state[answer_key(pos)] = answer["rating"]
-        for tag in self.study()["tags"]:
-            st.session_state[tag_key(tag)] = tag in answer["tags"]
-        st.session_state[COMMENT_KEY] = answer["comment"] or ""
-        s["filled"] = pos
+        raise NotImplementedError
+
+    def _read_answer(self, slot: int) -> tuple[dict[str, Any], list[str]]:
+        """The answer in the widgets of the item at queue position `slot`, and what is missing from it."""
+        raise NotImplementedError
+
+    def _save(self, item_id: int, answer: dict[str, Any], seconds: float | None) -> dict[str, Any]:
+        """Save the answer through the store; its saved row (with `revision`)."""
+        raise NotImplementedError
+
+    def _forget(self, slot: int) -> None:
+        """Drop the saved item's widget state, so that it starts from the database next time it is shown."""
+        raise NotImplementedError
 
     def errors(self) -> list[str] | None:
         return self._state()["errors"]
@@ -199,7 +216,8 @@ class Queue:
         self._go(self.store.next_unanswered(self.aid))
 
     def submit(self) -> None:
-        """Save the answer to the item on screen through the store; on a rule violation keep the form, say why."""
+        """Save the answer to the item on screen through the store; when something is missing or refused, keep
+        the form and say why."""
         timing.submit_received()
         s = self._state()
         item_id = self._on_screen()
@@ -207,21 +225,19 @@ class Queue:
             return
         if self._session_ended():
             return
-        # The item's widgets sit in one form, so the answer, tags and comment all arrive with this submit, and
-        # keys 1–4 (ticked in the browser) or tag clicks before it started no run of their own.
+        # The item's widgets sit in one form, so the whole answer arrives with this submit, and keys (ticked in the
+        # browser) or clicks before it started no run of their own.
         slot = self._slot_on_screen()
-        rating = st.session_state.get(answer_key(slot))
-        if rating not in RATINGS:
-            s["errors"] = ["Choose an answer (keys 1–4) before submitting."]
+        answer, missing = self._read_answer(slot)
+        if missing:
+            s["errors"] = missing
             return
         if self._flooded():
             return
-        tags = [t for t in self.study()["tags"] if st.session_state.get(tag_key(t))]
-        comment = str(st.session_state.get(COMMENT_KEY) or "").strip()
         shown = s["shown"]
         seconds = round(time.monotonic() - shown[1], 3) if shown and shown[0] == item_id else None
         try:
-            saved = self.store.submit(self.aid, item_id, rating, tags, comment, seconds)
+            saved = self._save(item_id, answer, seconds)
         except RuleViolation as e:
             s["errors"] = list(e.messages)
             return
@@ -234,10 +250,40 @@ class Queue:
         c = s["counts"]
         if c is not None and saved["revision"] == 1:
             c["answered"] += 1
-        # The saved item's widgets start from the database next time it is shown.
-        st.session_state.pop(answer_key(slot), None)
-        s["filled"] = None
+        self._forget(slot)
         s["notice"] = "Saved." if saved["revision"] == 1 else f"Saved (revision {saved['revision']})."
-        self._go(self.store.next_unanswered(self.aid, after=self.position if self.position is not None else -1))
+        self._go(self.store.next_unanswered(self.aid, after=slot))
         if s["pos"] is None:
             self._refresh_counts()
+
+
+class RatingQueue(Queue):
+    """The walk through a rating study: the answer (keys 1–4), shortcoming tags and a comment per item."""
+
+    def _fetch(self, position: int) -> dict[str, Any] | None:
+        return self.store.annotator_item(self.aid, position)
+
+    def _prefill(self, item: dict[str, Any]) -> None:
+        pos, s = item["position"], self._state()
+        if answer_key(pos) in st.session_state and s.get("filled") == pos:
+            return  # drawn again (an error, a rerun): the annotator's own choices stay
+        answer = item["answer"] or {"rating": None, "tags": [], "comment": ""}
+        st.session_state[answer_key(pos)] = answer["rating"]
+        for tag in self.study()["tags"]:
+            st.session_state[tag_key(tag)] = tag in answer["tags"]
+        st.session_state[COMMENT_KEY] = answer["comment"] or ""
+        s["filled"] = pos
+
+    def _read_answer(self, slot: int) -> tuple[dict[str, Any], list[str]]:
+        rating = st.session_state.get(answer_key(slot))
+        if rating not in RATINGS:
+            return {}, ["Choose an answer (keys 1–4) before submitting."]
+        return {"rating": rating, "tags": [t for t in self.study()["tags"] if st.session_state.get(tag_key(t))],
+                "comment": str(st.session_state.get(COMMENT_KEY) or "").strip()}, []
+
+    def _save(self, item_id: int, answer: dict[str, Any], seconds: float | None) -> dict[str, Any]:
+        return self.store.submit(self.aid, item_id, answer["rating"], answer["tags"], answer["comment"], seconds)
+
+    def _forget(self, slot: int) -> None:
+        st.session_state.pop(answer_key(slot), None)
+        self._state()["filled"] = None

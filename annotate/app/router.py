@@ -11,9 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from annotate.app import join, render, session
-from annotate.app import pair_queue as pq
-from annotate.app import queue as q
+from annotate.app import join, kinds, render, session
 
 # Absolute paths: the same pages serve `streamlit run streamlit_app.py` in a checkout and the installed
 # package's entry script (annotate/app/main.py) that `nle-annotate serve` runs.
@@ -38,12 +36,10 @@ def route() -> None:
             st.Page(PAGES / "disagreements.py", title="Disagreements", icon=":material/gavel:"),
         ]
     elif annotator:
-        # Annotators of a pairwise study get the pairwise page in place of the rating page.
-        pairwise = session.get_store().pairwise_setup(int(annotator["study_id"])) is not None
-        keys_for = pq.CHOICE_KEY_PREFIX if pairwise else q.ANSWER_KEY_PREFIX
+        # One Annotate page for every study kind; the kind draws its items and says which radio keys tick.
+        keys_for = kinds.for_annotator(session.get_store(), annotator).shortcut_prefix
         pages = [
-            st.Page(PAGES / ("pairwise.py" if pairwise else "annotate.py"), title="Annotate",
-                    icon=":material/edit_note:", default=True),
+            st.Page(PAGES / "annotate.py", title="Annotate", icon=":material/edit_note:", default=True),
             st.Page(PAGES / "guidelines.py", title="Guidelines", icon=":material/menu_book:"),
         ]
     else:

@@ -419,11 +419,12 @@ def _parse_rating(path: Path, number: int, row: dict[str, str]) -> str:
     return rating
 
 
-def _parse_tags(path: Path, number: int, row: dict[str, str], allowed: set[str]) -> list[str]:
-    tags = [t.strip() for t in row.get("tags", "").split(";") if t.strip()]
+def _parse_tags(path: Path, number: int, row: dict[str, str], allowed: set[str], column: str = "tags") -> list[str]:
+    """The `a;b` tags of a ratings file's `column` (a preferences file has one per side), each one of `allowed`."""
+    tags = [t.strip() for t in row.get(column, "").split(";") if t.strip()]
     for tag in tags:
         if tag not in allowed:
-            raise InputFileError(path, number, "tags", f"unknown shortcoming tag {tag!r}")
+            raise InputFileError(path, number, column, f"unknown shortcoming tag {tag!r}")
     return tags
 
 

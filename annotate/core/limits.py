@@ -3,7 +3,7 @@ and how fast answers may be submitted.
 
 The comment cap is enforced by the app's text boxes, by the store's submit methods and by the CSV readers of
 ratings and pairwise answers, so every export imports back. The submit rate is kept per browser session by the
-annotate pages (annotate/app/queue.py for both kinds of study).
+Annotate page's queue walk (annotate/app/queue.py, the same for every kind of study).
 """
 
 from __future__ import annotations

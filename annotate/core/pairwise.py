@@ -9,7 +9,14 @@ from pathlib import Path
 
 from annotate.core.auth import name_key
 from annotate.core.errors import InputFileError
-from annotate.core.formats import NLE, _parse_comment, _parse_seconds, _parse_submitted_at, csv_rows
+from annotate.core.formats import (
+    NLE,
+    _parse_comment,
+    _parse_seconds,
+    _parse_submitted_at,
+    _parse_tags,
+    csv_rows,
+)
 from annotate.core.scale import normalize_rating
 
 PAIR_QUESTION = "Which explanation justifies the answer better?"
@@ -172,11 +179,7 @@ def _side(path: Path, number: int, value: str, column: str, a: str, b: str, allo
 
 
 def _tags(path: Path, number: int, row: dict[str, str], column: str, allowed: set[str]) -> list[str]:
-    tags = [t.strip() for t in row.get(column, "").split(";") if t.strip()]
-    for tag in tags:
-        if tag not in allowed:
-            raise InputFileError(path, number, column, f"unknown shortcoming tag {tag!r}")
-    return list(dict.fromkeys(tags))
+    return list(dict.fromkeys(_parse_tags(path, number, row, allowed, column)))  # a tag given twice counts once
 
 
 def _optional_rating(path: Path, number: int, row: dict[str, str], column: str) -> str | None:

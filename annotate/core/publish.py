@@ -69,7 +69,8 @@ class Card:
     path: Path
 
 
-def _split_tags(value: Any) -> list[str]:
+def split_tags(value: Any) -> list[str]:
+    """A stored `a;b` tag list as a list, for Parquet's list columns."""
     return [t for t in str(value or "").split(";") if t]
 
 
@@ -87,21 +88,15 @@ def _yaml_str(text: str) -> str:
 
 
 def card_text(study: dict[str, Any], split: str, fields: dict[str, str], n_rows: int, n_annotators: int,
-              overlap: str, pairwise: dict[str, Any] | None) -> str:
-    """The dataset card: YAML header with both configs, then fields, scale, tags and the study's numbers."""
+              overlap: str, intro: list[str]) -> str:
+    """The dataset card: YAML header with both configs, then `intro` (the study kind's paragraph), fields, scale,
+    tags and the study's numbers."""
     g = study["guidelines"]
     lines = ["---", f"pretty_name: {_yaml_str('NLE human evaluation — ' + study['name'])}", "configs:",
              f"- config_name: {split}", "  default: true", "  data_files:", f"  - split: {split}",
              f"    path: data/{split}-*.parquet", "- config_name: items", "  data_files:", "  - split: items",
              "    path: items/items-*.parquet", "---", "",
-             f"# Human evaluation of natural-language explanations: study `{study['name']}`", ""]
-    if pairwise:
-        lines += [f"A blind pairwise comparison of configuration `{pairwise['a']}` (A) against `{pairwise['b']}` (B). "
-                  f"Question: \"{study['question']}\" Answers: Explanation 1, Explanation 2 or Tie; which "
-                  "configuration each annotator saw first was drawn at random per annotator and pair "
-                  "(`shown_first`).", ""]
-    else:
-        lines += [f"Question: \"{study['question']}\"", ""]
+             f"# Human evaluation of natural-language explanations: study `{study['name']}`", "", *intro]
     lines += [f"- Annotators: {n_annotators}", f"- {split.capitalize()}: {n_rows}", f"- Overlap: {overlap}",
               f"- Guidelines version: {study['guidelines_version']}", "",
               "Load with `datasets.load_dataset(\"parquet\", data_dir=DIR)` (the "
@@ -123,39 +118,20 @@ def card_text(study: dict[str, Any], split: str, fields: dict[str, str], n_rows:
 
 
 def export_parquet(store: Any, out: str | Path, study: str | None = None) -> Card:
-    """Write the study's ratings (or pairwise answers) and items as Parquet with a dataset card into `out`."""
+    """Write the study's answers (ratings, or its kind's: pairwise answers) and items as Parquet with a dataset
+    card into `out`."""
     try:
         import pyarrow  # noqa: F401
     except ImportError:
         raise ValueError("--format parquet needs pyarrow (pip install 'nle-humaneval[parquet]')") from None
     s = store.resolve_study(study)
-    pairwise = store.pairwise_setup(s["id"])
+    kind = store.study_kind(s["id"])
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists and is not an empty folder; choose a new one")
     items = store.items_frame(s["name"])
-    if pairwise:
-        rows = store.preferences_export_frame(s["name"])
-        for col in ("tags_a", "tags_b"):
-            rows[col] = rows[col].map(_split_tags)
-        for col in ("rating_a", "rating_b"):
-            rows[col] = rows[col].replace("", None)
-        split, fields = "preferences", PREFERENCE_FIELDS
-        pairs = store.conn.execute(
-            "SELECT p.item_id, p.explanation_a, p.explanation_b FROM pair_items p JOIN items i ON i.id = p.item_id"
-            " WHERE i.study_id = ?", (s["id"],)).fetchall()
-        ex = {i: (ea, eb) for i, ea, eb in pairs}
-        items["explanation_a"] = items["item_id"].map(lambda i: ex.get(i, (None, None))[0])
-        items["explanation_b"] = items["item_id"].map(lambda i: ex.get(i, (None, None))[1])
-        per_item = rows.groupby(["dataset", "sample_id"]).size()
-    else:
-        rows = store.ratings_frame(s["name"], extra=True)
-        rows["tags"] = rows["tags"].map(_split_tags)
-        per_item = rows.groupby("item_id").size()
-        rows = rows[list(RATING_FIELDS)]
-        split, fields = "ratings", RATING_FIELDS
-        items["explanation_a"] = None
-        items["explanation_b"] = None
+    answers = kind.parquet_rows(store, s, items)
+    rows, split = answers.rows, kind.parquet_split
     items["input"] = items["input"].map(lambda v: json.dumps(v, ensure_ascii=False))
     items = items[list(ITEM_FIELDS)]
     (out / "data").mkdir(parents=True, exist_ok=True)
@@ -164,6 +140,7 @@ def export_parquet(store: Any, out: str | Path, study: str | None = None) -> Car
     items.astype({"explanation_a": "string", "explanation_b": "string", "gold_label": "string"}).to_parquet(
         out / "items" / f"items-{SHARD}", index=False)
     n_annotators = int(rows["annotator"].nunique())
-    (out / "README.md").write_text(card_text(s, split, fields, len(rows), n_annotators, _overlap(per_item, s),
-                                             pairwise), encoding="utf-8")
-    return Card(len(rows), "pairwise answers" if pairwise else "ratings", out)
+    (out / "README.md").write_text(card_text(s, split, kind.parquet_fields, len(rows), n_annotators,
+                                             _overlap(answers.per_item, s), kind.card_intro(store, s)),
+                                   encoding="utf-8")
+    return Card(len(rows), kind.answers_noun, out)

@@ -1,15 +1,15 @@
-"""Annotate: one item at a time, the answer (keys 1–4), shortcoming tags, a comment, Submit (Enter)."""
+"""Annotate: one item at a time in the annotator's queue, drawn with its answer widgets by the study's kind (a
+rating study: the answer, keys 1–4, tags and a comment; a pairwise study: two explanations, 1 / 2 / Tie, keys 1,
+2, 3), then Back, Skip and Submit (Enter)."""
 
 import streamlit as st
 
-from annotate.app import finished, render, timing
-from annotate.app import queue as q
+from annotate.app import finished, kinds, render, timing
 from annotate.app.session import require_annotator
-from annotate.core.limits import MAX_COMMENT_CHARS
-from annotate.core.scale import RATINGS
 
 store, annotator = require_annotator()
-queue = q.Queue(store, annotator)
+kind = kinds.for_annotator(store, annotator)
+queue = kind.queue(store, annotator)
 study = queue.study()
 answered, total = queue.counts()
 
@@ -18,27 +18,16 @@ notice = queue.pop_notice()  # "Saved." and the like: shown beside the next item
 
 item = queue.item()
 if item is None:
-    finished.show(queue, "items")
+    finished.show(queue, f"{kind.item_noun}s")
     timing.item_drawn()
     st.stop()
 
-slot = item["position"]  # widget keys by queue position: the database id never reaches the browser
-number = queue.number(slot)
-render.item_head(f"Item {number} in your queue", bool(item["answer"]), notice, study)
+number = queue.number(item["position"])
+render.item_head(f"{kind.item_noun.capitalize()} {number} in your queue", bool(item["answer"]), notice, study)
 
-render.show_item(item)
-
-# One form holds the answer, tags, comment and buttons: keys 1–4 (ticked in the browser), tag clicks and typing
-# start no server run, so the only run per item is Submit's, and everything it saves arrives in that one message.
-form = st.form(q.ITEM_FORM, border=False, enter_to_submit=False)
-form.radio(render.md_escape(study["question"]) + " (keys 1–4)", RATINGS, format_func=render.rating_label,
-           key=q.answer_key(slot), index=None, horizontal=True)
-form.caption("Shortcoming tags")
-tag_guide = study["guidelines"].get("tags", {})
-tag_cols = form.columns(3)
-for i, tag in enumerate(study["tags"]):
-    tag_cols[i % 3].checkbox(render.md_escape(tag), key=q.tag_key(tag), help=render.tag_help(tag_guide, tag))
-form.text_area("Comment (optional)", key=q.COMMENT_KEY, height=68, max_chars=MAX_COMMENT_CHARS)
+# One form holds the answer widgets and the buttons: keys (ticked in the browser), clicks and typing start no
+# server run, so the only run per item is Submit's, and everything it saves arrives in that one message.
+form = kind.draw(queue, item, study)
 
 for message in queue.errors() or []:
     form.error(message)

@@ -14,7 +14,8 @@ per noun, each in its own module on top of it, the way sqlite-utils gives `Table
     pairwise.py     Pairwise      pairwise studies: pair items, sides, preferences in and out
 
 Each noun takes the database and the nouns it needs; the Store only builds them and forwards its methods (one
-line each, below), so every query lives in exactly one noun module.
+line each, below), so every query lives in exactly one noun module. What depends on a study's kind (rating,
+pairwise: `annotate.core.kinds`) is asked of the kind by `StudyKinds`: which kind a study is, and its export.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sqlite_utils
 
 from annotate.core.exporting import EXPORT_COLUMNS
 from annotate.core.importing import GOLD_CONFIG, ImportResult, PairImportResult
+from annotate.core.kinds import StudyKinds
 from annotate.core.schema import now_iso
 from annotate.core.store.adjudication import DISAGREEMENT_KINDS, Adjudication
 from annotate.core.store.annotators import Annotators
@@ -80,8 +82,9 @@ class Store:
         self._queue = Queue(db)
         self._annotators = Annotators(db, self._studies, self._queue)
         self._pairwise = Pairwise(db, self._studies, self._queue, self._annotators)
-        self._items = Items(db, self._studies, self._queue, self._pairwise)
-        self._ratings = Ratings(db, self._studies, self._queue, self._annotators, self._items, self._pairwise)
+        self._kinds = StudyKinds(self)
+        self._items = Items(db, self._studies, self._queue, self._kinds)
+        self._ratings = Ratings(db, self._studies, self._queue, self._annotators, self._items, self._kinds)
         self._settings = Settings(db, self._studies, self._queue)
         self._crowd = Crowd(db, self._studies, self._queue, self._annotators)
         self._adjudication = Adjudication(db, self._studies)
@@ -156,8 +159,6 @@ class Store:
     history = _Forward("_ratings", Ratings.history)
     ratings_frame = _Forward("_ratings", Ratings.ratings_frame)
     analysis_frames = _Forward("_ratings", Ratings.analysis_frames)
-    export_bytes = _Forward("_ratings", Ratings.export_bytes)
-    export = _Forward("_ratings", Ratings.export)
     import_ratings = _Forward("_ratings", Ratings.import_ratings)
     import_rated_items = _Forward("_ratings", Ratings.import_rated_items)
 
@@ -176,6 +177,10 @@ class Store:
     set_adjudication = _Forward("_adjudication", Adjudication.set_adjudication)
     adjudications_frame = _Forward("_adjudication", Adjudication.adjudications_frame)
 
+    study_kind = _Forward("_kinds", StudyKinds.study_kind)
+    export_bytes = _Forward("_kinds", StudyKinds.export_bytes)
+    export = _Forward("_kinds", StudyKinds.export)
+
     pairwise_setup = _Forward("_pairwise", Pairwise.pairwise_setup)
     set_rate_sides = _Forward("_pairwise", Pairwise.set_rate_sides)
     import_pairwise = _Forward("_pairwise", Pairwise.import_pairwise)
@@ -183,5 +188,5 @@ class Store:
     submit_preference = _Forward("_pairwise", Pairwise.submit_preference)
     preferences_frame = _Forward("_pairwise", Pairwise.preferences_frame)
     preferences_export_frame = _Forward("_pairwise", Pairwise.preferences_export_frame)
-    export_preferences_bytes = _Forward("_pairwise", Pairwise.export_preferences_bytes)
     import_preferences = _Forward("_pairwise", Pairwise.import_preferences)
+    pair_explanations = _Forward("_pairwise", Pairwise.pair_explanations)

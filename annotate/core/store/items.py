@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -15,16 +15,18 @@ from annotate.core.formats import NLE, read_nle_file
 from annotate.core.importing import GOLD_CONFIG, ImportResult
 from annotate.core.schema import now_iso
 from annotate.core.store.database import Database
-from annotate.core.store.pairwise import Pairwise
 from annotate.core.store.queue import Queue
 from annotate.core.store.studies import Studies
+
+if TYPE_CHECKING:
+    from annotate.core.kinds import StudyKinds
 
 
 class Items:
     """The `items` table of rating studies (pair items: pairwise.py)."""
 
-    def __init__(self, db: Database, studies: Studies, queue: Queue, pairwise: Pairwise) -> None:
-        self.db, self.studies, self.queue, self.pairwise = db, studies, queue, pairwise
+    def __init__(self, db: Database, studies: Studies, queue: Queue, kinds: StudyKinds) -> None:
+        self.db, self.studies, self.queue, self.kinds = db, studies, queue, kinds
 
     def import_nles(self, path: str | Path, study: str | None = None, *, with_gold: bool = False,
                     data: bytes | None = None, allow_mixed: bool = False) -> ImportResult:
@@ -38,8 +40,8 @@ class Items:
         if with_gold:
             records, gold_skipped = importing.with_gold_references(records)
         s = self.studies.get_study(study)
-        if s is not None and self.pairwise.pairwise_setup(s["id"]) is not None:
-            raise ValueError(f"study {study!r} is a pairwise study; import its NLE file with --pairwise A B")
+        if s is not None:
+            self.kinds.refuse(study, s["id"], "nle_file")
         existing = self.contents(s["id"]) if s else {}
         result, new = importing.diff_items(path, records, existing, study)
         result.gold_skipped = gold_skipped

@@ -17,7 +17,6 @@ import pandas as pd
 
 from annotate.core import auth, importing, limits
 from annotate.core.errors import AccessDenied, InputFileError
-from annotate.core.exporting import ratings_bytes
 from annotate.core.formats import read_nle_file
 from annotate.core.importing import ImportResult, PairImportResult
 from annotate.core.pairwise import (
@@ -251,9 +250,12 @@ class Pairwise:
             df[col] = df[col].fillna("")
         return df[EXPORT_PREFERENCE_COLUMNS]
 
-    def export_preferences_bytes(self, study: str | None = None, fmt: str = "csv", *, raw: bool = False) -> bytes:
-        """One row per pairwise answer (EXPORT_PREFERENCE_COLUMNS), CSV cells escaped for spreadsheets unless `raw`."""
-        return ratings_bytes(self.preferences_export_frame(study), fmt, columns=EXPORT_PREFERENCE_COLUMNS, raw=raw)
+    def pair_explanations(self, study: str | None = None) -> dict[int, tuple[str, str]]:
+        """item id -> (A's explanation, B's explanation) of every pair of a study (researchers only)."""
+        s = self.studies.resolve_study(study)
+        return {i: (ea, eb) for i, ea, eb in self.db.execute(
+            "SELECT p.item_id, p.explanation_a, p.explanation_b FROM pair_items p JOIN items i ON i.id = p.item_id"
+            " WHERE i.study_id = ?", (s["id"],))}
 
     def import_preferences(self, path: str | Path, study: str | None = None, *, pairwise: tuple[str, str] | None = None,
                            data: bytes | None = None, raw: bool = False) -> ImportResult:

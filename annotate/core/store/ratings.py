@@ -6,14 +6,13 @@ import json
 import math
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from annotate.core import auth, importing, limits
 from annotate.core.errors import AccessDenied, RuleViolation
-from annotate.core.exporting import ratings_bytes
 from annotate.core.formats import NLE, RatingRow, read_ratings_csv
 from annotate.core.importing import ImportResult
 from annotate.core.scale import DEFAULT_TAGS, RATINGS, Guidelines, Rules, score
@@ -21,18 +20,20 @@ from annotate.core.schema import now_iso
 from annotate.core.store.annotators import Annotators
 from annotate.core.store.database import Database
 from annotate.core.store.items import Items
-from annotate.core.store.pairwise import Pairwise
 from annotate.core.store.queue import Queue
 from annotate.core.store.studies import Studies
+
+if TYPE_CHECKING:
+    from annotate.core.kinds import StudyKinds
 
 
 class Ratings:
     """The `ratings` table and its append-only `rating_history`."""
 
     def __init__(self, db: Database, studies: Studies, queue: Queue, annotators: Annotators, items: Items,
-                 pairwise: Pairwise) -> None:
+                 kinds: StudyKinds) -> None:
         self.db, self.studies, self.queue, self.annotators = db, studies, queue, annotators
-        self.items, self.pairwise = items, pairwise
+        self.items, self.kinds = items, kinds
 
     def submit(
         self,
@@ -131,22 +132,6 @@ class Ratings:
                                    "tags": pd.Categorical(json.loads(row[3]))})
         return items, ratings_df
 
-    def export_bytes(self, study: str | None = None, fmt: str = "csv", *, raw: bool = False) -> bytes:
-        """The ratings export (one row per rating, EXPORT_COLUMNS) as CSV or JSONL bytes; for a pairwise study,
-        one row per pairwise answer (pairwise.EXPORT_PREFERENCE_COLUMNS). CSV cells are escaped for spreadsheets
-        unless `raw`."""
-        if self.pairwise.pairwise_setup(self.studies.resolve_study(study)["id"]) is not None:
-            return self.pairwise.export_preferences_bytes(study, fmt, raw=raw)
-        return ratings_bytes(self.ratings_frame(study), fmt, raw=raw)
-
-    def export(self, out: str | Path, fmt: str = "csv", study: str | None = None, *, raw: bool = False) -> int:
-        """Write one row per rating as CSV or JSONL; returns the number of rows."""
-        data = self.export_bytes(study, fmt, raw=raw)
-        Path(out).write_bytes(data)
-        if self.pairwise.pairwise_setup(self.studies.resolve_study(study)["id"]) is not None:
-            return len(self.pairwise.preferences_frame(study))
-        return len(self.ratings_frame(study))
-
     # -- in from elsewhere ------------------------------------------------------------------------------------------
 
     def import_ratings(self, path: str | Path, study: str | None = None, *, data: bytes | None = None,
@@ -157,8 +142,8 @@ class Ratings:
         without the export's spreadsheet escaping."""
         target = self.studies.target_study(study, create=True)
         s = self.studies.get_study(target)
-        if s is not None and self.pairwise.pairwise_setup(s["id"]) is not None:
-            raise ValueError(f"study {target!r} is a pairwise study; its answers need a `preference` column")
+        if s is not None:
+            self.kinds.refuse(target, s["id"], "ratings")
         rows = read_ratings_csv(path, s["tags"] if s else list(DEFAULT_TAGS), data, raw=raw)
         result = ImportResult(study=target)
         with self.db.transaction() as conn:
@@ -176,8 +161,8 @@ class Ratings:
         files changes nothing. A study created here gets `rules` and `guidelines`."""
         target = self.studies.target_study(study, create=True)
         s = self.studies.get_study(target)
-        if s is not None and self.pairwise.pairwise_setup(s["id"]) is not None:
-            raise ValueError(f"study {target!r} is a pairwise study; rated items cannot be imported into it")
+        if s is not None:
+            self.kinds.refuse(target, s["id"], "rated_items")
         existing = self.items.contents(s["id"]) if s else {}
         result, new = ImportResult(study=target), []
         for path, records, _ in files:
