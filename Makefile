@@ -14,23 +14,30 @@ TORCH_INDEX ?=
 app: $(VENV)/.installed-app
 	$(VENV)/bin/nle-annotate serve --db $(DB) --demo --server.address $(ADDRESS)
 
+# The suite on one pytest-xdist worker per core (TEST_WORKERS=0: one process); tests that share a resource (a
+# browser test file's server, Ray, processes racing on one database) keep to one worker each (xdist_group).
+# The eight-session Submit hammer runs HAMMER_SECONDS here; CI runs it for the full 60 s (docs/development.md).
+TEST_WORKERS ?= auto
+HAMMER_SECONDS ?= 15
 test: $(VENV)/.installed-test
-	$(VENV)/bin/python -m pytest
+	NLE_E2E_HAMMER_SECONDS=$(HAMMER_SECONDS) $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# --no-compile: Python compiles a module when it is first imported, rather than every file of torch and the rest
+# at install time.
 $(VENV)/.installed-app: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -e .
+	$(PIP) install -q --no-compile -e .
 	touch $@
 
 # torch==2.13.0 first: it is the CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build.
 $(VENV)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install -q -e '.[dev,generation,cluster]'
+	$(PIP) install -q --no-compile torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) install -q --no-compile -e '.[dev,generation,cluster]'
 	touch $@ $(VENV)/.installed-app
 
 # Every script in benchmarks/ at its smallest size, two at a time; each must exit 0 and print lines matching its

@@ -14,6 +14,17 @@ from annotate.core.store import Store
 from tests.helpers import COMVE_DIR
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a `slow` test first, and in each file its slow tests first: under pytest-xdist the longest tests
+    start at once and overlap the rest instead of ending the run alone. Each file stays in one piece (its
+    module-scoped fixtures are made once); otherwise the order is pytest's."""
+    first = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.path, index)
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path not in slow_files, first[item.path], not item.get_closest_marker("slow")))
+
+
 @pytest.fixture(autouse=True)
 def seeded_check_slots(monkeypatch: pytest.MonkeyPatch) -> None:
     """Attention-check positions drawn from a fixed seed, so that every test sees the same queues (the app draws

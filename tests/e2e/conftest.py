@@ -41,14 +41,15 @@ def _missing() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the browser tests cleanly, with the reason, where Chromium or Playwright is absent."""
+    """Skip the browser tests cleanly, with the reason, where Chromium or Playwright is absent. Under xdist
+    (`--dist loadgroup`) each file runs on one worker, so its module-scoped app server and browser are made once."""
     reason = _missing()
-    if reason is None:
-        return
     here = Path(__file__).parent
     for item in items:
         if here in Path(item.path).parents:
-            item.add_marker(pytest.mark.skip(reason=reason))
+            item.add_marker(pytest.mark.xdist_group(f"browser-{Path(item.path).stem}"))
+            if reason is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def _free_port() -> int:

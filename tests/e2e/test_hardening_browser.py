@@ -29,7 +29,8 @@ from .conftest import App  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-# How long the eight sessions hammer Submit (60 s: long enough for every race); NLE_E2E_HAMMER_SECONDS shortens it locally.
+# How long the eight sessions hammer Submit: 60 s by default and in CI; `make test` runs 15 s
+# (NLE_E2E_HAMMER_SECONDS, the Makefile's HAMMER_SECONDS).
 HAMMER_SECONDS = float(os.environ.get("NLE_E2E_HAMMER_SECONDS", "60"))
 
 # A widget id in a protobuf frame is a length-prefixed string "$$ID-<hash>-<key>"; frames are read as latin-1 so
@@ -166,6 +167,7 @@ def test_enter_right_after_ticking_a_tag_submits(demo: App, new_page) -> None:
     assert [ratings.get(q["item_id"]) for q in queue[:4]] == [("weak_no", "hallucination")] * 4
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(HAMMER_SECONDS + 300)
 def test_eight_sessions_hammering_submit_show_no_error_and_lose_nothing(demo: App, new_page, tmp_path) -> None:
     """8 annotators in 8 browser sessions press a key and Enter on every page without waiting, round after

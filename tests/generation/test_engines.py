@@ -36,6 +36,7 @@ def ray_shut_down():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_ray_runs_eight_jobs_once(tiny_t5: Path, tmp_path: Path, capsys, ray_shut_down) -> None:
     runs = tmp_path / "runs"
     grid = ["--datasets", "esnli", "ecqa", "--seeds", "0", "1", "--configs", "att_q", "layer_norm"]
@@ -63,6 +64,7 @@ def test_ray_runs_eight_jobs_once(tiny_t5: Path, tmp_path: Path, capsys, ray_shu
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_ray_retries_a_failed_attempt_and_reports_a_failing_run(tiny_t5: Path, tmp_path: Path, capsys,
                                                                  monkeypatch, ray_shut_down) -> None:
     monkeypatch.chdir(tmp_path)  # relative --out-root: Ray workers run from the driver's directory
@@ -187,13 +189,14 @@ def test_summary_and_exit_status(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_ctrl_c_cancels_what_has_not_finished(tiny_t5: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the cluster extra (ray) is not installed")
     import os
     import signal
     import subprocess
     import sys
-    import time
+    import threading
 
     runs = tmp_path / "runs"
     # 60 steps per run (the later --max-steps wins): long enough that Ctrl-C lands while runs are left
@@ -202,14 +205,25 @@ def test_ctrl_c_cancels_what_has_not_finished(tiny_t5: Path, tmp_path: Path) -> 
                                                              "--train-arg=60")]
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    # one CPU: the runs go one at a time, so some are still to do when the first is complete
-    proc = subprocess.Popen([*args, "--engine", "ray", "--num-cpus", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
-    deadline = time.monotonic() + 240
-    while not list(runs.glob("esnli/att_q/seed-*/nles.jsonl")) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    # one CPU: the runs go one at a time, so some are still to do when the first is complete. The progress bar
+    # (on, here) tells the moment the sweep has counted the first run done: Ctrl-C is sent then.
+    proc = subprocess.Popen([*(a for a in args if a != "--no-progress"), "--engine", "ray", "--num-cpus", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    chunks, first_done = [], threading.Event()
+
+    def read() -> None:
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            chunks.append(chunk)
+            if b"done 1," in b"".join(chunks[-2:]):
+                first_done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    first_done.wait(240)
     proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=120)[0]
+    proc.wait(timeout=120)
+    reader.join(30)
+    out = b"".join(chunks).decode()
     assert proc.returncode == 130, out
     done = [d for d in sorted(runs.glob("esnli/att_q/seed-*")) if is_complete(d)]
     assert 1 <= len(done) < 3
@@ -221,6 +235,7 @@ def test_ctrl_c_cancels_what_has_not_finished(tiny_t5: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_ray_joins_an_existing_cluster(tiny_t5: Path, tmp_path: Path, monkeypatch, ray_shut_down) -> None:
     import os
     import subprocess

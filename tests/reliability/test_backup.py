@@ -17,6 +17,9 @@ from annotate.core.store import Store
 
 from .helpers import CODES, annotator_ids, make_study, parse_acks, start_writer
 
+# Processes or threads racing on one database: never beside another such test (xdist, --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("timing")
+
 CLI = Path(sys.executable).with_name("nle-annotate")
 TABLE_KEYS = {"rating_history": "id", "ratings": "annotator_id, item_id", "assignments": "annotator_id, position"}
 

@@ -13,6 +13,9 @@ from annotate.core.store import Store
 from .helpers import annotator_ids, make_study, parse_acks, start_writer
 from .writer import answer_for
 
+# Processes or threads racing on one database: never beside another such test (xdist, --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("timing")
+
 N_ITEMS = 5_000
 
 

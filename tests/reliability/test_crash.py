@@ -19,6 +19,9 @@ from annotate.core.store import Store
 from .helpers import annotator_ids, make_study, parse_acks, start_writer, write_nles
 from .writer import answer_for
 
+# Processes or threads racing on one database: never beside another such test (xdist, --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("timing")
+
 IMPORTER = Path(__file__).with_name("importer.py")
 KILLS = 5
 N_ITEMS = 3_000

@@ -42,6 +42,7 @@ def crowd_load() -> Iterator[ModuleType]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
+@pytest.mark.xdist_group("timing")
 @pytest.mark.skipif(not CLI.exists(), reason=f"console script {CLI} not found (pip install -e .)")
 def test_smoke_run_against_the_real_server_stores_every_acknowledged_answer(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"

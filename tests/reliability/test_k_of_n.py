@@ -15,6 +15,9 @@ import pytest
 from annotate.core.store import Store
 from tests.helpers import nle
 
+# Processes or threads racing on one database: never beside another such test (xdist, --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("timing")
+
 N_ITEMS, K, NAMES = 100, 2, ("ann1", "ann2", "ann3", "ann4", "ann5")
 
 
@@ -82,32 +85,34 @@ def test_five_threads_each_with_its_own_store_leave_exactly_k_ratings(tmp_path: 
     check_exactly_k(db)
 
 
-# Each process imports the tests package from the repository root and waits for the start file, so that all five
-# have opened their store before any submits. Plain subprocesses, not multiprocessing's spawn: spawn re-imports the
-# parent's __main__, which under pytest (after AppTest has run scripts) is not importable.
+# Each process imports the tests package from the repository root, opens its store, says "ready" and waits for
+# "go" on its stdin, so that all five have opened their store before any submits. Plain subprocesses, not
+# multiprocessing's spawn: spawn re-imports the parent's __main__, which under pytest (after AppTest has run
+# scripts) is not importable.
 _CHILD = """
-import sys, time
-from pathlib import Path
+import sys
 from tests.reliability.test_k_of_n import rate_until_done
-db, name, start = sys.argv[1:4]
-class StartFile:
+db, name = sys.argv[1:3]
+class Go:
     def wait(self, timeout):
-        deadline = time.monotonic() + timeout
-        while not Path(start).exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-print(rate_until_done(db, name, pause_s=0.005, barrier=StartFile()))
+        print("ready", flush=True)
+        sys.stdin.readline()
+print(rate_until_done(db, name, pause_s=0.005, barrier=Go()))
 """
 
 
 @pytest.mark.timeout(180)
 def test_five_os_processes_leave_exactly_k_ratings(tmp_path: Path) -> None:
     db = make_study(tmp_path)
-    start = tmp_path / "start"
     root = Path(__file__).resolve().parents[2]
-    procs = {n: subprocess.Popen([sys.executable, "-c", _CHILD, str(db), n, str(start)], cwd=root,
+    procs = {n: subprocess.Popen([sys.executable, "-c", _CHILD, str(db), n], cwd=root, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in NAMES}
-    time.sleep(0.5)
-    start.touch()
+    for name, p in procs.items():  # each has opened its store
+        if p.stdout.readline() != "ready\n":
+            pytest.fail(f"{name} did not start:\n{p.communicate(timeout=60)[1]}")
+    for p in procs.values():
+        p.stdin.write("go\n")
+        p.stdin.flush()
     counts = {}
     for name, p in procs.items():
         out, err = p.communicate(timeout=150)

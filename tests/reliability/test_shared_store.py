@@ -18,6 +18,9 @@ from tests.helpers import next_item
 
 from .helpers import make_study
 
+# Processes or threads racing on one database: never beside another such test (xdist, --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("timing")
+
 N_THREADS, SECONDS = 8, 4.0
 CODES = {f"ann-{i}": f"code-{i}-1234" for i in range(N_THREADS)}
 

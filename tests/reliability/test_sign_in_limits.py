@@ -55,6 +55,7 @@ def race(db: Path, n: int, attempt: Callable[[Store, int], str]) -> list[str]:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.xdist_group("timing")
 def test_forty_parallel_guesses_get_at_most_five_codes_checked(db: Path) -> None:
     """Every thread is its own session (its own Store); they start together and all guess alice's code."""
     def guess(store: Store, i: int) -> str:
@@ -113,6 +114,7 @@ def test_one_client_trying_many_names_is_limited(db: Path, clock) -> None:
         assert store.authenticate("alice", CODES["alice"], client="192.0.2.1")["name"] == "alice"
 
 
+@pytest.mark.xdist_group("timing")
 def test_a_huge_name_is_refused_without_hashing_and_attempts_are_pruned(db: Path) -> None:
     with Store(db) as store:
         store.conn.execute("INSERT INTO login_attempts (name, at, ok, client) VALUES ('old', ?, 0, 'x')",
@@ -164,6 +166,7 @@ def test_wrong_join_links_lock_out_only_that_client_and_create_nothing(joinable,
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.xdist_group("timing")
 def test_parallel_wrong_join_links_get_at_most_five_token_checks(joinable) -> None:
     db, _ = joinable
 
