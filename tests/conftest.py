@@ -11,6 +11,7 @@ import pytest
 
 from annotate.core import assignment
 from annotate.core.store import Store
+from annotate.core.store import pairwise as pairwise_store
 from tests.helpers import COMVE_DIR
 
 
@@ -26,10 +27,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def seeded_check_slots(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Attention-check positions drawn from a fixed seed, so that every test sees the same queues (the app draws
-    them from the system's randomness)."""
+def seeded_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attention-check positions and pairwise sides drawn from a fixed seed, so that every test sees the same queues
+    and sides whatever ran before it (the app draws them from the system's randomness)."""
     monkeypatch.setattr(assignment, "_SLOT_RNG", random.Random(0))
+    monkeypatch.setattr(pairwise_store, "_SIDES", random.Random(0))
 
 
 @pytest.fixture
