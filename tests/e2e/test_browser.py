@@ -28,6 +28,7 @@ from .annotator_page import (  # noqa: E402
     Shown,
     answer,
     progress,
+    settle,
     shown,
     sign_in,
     submit_with_enter,
@@ -251,6 +252,7 @@ def test_researcher_pages_need_the_admin_password(demo_app: App, new_page) -> No
 
     admin = new_page()
     admin.goto(demo_app.url)
+    settle(admin)  # a run still going when Sign in is pressed can redraw the page without its message
     admin.get_by_text("Researcher", exact=True).click()
     admin.get_by_label("Admin password").fill("not-the-password")
     admin.get_by_role("button", name="Sign in as researcher").click()
