@@ -16,7 +16,7 @@ app: $(VENV)/.installed-app
 
 # The suite on one pytest-xdist worker per core (TEST_WORKERS=0: one process); tests that share a resource (a
 # browser test file's server, Ray, processes racing on one database) keep to one worker each (xdist_group).
-# The eight-session Submit hammer runs HAMMER_SECONDS here; CI runs it for the full 60 s (docs/development.md).
+# The eight-session Submit hammer runs HAMMER_SECONDS here; CI runs it again for the full 60 s (.ci/run).
 TEST_WORKERS ?= auto
 HAMMER_SECONDS ?= 15
 # One math thread per process: the workers, servers and subprocesses already fill the cores, and idle OpenMP and
