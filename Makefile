@@ -29,18 +29,16 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-# --no-compile: Python compiles a module when it is first imported, rather than every file of torch and the rest
-# at install time.
 $(VENV)/.installed-app: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --no-compile -e .
+	$(PIP) install -q -e .
 	touch $@
 
 # torch==2.13.0 first: it is the CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build.
 $(VENV)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --no-compile torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install -q --no-compile -e '.[dev,generation,cluster]'
+	$(PIP) install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) install -q -e '.[dev,generation,cluster]'
 	touch $@ $(VENV)/.installed-app
 
 # Every script in benchmarks/ at its smallest size, two at a time; each must exit 0 and print lines matching its
