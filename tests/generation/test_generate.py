@@ -175,23 +175,28 @@ def _validation_examples(run: Path) -> list[Example]:
     return run_examples(run, read_run(run)["train_config"], "validation")
 
 
+def tiny_bert_encoder(tiny_t5: Path, enc_dir: Path) -> Path:
+    """A random-init one-layer BERT with the tiny T5's tokenizer, saved as a local BERTScore encoder."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tok = AutoTokenizer.from_pretrained(tiny_t5)
+    tok.save_pretrained(enc_dir)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(enc_dir)
+    return enc_dir
+
+
 def test_per_item_bertscore_is_the_best_over_the_gold_explanations(memorized_run: Path, tiny_t5: Path,
                                                                   tmp_path: Path) -> None:
     """e-SNLI has three gold explanations per validation item: as FEB's nBERTs (scripts/metrics.py: the max over
     `explanation_1..3`), the per-item F1 is the best over them, not the first one's."""
     import csv
 
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
     from generation.generate import bertscore_scorer
 
-    enc_dir = tmp_path / "bert"
-    tok = AutoTokenizer.from_pretrained(tiny_t5)
-    tok.save_pretrained(enc_dir)
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(enc_dir)
+    enc_dir = tiny_bert_encoder(tiny_t5, tmp_path / "bert")
     scorer = bertscore_scorer(str(enc_dir), layer=1)
     # The validation file again, with the memorised explanation second, between two that differ from it.
     data = tmp_path / "esnli"
@@ -225,17 +230,9 @@ def test_generate_on_missing_run_is_a_clear_error(tmp_path: Path, capsys) -> Non
 
 
 def test_bertscore_with_a_local_encoder(memorized_run: Path, tiny_t5: Path, tmp_path: Path) -> None:
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
     from generation.generate import bertscore_scorer
 
-    enc_dir = tmp_path / "bert"
-    tok = AutoTokenizer.from_pretrained(tiny_t5)
-    tok.save_pretrained(enc_dir)
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(enc_dir)
+    enc_dir = tiny_bert_encoder(tiny_t5, tmp_path / "bert")
     scorer = bertscore_scorer(str(enc_dir), layer=1)
     same, other = scorer(["a man plays a guitar", "dogs run"], [["a man plays a guitar"], ["kids swim in a pool"]])
     assert same == pytest.approx(1.0, abs=1e-5) and other < same
