@@ -222,7 +222,8 @@ def test_hostile_text_shows_literally_and_runs_nothing(demo_app: App, new_page, 
         main = page.locator('[data-testid="stMain"]')
         for selector in ('img[src="x"]', "img[onerror]", "script:not([src])", "svg[onload]", "iframe",
                          'a[href^="javascript"]', "h1", "strong", "b", "i", "code"):
-            found = [e.evaluate("e => e.outerHTML") for e in main.locator(selector).all()]
+            # One read of the whole list: a redraw between counting elements and reading them cannot break it.
+            found = main.locator(selector).evaluate_all("els => els.map(e => e.outerHTML)")
             assert not [f for f in found if re.search(r"alert|bold|heading|title|under|entailment|choice1|x\^2", f)], \
                 f"{selector} rendered from the file: {found}"
         answer(page, "yes", [])
@@ -243,7 +244,9 @@ def test_researcher_pages_need_the_admin_password(demo_app: App, new_page) -> No
     assert "Guidelines" in nav.inner_text()
     for name in ("Researcher", "Analysis", "Side by side", "Disagreements"):
         assert name not in page.inner_text("body")
-    hrefs = [a.get_attribute("href") or "" for a in page.locator("a").all()]
+    settle(page)
+    # One read of every link: a redraw between counting the links and reading them cannot break it.
+    hrefs = page.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href') || '')")
     assert not [h for h in hrefs if re.search(r"researcher|analysis|side_by_side|disagreements", h)]
     # Typing the address does not get there either: it is not a page of an annotator (or anonymous) session.
     page.goto(f"{demo_app.url}/researcher")
