@@ -33,5 +33,5 @@ $PIP check || echo "note: pip check reports the conflicts above (floors of trans
 $VENV/bin/python -m pip freeze | grep -iE "^($(printf '%s|' "${FLOORS[@]%%==*}")torch)==" || true
 # The fast tests of the three packages (browser, reliability subprocesses and `slow` tests test the code, not
 # the floors, and run in `make test` at the current versions).
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not slow and not e2e" \
-  tests/annotate tests/analysis tests/generation tests/test_cli_docs.py "$@"
+FLOORS_TESTS=(tests/annotate tests/analysis tests/generation tests/test_cli_docs.py)
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not slow and not e2e" "${FLOORS_TESTS[@]}" "$@"

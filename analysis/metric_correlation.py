@@ -6,11 +6,11 @@ over configuration means. Definitions, choices and references (e-ViL, FEB): docs
 next to the ratings".
 
 Pure functions over arrays and two over a tidy table (no store); `metric_report` puts them together for a
-study's report from its rated items (analysis.data.Prepared) and the store's metric table. A resample is written as how many times it holds
-each item (a row of counts), so every resample shares one sort of the data: ranks are running sums of counts over
-the sorted order, and τ-b's S (concordant minus discordant pairs) is summed level by level as in a merge sort, each
-level one vectorised pass over all resamples. Both equal SciPy's `spearmanr` / `kendalltau` (variant b) on the
-resampled arrays.
+study's report from its rated items (analysis.data.Prepared) and the store's metric table. A resample is written
+as how many times it holds each item (a row of counts), so every resample shares one sort of the data: ranks are
+running sums of counts over the sorted order, and τ-b's S (concordant minus discordant pairs) is summed level by
+level as in a merge sort, each level one vectorised pass over all resamples. Both equal SciPy's `spearmanr` /
+`kendalltau` (variant b) on the resampled arrays.
 """
 
 from __future__ import annotations
@@ -296,10 +296,9 @@ def _ratable(table: pd.DataFrame, human: pd.Series) -> pd.DataFrame:
     for name in ("metric", "dataset", "config"):
         # Checked per distinct name (a handful), not per row: a study has hundreds of thousands of rows.
         column = table[name].astype(object)
-        names = pd.unique(column)
-        bad = [v for v in names if not isinstance(v, str) or not v.strip()]
-        blank = column.isin(bad) | column.isna() if bad else None
-        if blank is not None and blank.any():
+        bad = [v for v in pd.unique(column) if not isinstance(v, str) or not v.strip()]
+        if bad:
+            blank = column.isin(bad) | column.isna()
             raise ValueError(f"metric table: item {_plain(table[blank].iloc[0]['item_id'])!r} has no {name} name")
     value, bad = _numbers(table["value"])
     if bad.any():

@@ -15,8 +15,7 @@ from pathlib import Path
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-# The test folders the floors job runs (see the pytest line at the end of .ci/floors.sh).
-FLOORS_TESTED = ["tests/annotate", "tests/analysis", "tests/generation", "tests/test_cli_docs.py"]
+FLOORS_SCRIPT = ROOT / ".ci" / "floors.sh"
 OWN = {"annotate", "analysis", "generation", "tests"}
 
 
@@ -24,14 +23,18 @@ def _requirement_name(requirement: str) -> str:
     return re.match(r"[A-Za-z0-9_.-]+", requirement.strip()).group(0).lower()
 
 
+def floors_array(name: str) -> list[str]:
+    """The words of a bash array `NAME=(...)` of .ci/floors.sh."""
+    found = re.search(rf"^{name}=\(([^)]*)\)", FLOORS_SCRIPT.read_text(), re.MULTILINE)
+    assert found, f".ci/floors.sh has no {name}=(...) line"
+    return found.group(1).split()
+
+
 def floors_environment() -> set[str]:
     """Distributions the floors job installs: core dependencies, the generation extra and its TEST_TOOLS."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {_requirement_name(r) for r in project["dependencies"] + project["optional-dependencies"]["generation"]}
-    script = (ROOT / ".ci" / "floors.sh").read_text()
-    tools = re.search(r"^TEST_TOOLS=\(([^)]*)\)", script, re.MULTILINE)
-    assert tools, ".ci/floors.sh has no TEST_TOOLS=(...) line"
-    return with_requirements(names | set(tools.group(1).split()))
+    return with_requirements(names | set(floors_array("TEST_TOOLS")))
 
 
 def _normal(name: str) -> str:
@@ -68,8 +71,8 @@ def top_level_imports(path: Path) -> set[str]:
 
 def test_floors_job_installs_every_package_its_tests_import_at_the_top() -> None:
     installed = floors_environment()
-    files = [p for entry in FLOORS_TESTED for p in ((ROOT / entry).rglob("*.py") if (ROOT / entry).is_dir()
-                                                     else [ROOT / entry])]
+    entries = [ROOT / entry for entry in floors_array("FLOORS_TESTS")]
+    files = [p for entry in entries for p in (entry.rglob("*.py") if entry.is_dir() else [entry])]
     files += [ROOT / "tests" / "conftest.py", ROOT / "tests" / "helpers.py"]
     providers = metadata.packages_distributions()
     missing = {}

@@ -37,7 +37,8 @@ OUTPUT_FILES = ("report.html", "agreement.json", "scores.csv", "shortcomings.csv
 
 def sections(a: Analysis, figs: dict[str, go.Figure]) -> list[str]:
     """report.html's body for a rating study, in order: heading and notes, scores, agreement, side by side, power
-    (when estimated), automatic metrics (when the study has metric scores), disagreements. Plotly's JavaScript is inlined once, with the first figure."""
+    (when estimated), automatic metrics (when the study has metric scores), disagreements. Plotly's JavaScript is
+    inlined once, with the first figure."""
     e = escape
     parts = [f"<h1>Human evaluation report — study {e(a.study)}</h1>",
              f"<p>Annotators: {e(', '.join(a.annotators)) or 'none'}. Items with a rating: {a.n_items}; rated by "

@@ -229,7 +229,8 @@ def _m0008_resume_key(db: sqlite_utils.Database) -> None:
 
 def _metric_scores(value: object) -> dict[str, float] | None:
     """An item's `metadata.metrics` as 0009 moves it: an object of names (printable, at most 100 characters, without
-    surrounding spaces) to finite numbers; None for anything else, which stays in the metadata untouched."""
+    surrounding spaces) to finite numbers; None for anything else, which stays in the metadata untouched. The
+    reader's rule (formats._metrics) as it stood for this migration, copied: an applied migration never changes."""
     if not isinstance(value, dict):
         return None
     out: dict[str, float] = {}

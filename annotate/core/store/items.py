@@ -21,6 +21,10 @@ from annotate.core.store.studies import Studies
 if TYPE_CHECKING:
     from annotate.core.kinds import StudyKinds
 
+# Every metric score of one study's items: (item_id, name, value).
+_STUDY_METRICS = ("SELECT m.item_id, m.name, m.value FROM item_metrics m CROSS JOIN items i ON i.id = m.item_id"
+                  " WHERE i.study_id = ?")
+
 
 class Items:
     """The `items` table of rating studies (pair items: pairwise.py)."""
@@ -72,9 +76,7 @@ class Items:
             return 0
         ids = {(d, s, c): i for i, d, s, c in conn.execute(
             "SELECT id, dataset, sample_id, config FROM items WHERE study_id = ?", (study_id,))}
-        held = {(i, name): value for i, name, value in conn.execute(
-            "SELECT m.item_id, m.name, m.value FROM item_metrics m CROSS JOIN items i ON i.id = m.item_id"
-            " WHERE i.study_id = ?", (study_id,))}
+        held = {(i, name): value for i, name, value in conn.execute(_STUDY_METRICS, (study_id,))}
         new: dict[tuple[int, str], float] = {}
         for path, records in files:
             for r in records:
@@ -109,9 +111,7 @@ class Items:
 
     def _metrics_by_item(self, study_id: int) -> dict[int, dict[str, float]]:
         out: dict[int, dict[str, float]] = {}
-        for item_id, name, value in self.db.execute(
-                "SELECT m.item_id, m.name, m.value FROM item_metrics m CROSS JOIN items i ON i.id = m.item_id"
-                " WHERE i.study_id = ? ORDER BY m.item_id, m.name", (study_id,)):
+        for item_id, name, value in self.db.execute(_STUDY_METRICS + " ORDER BY m.item_id, m.name", (study_id,)):
             out.setdefault(item_id, {})[name] = value
         return out
 
